@@ -1,0 +1,395 @@
+//! The LDAP connection: `ldap://` (optionally StartTLS), `ldaps://` and
+//! `ldapi://`; simple bind or SASL EXTERNAL; a timeout on every operation.
+//! Errors name the URL and the cause so an administrator can act on them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::controls::RawControl;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
+use thiserror::Error;
+
+use super::entry::Entry;
+use crate::policy::{Bind, DirectorySettings, read_password_file};
+
+#[derive(Debug, Error)]
+pub enum DirectoryError {
+    #[error("{url}: {what}")]
+    Setup { url: String, what: String },
+    #[error("{url}: cannot connect: {cause}")]
+    Connect { url: String, cause: String },
+    #[error("{url}: bind as {who} refused: {cause}")]
+    Bind {
+        url: String,
+        who: String,
+        cause: String,
+    },
+    #[error("{url}: search of {base:?} ({filter}) failed: {cause}")]
+    Search {
+        url: String,
+        base: String,
+        filter: String,
+        cause: String,
+    },
+    #[error("{url}: {what}")]
+    Content { url: String, what: String },
+}
+
+/// An open, bound connection. It counts its searches so that tests and the
+/// benchmark can hold the snapshot to a fixed number of round trips.
+pub struct Directory {
+    ldap: Ldap,
+    url: String,
+    timeout: Duration,
+    searches: usize,
+}
+
+/// SD-flags control ([MS-ADTS] 3.1.1.3.4.1.11): ask for owner, group and DACL.
+/// Sent non-critical: OpenLDAP refuses it as critical, AD honours it either way.
+const SD_FLAGS_OID: &str = "1.2.840.113556.1.4.801";
+const SD_FLAGS_OWNER_GROUP_DACL: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x07];
+
+/// Page size for searches that may return many entries.
+const PAGE_SIZE: i32 = 500;
+
+impl Directory {
+    /// Connects and binds as the policy says.
+    pub async fn connect(settings: &DirectorySettings) -> Result<Directory, DirectoryError> {
+        let url = settings.url.clone();
+        let setup = |what: String| DirectoryError::Setup {
+            url: url.clone(),
+            what,
+        };
+        let mut conn = LdapConnSettings::new()
+            .set_conn_timeout(settings.timeout)
+            .set_starttls(settings.starttls);
+        let tls = settings.starttls || url.to_ascii_lowercase().starts_with("ldaps://");
+        if tls {
+            conn = conn.set_config(Arc::new(
+                tls_config(settings.ca_file.as_deref()).map_err(setup)?,
+            ));
+        }
+        let password = match &settings.bind {
+            Bind::Simple { password_file, .. } => {
+                Some(read_password_file(password_file).map_err(setup)?)
+            }
+            Bind::SaslExternal => None,
+        };
+        let (driver, ldap) = LdapConnAsync::with_settings(conn, &url)
+            .await
+            .map_err(|e| DirectoryError::Connect {
+                url: url.clone(),
+                cause: describe(&e),
+            })?;
+        ldap3::drive!(driver);
+        let mut dir = Directory {
+            ldap,
+            url,
+            timeout: settings.timeout,
+            searches: 0,
+        };
+        match (&settings.bind, password) {
+            (Bind::Simple { user, .. }, Some(pw)) => dir.simple_bind(user, &pw).await?,
+            _ => dir.sasl_external_bind().await?,
+        }
+        Ok(dir)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Searches issued on this connection so far.
+    pub fn searches(&self) -> usize {
+        self.searches
+    }
+
+    /// Simple bind. A name that is not a DN (`ws01$`, `alice@corp.example`,
+    /// `CORP\alice`) is tried as given first (AD accepts those forms), then
+    /// resolved to a DN by an anonymous search where the server allows it.
+    async fn simple_bind(&mut self, user: &str, password: &str) -> Result<(), DirectoryError> {
+        let url = self.url.clone();
+        let refused = |cause: String| DirectoryError::Bind {
+            url: url.clone(),
+            who: user.to_string(),
+            cause,
+        };
+        let result = self
+            .ldap
+            .with_timeout(self.timeout)
+            .simple_bind(user, password)
+            .await
+            .map_err(|e| refused(describe(&e)))?;
+        if result.rc == 0 {
+            return Ok(());
+        }
+        // 34 invalidDNSyntax: a server that wants a DN.
+        if result.rc == 34 && !looks_like_dn(user) {
+            let dn = self.resolve_name(user).await.map_err(|e| {
+                refused(format!(
+                    "the server wants a DN and the name could not be resolved ({e}); put the account's DN in the policy"
+                ))
+            })?;
+            let result = self
+                .ldap
+                .with_timeout(self.timeout)
+                .simple_bind(&dn, password)
+                .await
+                .map_err(|e| refused(describe(&e)))?;
+            if result.rc == 0 {
+                return Ok(());
+            }
+            return Err(refused(ldap_result_text(&result)));
+        }
+        Err(refused(ldap_result_text(&result)))
+    }
+
+    async fn sasl_external_bind(&mut self) -> Result<(), DirectoryError> {
+        let result = self
+            .ldap
+            .with_timeout(self.timeout)
+            .sasl_external_bind()
+            .await
+            .map_err(|e| DirectoryError::Bind {
+                url: self.url.clone(),
+                who: "SASL EXTERNAL".into(),
+                cause: describe(&e),
+            })?;
+        if result.rc != 0 {
+            return Err(DirectoryError::Bind {
+                url: self.url.clone(),
+                who: "SASL EXTERNAL".into(),
+                cause: ldap_result_text(&result),
+            });
+        }
+        Ok(())
+    }
+
+    /// Finds the DN of an account named by `sAMAccountName`, UPN or
+    /// `DOMAIN\name`, under the default naming context.
+    pub async fn resolve_name(&mut self, name: &str) -> Result<String, DirectoryError> {
+        let root = self.root_dse().await?;
+        let base = root
+            .string("defaultNamingContext")
+            .ok()
+            .flatten()
+            .ok_or_else(|| DirectoryError::Content {
+                url: self.url.clone(),
+                what: "the rootDSE has no defaultNamingContext".into(),
+            })?;
+        let filter = account_filter(name);
+        let found = self
+            .search(&base, Scope::Subtree, &filter, &["1.1"], false)
+            .await?;
+        match found.as_slice() {
+            [one] => Ok(one.dn.clone()),
+            [] => Err(DirectoryError::Content {
+                url: self.url.clone(),
+                what: format!("no account matches {name:?} under {base}"),
+            }),
+            many => Err(DirectoryError::Content {
+                url: self.url.clone(),
+                what: format!("{} accounts match {name:?} under {base}", many.len()),
+            }),
+        }
+    }
+
+    /// The rootDSE (base search of the empty DN).
+    pub async fn root_dse(&mut self) -> Result<Entry, DirectoryError> {
+        let attrs = [
+            "defaultNamingContext",
+            "configurationNamingContext",
+            "rootDomainNamingContext",
+            "dnsHostName",
+            "namingContexts",
+        ];
+        let mut found = self
+            .search("", Scope::Base, "(objectClass=*)", &attrs, false)
+            .await?;
+        found.pop().ok_or_else(|| DirectoryError::Content {
+            url: self.url.clone(),
+            what: "the server returned no rootDSE".into(),
+        })
+    }
+
+    /// One search, paged when `paged` (for result sets that can be large).
+    /// Entries come back as [`Entry`]; a malformed one fails the search with a
+    /// message instead of panicking. The SD-flags control rides on every search.
+    pub async fn search(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        paged: bool,
+    ) -> Result<Vec<Entry>, DirectoryError> {
+        self.searches += 1;
+        let fail = |cause: String| DirectoryError::Search {
+            url: self.url.clone(),
+            base: base.to_string(),
+            filter: filter.to_string(),
+            cause,
+        };
+        let attrs: Vec<String> = attrs.iter().map(|a| a.to_string()).collect();
+        let control = RawControl {
+            ctype: SD_FLAGS_OID.into(),
+            crit: false,
+            val: Some(SD_FLAGS_OWNER_GROUP_DACL.to_vec()),
+        };
+        let ldap = self
+            .ldap
+            .with_controls(vec![control])
+            .with_timeout(self.timeout);
+        let mut stream = if paged {
+            ldap.streaming_search_with(
+                ldap3::adapters::PagedResults::new(PAGE_SIZE),
+                base,
+                scope,
+                filter,
+                attrs,
+            )
+            .await
+        } else {
+            ldap.streaming_search(base, scope, filter, attrs).await
+        }
+        .map_err(|e| fail(describe(&e)))?;
+        let mut entries = Vec::new();
+        loop {
+            match stream.next().await {
+                Ok(Some(re)) => {
+                    if re.is_ref() || re.is_intermediate() {
+                        continue;
+                    }
+                    entries.push(Entry::from_result(re).map_err(&fail)?);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = stream.finish().await;
+                    return Err(fail(describe(&e)));
+                }
+            }
+        }
+        let result = stream.finish().await;
+        // 0 success; 32 noSuchObject is an empty result for a base that does not exist.
+        match result.rc {
+            0 => Ok(entries),
+            32 => Ok(Vec::new()),
+            _ => Err(fail(ldap_result_text(&result))),
+        }
+    }
+
+    /// Writes are for the CA and the lab; the engine itself only reads.
+    pub fn ldap(&mut self) -> &mut Ldap {
+        &mut self.ldap
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ldap.unbind().await;
+    }
+}
+
+/// TLS settings: roots from `ca_file` (PEM) or the system's store; aws-lc-rs.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            let mut n = 0;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(format!(
+                    "CA file {}: no PEM certificate in it",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for cert in found.certs {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err("no system CA certificates found; set directory.ca_file".into());
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The error with its causes, on one line (a TLS failure is often two levels down).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn ldap_result_text(r: &ldap3::LdapResult) -> String {
+    let name = match r.rc {
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        53 => "unwillingToPerform",
+        _ => "",
+    };
+    let mut text = format!("result code {}", r.rc);
+    if !name.is_empty() {
+        text = format!("{text} ({name})");
+    }
+    if !r.text.is_empty() {
+        text = format!("{text}: {}", r.text);
+    }
+    text
+}
+
+fn looks_like_dn(name: &str) -> bool {
+    name.contains('=')
+}
+
+/// The filter that finds an account by `sAMAccountName`, UPN or `DOMAIN\name`.
+pub fn account_filter(name: &str) -> String {
+    let short = name.rsplit('\\').next().unwrap_or(name);
+    let esc = |s: &str| ldap3::ldap_escape(s).into_owned();
+    if name.contains('@') {
+        format!("(userPrincipalName={})", esc(name))
+    } else {
+        format!("(sAMAccountName={})", esc(short))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_filters() {
+        assert_eq!(account_filter("ws01$"), "(sAMAccountName=ws01$)");
+        assert_eq!(account_filter("CORP\\alice"), "(sAMAccountName=alice)");
+        assert_eq!(
+            account_filter("alice@corp.example"),
+            "(userPrincipalName=alice@corp.example)"
+        );
+        assert_eq!(account_filter("a*)(x"), "(sAMAccountName=a\\2a\\29\\28x)");
+    }
+}

@@ -1,0 +1,18 @@
+//! Reading the directory: the LDAP connection, the snapshot of everything a pulse
+//! needs, the codecs of AD's binary values (security descriptors, SDDL), the
+//! access check, and the eligibility rules built on them.
+//!
+//! Architecture invariant: only `connection` and `snapshot` do I/O; the codecs,
+//! the access check and eligibility are pure.
+
+pub mod access;
+pub mod connection;
+pub mod eligibility;
+pub mod entry;
+pub mod sd;
+pub mod sddl;
+pub mod snapshot;
+
+pub use connection::{Directory, DirectoryError};
+pub use eligibility::{Options, Verdict, judge};
+pub use snapshot::{DirectorySnapshot, NamingContexts, TemplateEntry, UnusableTemplate};

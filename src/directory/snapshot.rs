@@ -1,0 +1,482 @@
+//! A directory snapshot: everything one pulse needs from the directory, read in
+//! a fixed number of searches whatever the number of templates:
+//!
+//! 1. the rootDSE (naming contexts; the Configuration DN is never derived);
+//! 2. the account, by a base search on its DN (one more search first when the
+//!    policy names it by `sAMAccountName`, UPN or `DOMAIN\name`);
+//! 3. the names and SIDs of its groups (skipped when it has none);
+//! 4. all of `CN=Public Key Services`: templates, enrollment services, roots,
+//!    NTAuth, AIA and CDP objects in one paged subtree search.
+
+use std::collections::BTreeMap;
+
+use ldap3::Scope;
+
+use super::connection::{Directory, DirectoryError};
+use super::entry::{AttrError, Entry, escape_bytes};
+use super::sd::SecurityDescriptor;
+use crate::model::template::EnrollmentServer;
+use crate::model::{
+    Account, EnrollmentFlags, EnrollmentService, GeneralFlags, NameFlags, PrivateKeyFlags, Sid,
+    Template, Token,
+};
+
+/// Where the directory keeps things ([MS-ADTS] 3.1.1.3.2, adcs.md section 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamingContexts {
+    pub default: String,
+    pub configuration: String,
+}
+
+impl NamingContexts {
+    /// `CN=Public Key Services,CN=Services,<configuration>`.
+    pub fn public_key_services(&self) -> String {
+        format!("CN=Public Key Services,CN=Services,{}", self.configuration)
+    }
+}
+
+/// A template with the security descriptor that decides who may enroll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateEntry {
+    pub template: Template,
+    pub security: SecurityDescriptor,
+}
+
+/// A template entry with a value that could not be decoded. It is reported,
+/// never judged, and never taken as "no template".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableTemplate {
+    pub dn: String,
+    pub cn: Option<String>,
+    pub problem: String,
+}
+
+/// A CRL distribution point object with its CRLs (DER).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlObject {
+    pub dn: String,
+    pub base: Vec<Vec<u8>>,
+    pub delta: Vec<Vec<u8>>,
+}
+
+/// What the directory says, at one moment.
+#[derive(Debug, Clone)]
+pub struct DirectorySnapshot {
+    pub naming: NamingContexts,
+    pub account: Account,
+    pub templates: Vec<TemplateEntry>,
+    pub unusable: Vec<UnusableTemplate>,
+    pub services: Vec<EnrollmentService>,
+    /// `cACertificate` of the objects under Certification Authorities.
+    pub roots: Vec<Vec<u8>>,
+    /// `cACertificate` of NTAuthCertificates.
+    pub ntauth: Vec<Vec<u8>>,
+    /// `cACertificate` of the objects under AIA (intermediates).
+    pub aia: Vec<Vec<u8>>,
+    pub crls: Vec<CrlObject>,
+    /// Problems with objects other than templates (a CA entry with a bad value).
+    pub warnings: Vec<String>,
+    /// Names of the SIDs seen in the token, for messages ("Contractors").
+    pub sid_names: BTreeMap<Sid, String>,
+}
+
+impl DirectorySnapshot {
+    /// A person-readable name for a SID: `Contractors (S-1-5-21-...-1103)`.
+    pub fn describe_sid(&self, sid: &Sid) -> String {
+        match self.sid_names.get(sid) {
+            Some(name) => format!("{name} ({sid})"),
+            None => sid.to_string(),
+        }
+    }
+}
+
+const ACCOUNT_ATTRS: [&str; 12] = [
+    "objectClass",
+    "objectSid",
+    "primaryGroupID",
+    "sAMAccountName",
+    "dNSHostName",
+    "userPrincipalName",
+    "mail",
+    "userCertificate",
+    "memberOf",
+    "tokenGroups",
+    "sIDHistory",
+    "cn",
+];
+
+const PKS_FILTER: &str = "(|(objectClass=pKICertificateTemplate)(objectClass=pKIEnrollmentService)(objectClass=certificationAuthority)(objectClass=pkiCA)(objectClass=cRLDistributionPoint))";
+
+impl Directory {
+    /// Reads the naming contexts from the rootDSE.
+    pub async fn naming_contexts(&mut self) -> Result<NamingContexts, DirectoryError> {
+        let root = self.root_dse().await?;
+        let get = |name: &str| -> Result<String, DirectoryError> {
+            root.strings(name)
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .ok_or_else(|| DirectoryError::Content {
+                    url: self.url().to_string(),
+                    what: format!(
+                        "the rootDSE has no {name}: not an Active Directory (or emulation) server"
+                    ),
+                })
+        };
+        Ok(NamingContexts {
+            default: get("defaultNamingContext")?,
+            configuration: get("configurationNamingContext")?,
+        })
+    }
+
+    /// Takes a snapshot for `account` (a DN, `name$`, UPN or `DOMAIN\name`).
+    pub async fn snapshot(&mut self, account: &str) -> Result<DirectorySnapshot, DirectoryError> {
+        let naming = self.naming_contexts().await?;
+        let dn = if account.contains('=') {
+            account.to_string()
+        } else {
+            self.resolve_name(account).await?
+        };
+        let (account, sid_names) = self.read_account(&dn).await?;
+        let pks = naming.public_key_services();
+        let mut attrs: Vec<&str> = vec!["*", "nTSecurityDescriptor"];
+        attrs.extend(TEMPLATE_ATTRS);
+        let entries = self
+            .search(&pks, Scope::Subtree, PKS_FILTER, &attrs, true)
+            .await?;
+        if entries.is_empty() {
+            // An empty Public Key Services is never "no templates".
+            return Err(DirectoryError::Content {
+                url: self.url().to_string(),
+                what: format!("nothing readable under {pks}: check the bind account's rights"),
+            });
+        }
+        let mut snap = DirectorySnapshot {
+            naming,
+            account,
+            templates: Vec::new(),
+            unusable: Vec::new(),
+            services: Vec::new(),
+            roots: Vec::new(),
+            ntauth: Vec::new(),
+            aia: Vec::new(),
+            crls: Vec::new(),
+            warnings: Vec::new(),
+            sid_names,
+        };
+        for entry in entries {
+            classify(&mut snap, &pks, entry);
+        }
+        snap.templates
+            .sort_by(|a, b| a.template.cn.cmp(&b.template.cn));
+        Ok(snap)
+    }
+
+    async fn read_account(
+        &mut self,
+        dn: &str,
+    ) -> Result<(Account, BTreeMap<Sid, String>), DirectoryError> {
+        let url = self.url().to_string();
+        let content = |what: String| DirectoryError::Content {
+            url: url.clone(),
+            what,
+        };
+        let entry = self
+            .search(dn, Scope::Base, "(objectClass=*)", &ACCOUNT_ATTRS, false)
+            .await?
+            .pop()
+            .ok_or_else(|| content(format!("account {dn} not found")))?;
+        let bad = |e: AttrError| content(format!("account {dn}: {e}"));
+        let sid = entry
+            .sid("objectSid")
+            .map_err(bad)?
+            .ok_or_else(|| content(format!("account {dn} has no objectSid")))?;
+        let mut token = Token::new([sid.clone(), Sid::everyone(), Sid::authenticated_users()]);
+        let mut names = BTreeMap::from([
+            (Sid::everyone(), "Everyone".to_string()),
+            (
+                Sid::authenticated_users(),
+                "Authenticated Users".to_string(),
+            ),
+        ]);
+        let primary = match (entry.count("primaryGroupID").map_err(bad)?, sid.domain()) {
+            (Some(rid), Some(domain)) => Some(domain.with_rid(rid)),
+            _ => None,
+        };
+        if let Some(p) = &primary {
+            token.insert(p.clone());
+        }
+        for s in entry.sids("sIDHistory").map_err(bad)? {
+            token.insert(s);
+        }
+        // AD computes tokenGroups (transitive, primary group included); other
+        // servers give nested memberOf (OpenLDAP's dynlist) resolved below.
+        let token_groups = entry.sids("tokenGroups").map_err(bad)?;
+        let member_of = entry.strings("memberOf").map_err(bad)?;
+        let mut terms: Vec<String> = member_of
+            .iter()
+            .map(|g| format!("(entryDN={})", ldap3::ldap_escape(g.as_str())))
+            .collect();
+        for s in token_groups.iter().chain(primary.iter()) {
+            terms.push(format!("(objectSid={})", escape_bytes(&s.to_bytes())));
+        }
+        if !terms.is_empty() {
+            let filter = format!("(|{})", terms.concat());
+            let groups = self
+                .search(
+                    &dn_domain_root(dn),
+                    Scope::Subtree,
+                    &filter,
+                    &["objectSid", "sAMAccountName", "cn"],
+                    true,
+                )
+                .await?;
+            for g in groups {
+                let Ok(Some(gsid)) = g.sid("objectSid") else {
+                    continue;
+                };
+                let name = g
+                    .string("sAMAccountName")
+                    .ok()
+                    .flatten()
+                    .or_else(|| g.strings("cn").ok().and_then(|v| v.into_iter().next()))
+                    .unwrap_or_else(|| g.dn.clone());
+                names.insert(gsid.clone(), name);
+                token.insert(gsid);
+            }
+        }
+        for s in token_groups {
+            token.insert(s);
+        }
+        let account = Account {
+            dn: entry.dn.clone(),
+            sam_account_name: entry
+                .string("sAMAccountName")
+                .map_err(bad)?
+                .unwrap_or_default(),
+            sid,
+            dns_host_name: entry.string("dNSHostName").map_err(bad)?,
+            user_principal_name: entry.string("userPrincipalName").map_err(bad)?,
+            mail: entry.string("mail").map_err(bad)?,
+            user_certificates: entry.values("userCertificate").to_vec(),
+            token,
+        };
+        Ok((account, names))
+    }
+}
+
+/// The domain root of a DN: its trailing `DC=` components.
+fn dn_domain_root(dn: &str) -> String {
+    let parts: Vec<&str> = dn.split(',').collect();
+    let start = parts
+        .iter()
+        .position(|p| p.trim().to_ascii_lowercase().starts_with("dc="))
+        .unwrap_or(0);
+    parts[start..].join(",")
+}
+
+/// Template attributes that are not returned by `*` on every server.
+const TEMPLATE_ATTRS: [&str; 1] = ["msPKI-Enrollment-Servers"];
+
+fn parent_rdn(dn: &str, base: &str) -> Option<String> {
+    let rest = dn.strip_suffix(base).or_else(|| {
+        let lower = dn.to_ascii_lowercase();
+        lower
+            .ends_with(&base.to_ascii_lowercase())
+            .then(|| &dn[..dn.len() - base.len()])
+    })?;
+    let rest = rest.trim_end_matches(',');
+    rest.rsplit(',')
+        .next()
+        .map(|s| s.trim().to_ascii_lowercase())
+}
+
+fn classify(snap: &mut DirectorySnapshot, pks: &str, entry: Entry) {
+    if entry.is_a("pKICertificateTemplate") {
+        match template_from_entry(&entry) {
+            Ok(t) => snap.templates.push(t),
+            Err(e) => snap.unusable.push(UnusableTemplate {
+                dn: entry.dn.clone(),
+                cn: entry.strings("cn").ok().and_then(|v| v.into_iter().next()),
+                problem: e.to_string(),
+            }),
+        }
+    } else if entry.is_a("pKIEnrollmentService") {
+        match service_from_entry(&entry) {
+            Ok(s) => snap.services.push(s),
+            Err(e) => snap.warnings.push(format!("{} {e}: CA ignored", entry.dn)),
+        }
+    } else if entry.is_a("cRLDistributionPoint") {
+        snap.crls.push(CrlObject {
+            dn: entry.dn.clone(),
+            base: entry.values("certificateRevocationList").to_vec(),
+            delta: entry.values("deltaRevocationList").to_vec(),
+        });
+    } else {
+        let certs = entry.values("cACertificate").to_vec();
+        let first_rdn = entry
+            .dn
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if first_rdn == "cn=ntauthcertificates" {
+            snap.ntauth.extend(certs);
+        } else {
+            match parent_rdn(&entry.dn, pks).as_deref() {
+                Some("cn=certification authorities") => snap.roots.extend(certs),
+                Some("cn=aia") => snap.aia.extend(certs),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Decodes a template entry; the first bad value makes the template unusable.
+pub fn template_from_entry(e: &Entry) -> Result<TemplateEntry, AttrError> {
+    let missing = |name: &str, what: &str| AttrError {
+        attribute: name.to_string(),
+        expected: what.to_string(),
+    };
+    let cn = e
+        .strings("cn")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| missing("cn", "a template needs a cn"))?;
+    let security = match e.bytes("nTSecurityDescriptor")? {
+        Some(b) => SecurityDescriptor::from_bytes(b).map_err(|err| AttrError {
+            attribute: "nTSecurityDescriptor".into(),
+            expected: err.to_string(),
+        })?,
+        None => {
+            return Err(missing(
+                "nTSecurityDescriptor",
+                "absent: the bind account cannot read the template's permissions",
+            ));
+        }
+    };
+    let schema_version = e.count("msPKI-Template-Schema-Version")?.unwrap_or(1);
+    let template = Template {
+        dn: e.dn.clone(),
+        cn,
+        display_name: e.string("displayName")?,
+        flags: GeneralFlags::from_bits_retain(e.int_bits("flags")?.unwrap_or(0)),
+        revision: e.count("revision")?.unwrap_or(0),
+        minor_revision: e.count("msPKI-Template-Minor-Revision")?.unwrap_or(0),
+        schema_version,
+        oid: e.string("msPKI-Cert-Template-OID")?,
+        validity: e.period("pKIExpirationPeriod")?,
+        renewal_period: e.period("pKIOverlapPeriod")?,
+        key_usage: e.bytes("pKIKeyUsage")?.map(<[u8]>::to_vec),
+        extended_key_usage: e.strings("pKIExtendedKeyUsage")?,
+        default_key_spec: e.count("pKIDefaultKeySpec")?,
+        max_issuing_depth: e.signed("pKIMaxIssuingDepth")?,
+        critical_extensions: e.strings("pKICriticalExtensions")?,
+        default_csps: e.strings("pKIDefaultCSPs")?,
+        minimal_key_size: e.count("msPKI-Minimal-Key-Size")?.unwrap_or(0),
+        ra_signatures: e.count("msPKI-RA-Signature")?.unwrap_or(0),
+        ra_application_policies: e.strings("msPKI-RA-Application-Policies")?,
+        supersedes: e.strings("msPKI-Supersede-Templates")?,
+        certificate_policies: e.strings("msPKI-Certificate-Policy")?,
+        application_policies: e.strings("msPKI-Certificate-Application-Policy")?,
+        enrollment_flags: EnrollmentFlags::from_bits_retain(
+            e.int_bits("msPKI-Enrollment-Flag")?.unwrap_or(0),
+        ),
+        private_key_flags: PrivateKeyFlags::from_bits_retain(
+            e.int_bits("msPKI-Private-Key-Flag")?.unwrap_or(0),
+        ),
+        name_flags: NameFlags::from_bits_retain(
+            e.int_bits("msPKI-Certificate-Name-Flag")?.unwrap_or(0),
+        ),
+    };
+    if !(1..=4).contains(&template.schema_version) {
+        return Err(missing(
+            "msPKI-Template-Schema-Version",
+            &format!("expected 1 to 4, found {}", template.schema_version),
+        ));
+    }
+    if let Some(oid) = &template.oid
+        && !is_oid(oid)
+    {
+        return Err(missing(
+            "msPKI-Cert-Template-OID",
+            &format!("expected a dotted OID, found {oid:?}"),
+        ));
+    }
+    Ok(TemplateEntry { template, security })
+}
+
+fn is_oid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Decodes an enrollment service (enterprise CA) entry.
+pub fn service_from_entry(e: &Entry) -> Result<EnrollmentService, AttrError> {
+    let cn = e
+        .strings("cn")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| AttrError {
+            attribute: "cn".into(),
+            expected: "an enrollment service needs a cn".into(),
+        })?;
+    let mut servers = Vec::new();
+    for v in e.strings("msPKI-Enrollment-Servers")? {
+        servers.extend(
+            EnrollmentServer::parse_value(&v).map_err(|expected| AttrError {
+                attribute: "msPKI-Enrollment-Servers".into(),
+                expected,
+            })?,
+        );
+    }
+    Ok(EnrollmentService {
+        dn: e.dn.clone(),
+        cn,
+        display_name: e.string("displayName")?,
+        dns_host_name: e.string("dNSHostName")?,
+        templates: e.strings("certificateTemplates")?,
+        ca_certificates: e.values("cACertificate").to_vec(),
+        enrollment_servers: servers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_root_and_parents() {
+        assert_eq!(
+            dn_domain_root("CN=ws01,CN=Computers,DC=corp,DC=example"),
+            "DC=corp,DC=example"
+        );
+        let pks = "CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+        assert_eq!(
+            parent_rdn(&format!("CN=corp-CA,CN=AIA,{pks}"), pks).as_deref(),
+            Some("cn=aia")
+        );
+        assert_eq!(
+            parent_rdn(
+                &format!(
+                    "CN=corp-CA,CN=Certification Authorities,{}",
+                    pks.to_uppercase()
+                ),
+                pks
+            )
+            .as_deref(),
+            Some("cn=certification authorities")
+        );
+    }
+
+    #[test]
+    fn oids() {
+        assert!(is_oid("1.3.6.1.4.1.311.21.8.1.2"));
+        assert!(!is_oid("1..2"));
+        assert!(!is_oid("abc"));
+        assert!(!is_oid("1"));
+    }
+}

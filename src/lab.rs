@@ -1,0 +1,551 @@
+//! A disposable local lab: a private slapd on a free loopback port, loaded with
+//! the AD CS schema and the sample forest of `ldif/`, with TLS (StartTLS) from a
+//! lab certificate authority, and one policy file per sample account.
+//!
+//! The demo (`autoenroll lab up`) and the integration tests use this same code.
+//! The `ldif/` files are compiled into the binary so an installed `autoenroll`
+//! can run the lab without the source tree.
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::model::Context;
+
+/// The files of `ldif/`, embedded.
+const LDIF_FILES: [(&str, &str); 4] = [
+    ("ad.schema", include_str!("../ldif/ad.schema")),
+    ("rootdse.ldif", include_str!("../ldif/rootdse.ldif")),
+    ("forest.ldif", include_str!("../ldif/forest.ldif")),
+    ("slapd.conf.in", include_str!("../ldif/slapd.conf.in")),
+];
+
+/// A sample account of the forest, with the password the lab gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleAccount {
+    pub name: &'static str,
+    pub dn: &'static str,
+    pub context: Context,
+}
+
+impl SampleAccount {
+    pub fn password(&self) -> String {
+        format!("{}-Lab-Passw0rd", self.name)
+    }
+}
+
+/// The accounts `lab up` writes policies for.
+pub const SAMPLE_ACCOUNTS: [SampleAccount; 6] = [
+    SampleAccount {
+        name: "ws01",
+        dn: "CN=ws01,CN=Computers,DC=corp,DC=example",
+        context: Context::Machine,
+    },
+    SampleAccount {
+        name: "web01",
+        dn: "CN=web01,CN=Computers,DC=corp,DC=example",
+        context: Context::Machine,
+    },
+    SampleAccount {
+        name: "nodns01",
+        dn: "CN=nodns01,CN=Computers,DC=corp,DC=example",
+        context: Context::Machine,
+    },
+    SampleAccount {
+        name: "alice",
+        dn: "CN=alice,CN=Users,DC=corp,DC=example",
+        context: Context::User,
+    },
+    SampleAccount {
+        name: "bob",
+        dn: "CN=bob,CN=Users,DC=corp,DC=example",
+        context: Context::User,
+    },
+    SampleAccount {
+        name: "carol",
+        dn: "CN=carol,CN=Users,DC=corp,DC=example",
+        context: Context::User,
+    },
+];
+
+/// The directory administrator of the lab (slapd's rootdn).
+pub const ADMIN_DN: &str = "CN=admin,DC=corp,DC=example";
+
+#[derive(Debug, Error)]
+pub enum LabError {
+    #[error("{0}")]
+    Io(String),
+    #[error(
+        "{program} not found: install OpenLDAP (Debian/Ubuntu: apt-get install -y slapd ldap-utils)"
+    )]
+    Missing { program: String },
+    #[error("slapd did not start: {0}")]
+    Start(String),
+    #[error("loading {file} failed: {output}")]
+    Load { file: String, output: String },
+}
+
+fn io(what: impl std::fmt::Display, e: std::io::Error) -> LabError {
+    LabError::Io(format!("{what}: {e}"))
+}
+
+/// What to start.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Extra LDIF loaded after the forest (the benchmark's many templates).
+    pub extra_ldif: Option<String>,
+    /// Leave slapd running when the [`Lab`] is dropped (for `lab up`).
+    pub detach: bool,
+}
+
+/// A running lab directory. Dropping it stops slapd unless detached.
+pub struct Lab {
+    pub dir: PathBuf,
+    /// `ldap://127.0.0.1:<port>`.
+    pub url: String,
+    /// `ldapi://` URL of the lab's socket.
+    pub ldapi_url: String,
+    /// PEM of the lab CA that signed slapd's TLS certificate.
+    pub tls_ca_file: PathBuf,
+    /// The rootdn's password (written to `admin.secret`).
+    pub admin_password: String,
+    child: Option<Child>,
+    detach: bool,
+}
+
+struct Tools {
+    slapd: PathBuf,
+    slapadd: PathBuf,
+    module_dir: PathBuf,
+    schema_dir: PathBuf,
+}
+
+fn find_program(name: &str) -> Result<PathBuf, LabError> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from));
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| LabError::Missing {
+            program: name.into(),
+        })
+}
+
+fn tools() -> Result<Tools, LabError> {
+    let first_dir = |candidates: &[&str], what: &str| {
+        candidates
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_dir())
+            .ok_or_else(|| LabError::Missing {
+                program: what.to_string(),
+            })
+    };
+    Ok(Tools {
+        slapd: find_program("slapd")?,
+        slapadd: find_program("slapadd")?,
+        module_dir: match std::env::var_os("AUTOENROLL_SLAPD_MODULES") {
+            Some(d) => PathBuf::from(d),
+            None => first_dir(
+                &["/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap"],
+                "OpenLDAP's module folder (back_mdb, dynlist)",
+            )?,
+        },
+        schema_dir: match std::env::var_os("AUTOENROLL_SLAPD_SCHEMA") {
+            Some(d) => PathBuf::from(d),
+            None => first_dir(
+                &["/etc/ldap/schema", "/etc/openldap/schema"],
+                "OpenLDAP's schema folder (core.schema)",
+            )?,
+        },
+    })
+}
+
+/// Writes a file readable only by its owner, atomically enough for a lab.
+fn write_private(path: &Path, content: &[u8]) -> Result<(), LabError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(path.display(), e))?;
+    f.write_all(content).map_err(|e| io(path.display(), e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| io(path.display(), e))
+}
+
+fn free_port() -> Result<u16, LabError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| io("finding a free port", e))?;
+    Ok(l.local_addr()
+        .map_err(|e| io("finding a free port", e))?
+        .port())
+}
+
+/// Percent-encodes a socket path for an `ldapi://` URL.
+fn ldapi_url(socket: &Path) -> String {
+    let mut out = String::from("ldapi://");
+    for b in socket.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(b) {
+            out.push(*b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A lab CA and a TLS certificate for slapd (127.0.0.1, localhost).
+fn write_tls(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), LabError> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let err = |e: rcgen::Error| LabError::Io(format!("lab TLS certificate: {e}"));
+    let ca_key = KeyPair::generate().map_err(err)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "autoenroll lab TLS CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().map_err(err)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(err)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "dc01.corp.example");
+    let cert = params.signed_by(&key, &issuer).map_err(err)?;
+    let tls = dir.join("tls");
+    fs::create_dir_all(&tls).map_err(|e| io(tls.display(), e))?;
+    let (ca_pem, cert_pem, key_pem) = (
+        tls.join("ca.pem"),
+        tls.join("slapd.pem"),
+        tls.join("slapd.key"),
+    );
+    fs::write(&ca_pem, ca_cert.pem()).map_err(|e| io(ca_pem.display(), e))?;
+    fs::write(&cert_pem, cert.pem()).map_err(|e| io(cert_pem.display(), e))?;
+    write_private(&key_pem, key.serialize_pem().as_bytes())?;
+    Ok((ca_pem, cert_pem, key_pem))
+}
+
+impl Lab {
+    /// Creates `dir` (it must not hold a running lab), loads the forest and
+    /// starts slapd.
+    pub fn start(dir: &Path, options: LabOptions) -> Result<Lab, LabError> {
+        let tools = tools()?;
+        fs::create_dir_all(dir).map_err(|e| io(dir.display(), e))?;
+        let dir = dir.canonicalize().map_err(|e| io(dir.display(), e))?;
+        let ldif_dir = dir.join("ldif");
+        let data_dir = dir.join("data");
+        let run_dir = dir.join("run");
+        for d in [&ldif_dir, &run_dir] {
+            fs::create_dir_all(d).map_err(|e| io(d.display(), e))?;
+        }
+        // A fresh database every time: the lab is disposable.
+        if data_dir.exists() {
+            fs::remove_dir_all(&data_dir).map_err(|e| io(data_dir.display(), e))?;
+        }
+        fs::create_dir_all(&data_dir).map_err(|e| io(data_dir.display(), e))?;
+        fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(data_dir.display(), e))?;
+        for (name, content) in LDIF_FILES {
+            let p = ldif_dir.join(name);
+            fs::write(&p, content).map_err(|e| io(p.display(), e))?;
+        }
+        let admin_password = random_password()?;
+        write_private(&dir.join("admin.secret"), admin_password.as_bytes())?;
+        let (ca_pem, cert_pem, key_pem) = write_tls(&dir)?;
+        let tls_lines = format!(
+            "TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+            ca_pem.display(),
+            cert_pem.display(),
+            key_pem.display()
+        );
+        let conf = LDIF_FILES[3]
+            .1
+            .replace("@LDIF_DIR@", &ldif_dir.display().to_string())
+            .replace("@SCHEMA_DIR@", &tools.schema_dir.display().to_string())
+            .replace("@MODULE_DIR@", &tools.module_dir.display().to_string())
+            .replace("@DATA_DIR@", &data_dir.display().to_string())
+            .replace("@RUN_DIR@", &run_dir.display().to_string())
+            .replace("@ROOT_PW@", &admin_password)
+            .replace("@TLS@", &tls_lines);
+        let conf_path = dir.join("slapd.conf");
+        write_private(&conf_path, conf.as_bytes())?;
+
+        slapadd(&tools, &conf_path, &ldif_dir.join("forest.ldif"))?;
+        if let Some(extra) = &options.extra_ldif {
+            let p = dir.join("extra.ldif");
+            fs::write(&p, extra).map_err(|e| io(p.display(), e))?;
+            slapadd(&tools, &conf_path, &p)?;
+        }
+
+        let socket = run_dir.join("ldapi");
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            let port = free_port()?;
+            let url = format!("ldap://127.0.0.1:{port}");
+            let ldapi = ldapi_url(&socket);
+            let log_path = dir.join("slapd.log");
+            let log = fs::File::create(&log_path).map_err(|e| io(log_path.display(), e))?;
+            let log2 = log.try_clone().map_err(|e| io(log_path.display(), e))?;
+            let mut cmd = Command::new(&tools.slapd);
+            cmd.arg("-f")
+                .arg(&conf_path)
+                .arg("-h")
+                .arg(format!("{url}/ {ldapi}"))
+                .arg("-d")
+                .arg("0")
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2);
+            if options.detach {
+                use std::os::unix::process::CommandExt;
+                cmd.process_group(0);
+            }
+            let child = cmd.spawn().map_err(|e| io(tools.slapd.display(), e))?;
+            // The guard owns the child before anything else can fail.
+            let mut lab = Lab {
+                dir: dir.clone(),
+                url,
+                ldapi_url: ldapi,
+                tls_ca_file: ca_pem.clone(),
+                admin_password: admin_password.clone(),
+                child: Some(child),
+                detach: false,
+            };
+            match lab.wait_ready(port) {
+                Ok(()) => {
+                    fs::write(
+                        dir.join("slapd.pid"),
+                        lab.child.as_ref().map(|c| c.id()).unwrap_or(0).to_string(),
+                    )
+                    .map_err(|e| io("slapd.pid", e))?;
+                    fs::write(dir.join("url"), &lab.url).map_err(|e| io("url", e))?;
+                    lab.detach = options.detach;
+                    return Ok(lab);
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        Err(LabError::Start(last_error))
+    }
+
+    fn wait_ready(&mut self, port: u16) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(10).collect();
+                return Err(format!(
+                    "slapd exited ({status}); slapd.log ends with:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("nothing listens on {addr} after 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Writes `<account>.toml` and its password file for every sample account;
+    /// returns the policy paths.
+    pub fn write_policies(&self) -> Result<Vec<PathBuf>, LabError> {
+        let secrets = self.dir.join("secrets");
+        fs::create_dir_all(&secrets).map_err(|e| io(secrets.display(), e))?;
+        fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(secrets.display(), e))?;
+        let mut written = Vec::new();
+        for account in SAMPLE_ACCOUNTS {
+            let secret = secrets.join(format!("{}.secret", account.name));
+            write_private(&secret, account.password().as_bytes())?;
+            let policy = format!(
+                "# Lab policy for {name}: {context} context, simple bind over StartTLS.\n\
+                 context = \"{context}\"\n\n\
+                 [directory]\n\
+                 url = \"{url}\"\n\
+                 starttls = true\n\
+                 ca_file = \"tls/ca.pem\"\n\
+                 timeout = \"10s\"\n\
+                 bind = \"simple\"\n\
+                 user = \"{dn}\"\n\
+                 password_file = \"secrets/{name}.secret\"\n",
+                name = account.name,
+                context = account.context,
+                url = self.url,
+                dn = account.dn,
+            );
+            let path = self.dir.join(format!("{}.toml", account.name));
+            fs::write(&path, policy).map_err(|e| io(path.display(), e))?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
+    /// The policy file of a sample account (after [`Lab::write_policies`]).
+    pub fn policy_path(&self, account: &str) -> PathBuf {
+        self.dir.join(format!("{account}.toml"))
+    }
+
+    /// Stops slapd and waits for it.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    let _ = fs::remove_file(self.dir.join("slapd.pid"));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = fs::remove_file(self.dir.join("slapd.pid"));
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.detach {
+            self.kill();
+        }
+    }
+}
+
+/// Stops a detached lab started in `dir` (`lab down`).
+pub fn stop_detached(dir: &Path) -> Result<bool, LabError> {
+    let pid_file = dir.join("slapd.pid");
+    let text = match fs::read_to_string(&pid_file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(pid_file.display(), e)),
+    };
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| LabError::Io(format!("{}: not a process id", pid_file.display())))?;
+    let pid = nix::unistd::Pid::from_raw(pid);
+    // Only signal the process if it is the lab's slapd.
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let conf = dir.join("slapd.conf");
+    let ours = String::from_utf8_lossy(&cmdline).contains(&*conf.to_string_lossy());
+    if ours {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = fs::remove_file(&pid_file);
+    Ok(ours)
+}
+
+/// LDIF for a copy of a sample template under a new cn, with some attributes
+/// replaced (`(name, Some(ldif value line))`) or removed (`(name, None)`). The
+/// tests build malformed templates with it and the benchmark many templates.
+pub fn template_variant_ldif(
+    base_cn: &str,
+    new_cn: &str,
+    overrides: &[(&str, Option<String>)],
+) -> Option<String> {
+    let forest = LDIF_FILES[2].1;
+    let prefix = format!("dn: CN={base_cn},CN=Certificate Templates,");
+    let block = forest
+        .split("\n\n")
+        .find(|b| b.lines().any(|l| l.starts_with(&prefix)))?;
+    // Unfold continuation lines (RFC 2849: a line starting with one space).
+    let mut lines: Vec<String> = Vec::new();
+    for l in block.lines() {
+        if let Some(rest) = l.strip_prefix(' ') {
+            lines.last_mut()?.push_str(rest);
+        } else if !l.starts_with('#') {
+            lines.push(l.to_string());
+        }
+    }
+    let attr_of = |l: &str| l.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let mut out = Vec::new();
+    for l in lines {
+        let attr = attr_of(&l);
+        if attr == "dn" {
+            out.push(l.replacen(&format!("CN={base_cn},"), &format!("CN={new_cn},"), 1));
+        } else if attr == "cn" || attr == "name" || attr == "displayname" {
+            out.push(format!("{}: {new_cn}", l.split(':').next().unwrap_or("")));
+        } else if overrides.iter().any(|(a, _)| a.eq_ignore_ascii_case(&attr)) {
+            continue;
+        } else {
+            out.push(l);
+        }
+    }
+    for (attr, value) in overrides {
+        if let Some(v) = value {
+            out.push(format!("{attr}{v}"));
+        }
+    }
+    Some(out.join("\n") + "\n\n")
+}
+
+fn slapadd(tools: &Tools, conf: &Path, ldif: &Path) -> Result<(), LabError> {
+    let out = Command::new(&tools.slapadd)
+        .arg("-q")
+        .arg("-f")
+        .arg(conf)
+        .arg("-l")
+        .arg(ldif)
+        .output()
+        .map_err(|e| io(tools.slapadd.display(), e))?;
+    if !out.status.success() {
+        return Err(LabError::Load {
+            file: ldif.display().to_string(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A random password for the lab's directory administrator.
+fn random_password() -> Result<String, LabError> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    use base64::Engine;
+    let mut b = [0u8; 18];
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| LabError::Io("the system random generator failed".into()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldapi_urls_are_percent_encoded() {
+        assert_eq!(
+            ldapi_url(Path::new("/tmp/lab 1/ldapi")),
+            "ldapi://%2Ftmp%2Flab%201%2Fldapi"
+        );
+    }
+}

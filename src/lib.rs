@@ -1,0 +1,10 @@
+//! autoenroll: Active Directory certificate autoenrollment for Linux hosts.
+//!
+//! The library holds everything; `main.rs` is a thin CLI over it. See
+//! `ARCHITECTURE.md` for the map of modules and the rules between them.
+
+pub mod directory;
+pub mod lab;
+pub mod model;
+pub mod pki;
+pub mod policy;

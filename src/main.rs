@@ -1,0 +1,98 @@
+//! The `autoenroll` command: parses arguments, calls the library, prints, and
+//! maps errors to exit codes. Nothing here decides anything.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(
+    name = "autoenroll",
+    version,
+    about = "Active Directory certificate autoenrollment for Linux"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every published template with its verdict for the policy's account.
+    Templates {
+        /// The local policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Print JSON (an array of objects with cn, eligible, reason, ...).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert security descriptors between SDDL and the base64 of LDIF.
+    Sddl {
+        #[command(subcommand)]
+        action: SddlAction,
+    },
+    /// A disposable local lab: a private directory with the sample forest.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SddlAction {
+    /// SDDL text to the base64 of its self-relative binary form.
+    Encode {
+        sddl: String,
+        /// Domain SID for aliases such as DA, DU, DC.
+        #[arg(long, default_value = "S-1-5-21-1000-2000-3000")]
+        domain: String,
+    },
+    /// Base64 (as in LDIF `nTSecurityDescriptor::`) to SDDL text.
+    Decode {
+        base64: String,
+        /// Domain SID printed as aliases such as DA, DU, DC.
+        #[arg(long, default_value = "S-1-5-21-1000-2000-3000")]
+        domain: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Start the lab directory in DIR and write a policy per sample account.
+    Up {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stop the lab started in DIR.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    cli::init_logging();
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Templates { policy, json } => cli::templates(&policy, json),
+        Command::Sddl { action } => match action {
+            SddlAction::Encode { sddl, domain } => cli::sddl_encode(&sddl, &domain),
+            SddlAction::Decode { base64, domain } => cli::sddl_decode(&base64, &domain),
+        },
+        Command::Lab { action } => match action {
+            LabAction::Up { dir } => cli::lab_up(&dir),
+            LabAction::Down { dir } => cli::lab_down(&dir),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("autoenroll: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The local autoenrollment policy file: the Group Policy of this world.
+//!
+//! A TOML file names the directory to read, how to bind to it, the context
+//! (machine or user) and the account. Loading validates everything up front; an
+//! error names the file, the line, the key and what was expected.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::model::Context;
+
+/// A validated policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The file it was read from, for messages and relative paths.
+    pub source: PathBuf,
+    pub context: Context,
+    /// The account whose certificates this policy manages: a DN, a
+    /// `sAMAccountName` (`ws01$`), a UPN (`alice@corp.example`) or `DOMAIN\name`.
+    /// None means the bind identity.
+    pub account: Option<String>,
+    /// Whether templates with USER_INTERACTION_REQUIRED may be enrolled (user
+    /// context only; a worker has no one to prompt).
+    pub allow_prompts: bool,
+    pub directory: DirectorySettings,
+}
+
+/// How to reach and bind to the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorySettings {
+    /// `ldap://`, `ldaps://` or `ldapi://`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    pub starttls: bool,
+    /// PEM file of the CAs that may sign the directory's TLS certificate; the
+    /// system's roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// Limit for connecting and for each operation.
+    pub timeout: Duration,
+    pub bind: Bind,
+}
+
+/// The bind method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// Simple bind; the password comes from a file only its owner can read.
+    Simple {
+        user: String,
+        password_file: PathBuf,
+    },
+    /// SASL EXTERNAL: the identity of the TLS client certificate or of the
+    /// `ldapi://` peer.
+    SaslExternal,
+}
+
+#[derive(Debug, Error)]
+pub enum PolicyError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}:{line}: {key}: {expected}")]
+    Invalid {
+        file: String,
+        line: usize,
+        key: String,
+        expected: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    context: Spanned<Context>,
+    account: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_prompts: Option<Spanned<bool>>,
+    directory: RawDirectory,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    url: Spanned<String>,
+    #[serde(default)]
+    starttls: bool,
+    ca_file: Option<Spanned<PathBuf>>,
+    timeout: Option<Spanned<String>>,
+    bind: Spanned<String>,
+    user: Option<Spanned<String>>,
+    password_file: Option<Spanned<PathBuf>>,
+}
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Policy::parse(&text, path)
+    }
+
+    /// Validates policy text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let file = path.display().to_string();
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+            file: file.clone(),
+            message: syntax_message(text, &e),
+        })?;
+        let invalid = |span: Range<usize>, key: &str, expected: String| PolicyError::Invalid {
+            file: file.clone(),
+            line: line_of(text, span.start),
+            key: key.to_string(),
+            expected,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let d = raw.directory;
+        let url = d.url.get_ref().trim().to_string();
+        let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
+        if !url.contains("://") || !matches!(scheme.as_str(), "ldap" | "ldaps" | "ldapi") {
+            return Err(invalid(
+                d.url.span(),
+                "directory.url",
+                format!("an ldap://, ldaps:// or ldapi:// URL, found {url:?}"),
+            ));
+        }
+        if d.starttls && scheme != "ldap" {
+            return Err(invalid(
+                d.url.span(),
+                "directory.starttls",
+                format!("StartTLS upgrades an ldap:// connection; {scheme}:// cannot take it"),
+            ));
+        }
+        let timeout = match &d.timeout {
+            None => Duration::from_secs(10),
+            Some(t) => humantime::parse_duration(t.get_ref())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    invalid(
+                        t.span(),
+                        "directory.timeout",
+                        format!(
+                            "a duration such as \"10s\" or \"1m\", found {:?}",
+                            t.get_ref()
+                        ),
+                    )
+                })?,
+        };
+        let ca_file = d.ca_file.as_ref().map(|p| resolve(p.get_ref()));
+        let bind = match d.bind.get_ref().as_str() {
+            "simple" => {
+                let user = d.user.as_ref().ok_or_else(|| {
+                    invalid(
+                        d.bind.span(),
+                        "directory.user",
+                        "simple bind needs `user` (a DN, name$, user@domain or DOMAIN\\name)"
+                            .into(),
+                    )
+                })?;
+                let pw = d.password_file.as_ref().ok_or_else(|| {
+                    invalid(
+                        d.bind.span(),
+                        "directory.password_file",
+                        "simple bind needs `password_file`, a file readable only by its owner"
+                            .into(),
+                    )
+                })?;
+                Bind::Simple {
+                    user: user.get_ref().clone(),
+                    password_file: resolve(pw.get_ref()),
+                }
+            }
+            "sasl_external" => Bind::SaslExternal,
+            other => {
+                return Err(invalid(
+                    d.bind.span(),
+                    "directory.bind",
+                    format!("\"simple\" or \"sasl_external\", found {other:?}"),
+                ));
+            }
+        };
+        let account = raw.account.as_ref().map(|a| a.get_ref().clone());
+        if account.is_none() && bind == Bind::SaslExternal {
+            return Err(invalid(
+                d.bind.span(),
+                "account",
+                "with SASL EXTERNAL the policy must name the account".into(),
+            ));
+        }
+        let allow_prompts = raw.allow_prompts.as_ref().is_some_and(|b| *b.get_ref());
+        if allow_prompts && *raw.context.get_ref() == Context::Machine {
+            let span = raw.allow_prompts.as_ref().map(|b| b.span()).unwrap_or(0..0);
+            return Err(invalid(
+                span,
+                "allow_prompts",
+                "prompts exist only in the user context".into(),
+            ));
+        }
+        Ok(Policy {
+            source: path.to_path_buf(),
+            context: *raw.context.get_ref(),
+            account,
+            allow_prompts,
+            directory: DirectorySettings {
+                url,
+                starttls: d.starttls,
+                ca_file,
+                timeout,
+                bind,
+            },
+        })
+    }
+}
+
+/// Reads a password file, refusing one that others can read: a machine secret
+/// left world-readable is a finding an administrator must hear about.
+pub fn read_password_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: mode {:o} lets others read the password; chmod 600 it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let password = text.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        return Err(format!("{}: the password file is empty", path.display()));
+    }
+    Ok(password)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// toml's own message already names line, column and key; keep it on one line.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let detail = e.message().trim();
+    match e.span() {
+        Some(span) => format!("line {}: {detail}", line_of(text, span.start)),
+        None => detail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+context = "machine"
+account = "ws01$"
+
+[directory]
+url = "ldap://dc01.corp.example"
+starttls = true
+ca_file = "corp-root.pem"
+timeout = "5s"
+bind = "simple"
+user = "CN=ws01,CN=Computers,DC=corp,DC=example"
+password_file = "ws01.secret"
+"#;
+
+    fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(text, Path::new("/etc/autoenroll/machine.toml"))
+    }
+
+    #[test]
+    fn good_policy() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.context, Context::Machine);
+        assert_eq!(p.account.as_deref(), Some("ws01$"));
+        assert!(p.directory.starttls);
+        assert_eq!(p.directory.timeout, Duration::from_secs(5));
+        assert_eq!(
+            p.directory.ca_file.as_deref(),
+            Some(Path::new("/etc/autoenroll/corp-root.pem"))
+        );
+        assert_eq!(
+            p.directory.bind,
+            Bind::Simple {
+                user: "CN=ws01,CN=Computers,DC=corp,DC=example".into(),
+                password_file: "/etc/autoenroll/ws01.secret".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "context = \"machine\"\n[directory]\nurl = \"http://x\"\nbind = \"simple\"\n",
+                "machine.toml:3: directory.url: an ldap://",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\n",
+                "machine.toml:4: directory.bind: \"simple\" or \"sasl_external\"",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"simple\"\n",
+                "directory.user: simple bind needs `user`",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\ntimeout = \"soon\"\nbind = \"sasl_external\"\n",
+                "machine.toml:4: directory.timeout",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"sasl_external\"\n",
+                "account: with SASL EXTERNAL",
+            ),
+            (
+                "context = \"computer\"\n[directory]\nurl = \"ldap://x\"\nbind = \"sasl_external\"\n",
+                "machine.toml: line 1:",
+            ),
+            (
+                "context = \"machine\"\ncolour = 1\n[directory]\nurl = \"ldap://x\"\nbind = \"sasl_external\"\n",
+                "line 2: unknown field `colour`",
+            ),
+            (
+                "context = \"machine\"\nallow_prompts = true\naccount = \"a\"\n[directory]\nurl = \"ldapi:///\"\nbind = \"sasl_external\"\n",
+                "machine.toml:2: allow_prompts",
+            ),
+            (
+                "context = \"machine\"\naccount = \"a\"\n[directory]\nurl = \"ldaps://x\"\nstarttls = true\nbind = \"sasl_external\"\n",
+                "directory.starttls",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn password_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ae-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("secret");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_password_file(&f).unwrap_err().contains("chmod 600"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password_file(&f).unwrap(), "s3cret");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_examples_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for name in ["machine.toml", "user.toml", "lab.toml"] {
+            let path = dir.join(name);
+            let p = Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.source, path);
+        }
+    }
+}
