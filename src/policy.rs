@@ -4,8 +4,10 @@
 //! (machine or user) and the account. Loading validates everything up front; an
 //! error names the file, the line, the key and what was expected.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -28,6 +30,82 @@ pub struct Policy {
     /// context only; a worker has no one to prompt).
     pub allow_prompts: bool,
     pub directory: DirectorySettings,
+    /// Root of the local store (`my/`, `archive/`, `request/`, `trust/`).
+    pub store: PathBuf,
+    pub autoenrollment: Autoenrollment,
+    pub schedule: Schedule,
+    /// Per-template settings, by template cn.
+    pub templates: BTreeMap<String, TemplateSettings>,
+}
+
+/// The autoenrollment switches of Windows' `AEPolicy`, named in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autoenrollment {
+    /// Off: the engine takes no action at all (`AEPolicy` 0x8000).
+    pub enroll: bool,
+    /// Renew expired certificates, update pending certificates, and remove
+    /// revoked certificates (the housekeeping check box).
+    pub renew_expired_update_pending_remove_revoked: bool,
+    /// Re-enroll certificates whose template was superseded or got a new major
+    /// version.
+    pub update_certificates_that_use_templates: bool,
+    /// Log an expiry notification when this percent of a certificate's
+    /// lifetime or less remains.
+    pub expiry_notification_percent: u8,
+}
+
+impl Default for Autoenrollment {
+    fn default() -> Self {
+        Autoenrollment {
+            enroll: true,
+            renew_expired_update_pending_remove_revoked: true,
+            update_certificates_that_use_templates: true,
+            expiry_notification_percent: 10,
+        }
+    }
+}
+
+/// When the worker pulses on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// Time between pulses (Windows: 8 hours). Also caps the failure backoff.
+    pub interval: Duration,
+    /// A cron expression (seconds first, 6 or 7 fields) replacing `interval`.
+    pub cron: Option<String>,
+    /// Random delay added to each scheduled pulse, so a fleet does not pulse in step.
+    pub jitter: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            interval: Duration::from_secs(8 * 3600),
+            cron: None,
+            jitter: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Settings of one template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplateSettings {
+    /// Renew when this percent of the lifetime remains (as Intune does). It
+    /// may only make renewal earlier than the template's own rule.
+    pub renewal_threshold_percent: Option<u8>,
+    /// Stable paths where the current certificate is exported for services.
+    pub export: Option<Export>,
+    /// A command run after a certificate of this template is installed.
+    pub post_install: Option<String>,
+}
+
+/// Stable file paths for the services that use a template's certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The certificate followed by its issuing chain.
+    pub chain: Option<PathBuf>,
 }
 
 /// How to reach and bind to the directory.
@@ -84,6 +162,38 @@ struct RawPolicy {
     #[serde(default)]
     allow_prompts: Option<Spanned<bool>>,
     directory: RawDirectory,
+    store: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    autoenrollment: Option<RawAutoenrollment>,
+    #[serde(default)]
+    schedule: Option<RawSchedule>,
+    #[serde(default)]
+    templates: BTreeMap<String, RawTemplate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoenrollment {
+    enroll: Option<bool>,
+    renew_expired_update_pending_remove_revoked: Option<bool>,
+    update_certificates_that_use_templates: Option<bool>,
+    expiry_notification_percent: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    interval: Option<Spanned<String>>,
+    cron: Option<Spanned<String>>,
+    jitter: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    renewal_threshold_percent: Option<Spanned<i64>>,
+    export: Option<Export>,
+    post_install: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -148,22 +258,53 @@ impl Policy {
                 format!("StartTLS upgrades an ldap:// connection; {scheme}:// cannot take it"),
             ));
         }
-        let timeout = match &d.timeout {
-            None => Duration::from_secs(10),
-            Some(t) => humantime::parse_duration(t.get_ref())
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    invalid(
-                        t.span(),
-                        "directory.timeout",
-                        format!(
-                            "a duration such as \"10s\" or \"1m\", found {:?}",
-                            t.get_ref()
-                        ),
-                    )
-                })?,
+        let duration = |value: &Option<Spanned<String>>,
+                        key: &str,
+                        default: Duration,
+                        zero_ok: bool|
+         -> Result<Duration, PolicyError> {
+            match value {
+                None => Ok(default),
+                Some(t) => humantime::parse_duration(t.get_ref())
+                    .ok()
+                    .filter(|d| zero_ok || !d.is_zero())
+                    .ok_or_else(|| {
+                        invalid(
+                            t.span(),
+                            key,
+                            format!(
+                                "a duration such as \"10s\", \"30m\" or \"8h\", found {:?}",
+                                t.get_ref()
+                            ),
+                        )
+                    }),
+            }
         };
+        let percent = |value: &Spanned<i64>,
+                       key: &str,
+                       range: std::ops::RangeInclusive<i64>|
+         -> Result<u8, PolicyError> {
+            let v = *value.get_ref();
+            if range.contains(&v) {
+                Ok(v as u8)
+            } else {
+                Err(invalid(
+                    value.span(),
+                    key,
+                    format!(
+                        "a percentage from {} to {}, found {v}",
+                        range.start(),
+                        range.end()
+                    ),
+                ))
+            }
+        };
+        let timeout = duration(
+            &d.timeout,
+            "directory.timeout",
+            Duration::from_secs(10),
+            false,
+        )?;
         let ca_file = d.ca_file.as_ref().map(|p| resolve(p.get_ref()));
         let bind = match d.bind.get_ref().as_str() {
             "simple" => {
@@ -214,7 +355,83 @@ impl Policy {
                 "prompts exist only in the user context".into(),
             ));
         }
+        let context = *raw.context.get_ref();
+        let store = match &raw.store {
+            Some(p) => resolve(p.get_ref()),
+            None => default_store(context),
+        };
+        let mut autoenrollment = Autoenrollment::default();
+        if let Some(a) = &raw.autoenrollment {
+            let d = Autoenrollment::default();
+            autoenrollment = Autoenrollment {
+                enroll: a.enroll.unwrap_or(d.enroll),
+                renew_expired_update_pending_remove_revoked: a
+                    .renew_expired_update_pending_remove_revoked
+                    .unwrap_or(d.renew_expired_update_pending_remove_revoked),
+                update_certificates_that_use_templates: a
+                    .update_certificates_that_use_templates
+                    .unwrap_or(d.update_certificates_that_use_templates),
+                expiry_notification_percent: match &a.expiry_notification_percent {
+                    Some(p) => percent(p, "autoenrollment.expiry_notification_percent", 0..=100)?,
+                    None => d.expiry_notification_percent,
+                },
+            };
+        }
+        let mut schedule = Schedule::default();
+        if let Some(sc) = &raw.schedule {
+            schedule.interval =
+                duration(&sc.interval, "schedule.interval", schedule.interval, false)?;
+            schedule.jitter = duration(&sc.jitter, "schedule.jitter", schedule.jitter, true)?;
+            if let Some(c) = &sc.cron {
+                cron::Schedule::from_str(c.get_ref()).map_err(|e| {
+                    invalid(
+                        c.span(),
+                        "schedule.cron",
+                        format!(
+                            "a cron expression with seconds first, e.g. \"0 0 */8 * * *\" ({e})"
+                        ),
+                    )
+                })?;
+                schedule.cron = Some(c.get_ref().clone());
+            }
+        }
+        let mut templates = BTreeMap::new();
+        for (cn, t) in &raw.templates {
+            let key = |k: &str| format!("templates.{cn}.{k}");
+            let renewal_threshold_percent = match &t.renewal_threshold_percent {
+                Some(p) => Some(percent(p, &key("renewal_threshold_percent"), 1..=99)?),
+                None => None,
+            };
+            let post_install = match &t.post_install {
+                Some(cmd) if cmd.get_ref().trim().is_empty() => {
+                    return Err(invalid(
+                        cmd.span(),
+                        &key("post_install"),
+                        "a command, found an empty string".into(),
+                    ));
+                }
+                Some(cmd) => Some(cmd.get_ref().clone()),
+                None => None,
+            };
+            let export = t.export.clone().map(|e| Export {
+                certificate: e.certificate.map(|p| resolve(&p)),
+                key: e.key.map(|p| resolve(&p)),
+                chain: e.chain.map(|p| resolve(&p)),
+            });
+            templates.insert(
+                cn.clone(),
+                TemplateSettings {
+                    renewal_threshold_percent,
+                    export,
+                    post_install,
+                },
+            );
+        }
         Ok(Policy {
+            store,
+            autoenrollment,
+            schedule,
+            templates,
             source: path.to_path_buf(),
             context: *raw.context.get_ref(),
             account,
@@ -227,6 +444,33 @@ impl Policy {
                 bind,
             },
         })
+    }
+}
+
+/// The store of a context when the policy names none: the machine's under
+/// `/var/lib/autoenroll`, a user's under `$XDG_DATA_HOME` (or `~/.local/share`).
+pub fn default_store(context: Context) -> PathBuf {
+    match context {
+        Context::Machine => PathBuf::from("/var/lib/autoenroll/machine"),
+        Context::User => {
+            let base = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(|| PathBuf::from(".local/share"));
+            base.join("autoenroll")
+        }
+    }
+}
+
+impl Policy {
+    /// The settings of a template (defaults when the policy names none).
+    pub fn template(&self, cn: &str) -> TemplateSettings {
+        self.templates
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(cn))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -349,6 +593,104 @@ password_file = "ws01.secret"
         for (text, want) in cases {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    const FULL: &str = r#"
+context = "user"
+store = "store"
+
+[directory]
+url = "ldaps://dc01.corp.example"
+bind = "simple"
+user = "alice@corp.example"
+password_file = "pw"
+
+[autoenrollment]
+enroll = true
+renew_expired_update_pending_remove_revoked = false
+expiry_notification_percent = 15
+
+[schedule]
+cron = "0 0 */4 * * *"
+jitter = "0s"
+
+[templates.User]
+renewal_threshold_percent = 25
+post_install = "systemctl --user restart mail-client"
+export = { certificate = "/home/alice/.certs/user.pem", key = "keys/user.key" }
+"#;
+
+    #[test]
+    fn options_schedule_and_templates() {
+        let p = parse(FULL).unwrap();
+        assert_eq!(p.store, Path::new("/etc/autoenroll/store"));
+        assert!(p.autoenrollment.enroll);
+        assert!(!p.autoenrollment.renew_expired_update_pending_remove_revoked);
+        assert!(p.autoenrollment.update_certificates_that_use_templates);
+        assert_eq!(p.autoenrollment.expiry_notification_percent, 15);
+        assert_eq!(p.schedule.cron.as_deref(), Some("0 0 */4 * * *"));
+        assert_eq!(p.schedule.interval, Duration::from_secs(8 * 3600));
+        assert_eq!(p.schedule.jitter, Duration::ZERO);
+        let user = p.template("user");
+        assert_eq!(user.renewal_threshold_percent, Some(25));
+        assert_eq!(
+            user.export.unwrap().key.as_deref(),
+            Some(Path::new("/etc/autoenroll/keys/user.key"))
+        );
+        assert_eq!(p.template("Other"), TemplateSettings::default());
+    }
+
+    #[test]
+    fn defaults_follow_windows() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.autoenrollment, Autoenrollment::default());
+        assert_eq!(p.autoenrollment.expiry_notification_percent, 10);
+        assert_eq!(p.schedule.interval, Duration::from_secs(8 * 3600));
+        assert_eq!(p.store, Path::new("/var/lib/autoenroll/machine"));
+    }
+
+    #[test]
+    fn option_errors_name_line_and_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "expiry_notification_percent = 15",
+                "expiry_notification_percent = 101",
+                "autoenrollment.expiry_notification_percent: a percentage from 0 to 100, found 101",
+            ),
+            (
+                "cron = \"0 0 */4 * * *\"",
+                "cron = \"every day\"",
+                "schedule.cron: a cron expression",
+            ),
+            (
+                "jitter = \"0s\"",
+                "jitter = \"soon\"",
+                "schedule.jitter: a duration",
+            ),
+            (
+                "renewal_threshold_percent = 25",
+                "renewal_threshold_percent = 0",
+                "templates.User.renewal_threshold_percent: a percentage from 1 to 99",
+            ),
+            (
+                "post_install = \"systemctl --user restart mail-client\"",
+                "post_install = \" \"",
+                "templates.User.post_install: a command",
+            ),
+            ("enroll = true", "enroll = \"yes\"", "invalid type"),
+            (
+                "[templates.User]",
+                "[templates.User]\nrenew = 1",
+                "unknown field `renew`",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = FULL.replace(from, to);
+            assert_ne!(text, FULL, "{from} not found");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+            assert!(err.contains("machine.toml:"), "{err}");
         }
     }
 

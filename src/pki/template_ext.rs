@@ -50,6 +50,16 @@ impl TemplateIdentity {
 /// The facts of a certificate the engine decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateInfo {
+    /// SHA-1 of the DER, lower-case hex: the Windows thumbprint, used to name
+    /// store entries.
+    pub thumbprint: String,
+    /// Serial number, lower-case hex without leading zeros (as CRLs are matched).
+    pub serial: String,
+    /// Issuer and subject in RFC 4514 text.
+    pub issuer: String,
+    pub subject: String,
+    /// DER of the SubjectPublicKeyInfo, to pair the certificate with its key.
+    pub public_key: Vec<u8>,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     /// None for a foreign certificate.
@@ -82,7 +92,13 @@ impl CertificateInfo {
                 found = true;
             }
         }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
         Ok(CertificateInfo {
+            thumbprint: hex(digest.as_ref()),
+            serial: serial_hex(cert.raw_serial()),
+            issuer: cert.issuer().to_string(),
+            subject: cert.subject().to_string(),
+            public_key: cert.public_key().raw.to_vec(),
             not_before: cert.validity().not_before.to_datetime(),
             not_after: cert.validity().not_after.to_datetime(),
             template: found.then_some(identity),
@@ -93,6 +109,21 @@ impl CertificateInfo {
     pub fn is_valid_at(&self, now: OffsetDateTime) -> bool {
         self.not_before <= now && now < self.not_after
     }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A serial number as hex without leading zero bytes, so that the certificate's
+/// and a CRL's encodings of one serial compare equal.
+pub fn serial_hex(raw: &[u8]) -> String {
+    let trimmed: &[u8] = match raw.iter().position(|b| *b != 0) {
+        Some(i) => &raw[i..],
+        None => &[0],
+    };
+    hex(trimmed)
 }
 
 /// `SEQUENCE { templateID OID, templateMajorVersion INTEGER OPTIONAL,
