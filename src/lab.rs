@@ -374,7 +374,8 @@ impl Lab {
             write_private(&secret, account.password().as_bytes())?;
             let policy = format!(
                 "# Lab policy for {name}: {context} context, simple bind over StartTLS.\n\
-                 context = \"{context}\"\n\n\
+                 context = \"{context}\"\n\
+                 store = \"stores/{name}\"\n\n\
                  [directory]\n\
                  url = \"{url}\"\n\
                  starttls = true\n\

@@ -7,4 +7,6 @@ pub mod directory;
 pub mod lab;
 pub mod model;
 pub mod pki;
+pub mod planner;
 pub mod policy;
+pub mod store;

@@ -30,6 +30,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What a pulse would do, now or at a given time, without doing it.
+    Plan {
+        #[arg(long)]
+        policy: PathBuf,
+        /// An RFC 3339 time to plan for, e.g. 2027-01-31T12:00:00Z.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every certificate of the store with its health; the exit code says the worst.
+    Status {
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert security descriptors between SDDL and the base64 of LDIF.
     Sddl {
         #[command(subcommand)]
@@ -79,6 +96,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Templates { policy, json } => cli::templates(&policy, json),
+        Command::Plan { policy, at, json } => cli::plan::plan(&policy, at.as_deref(), json),
+        Command::Status { policy, json } => cli::plan::status(&policy, json),
         Command::Sddl { action } => match action {
             SddlAction::Encode { sddl, domain } => cli::sddl_encode(&sddl, &domain),
             SddlAction::Decode { base64, domain } => cli::sddl_decode(&base64, &domain),

@@ -15,6 +15,7 @@ use autoenroll::lab::{Lab, LabOptions};
 use autoenroll::model::{Sid, Template};
 use autoenroll::policy::{Bind, Policy};
 
+pub mod plan;
 mod table;
 
 pub fn init_logging() {
@@ -26,7 +27,7 @@ pub fn init_logging() {
         .init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

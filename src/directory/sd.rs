@@ -345,7 +345,7 @@ impl Ace {
     /// Encodes the ACE ([MS-DTYP] 2.4.4.1 header and body); `index` names it in errors.
     fn encode(&self, which: &'static str, index: usize, out: &mut Vec<u8>) -> Result<(), SdError> {
         let mut body = self.body();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let size = ACE_HEADER_LEN + body.len();

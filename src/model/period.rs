@@ -78,7 +78,7 @@ impl fmt::Display for Period {
         let (size, name) = UNITS
             .iter()
             .copied()
-            .find(|(size, _)| self.seconds % size == 0)
+            .find(|(size, _)| self.seconds.is_multiple_of(*size))
             .unwrap_or((1, "second"));
         let n = self.seconds / size;
         write!(f, "{n} {name}{}", if n == 1 { "" } else { "s" })

@@ -112,7 +112,7 @@ impl EnrollmentServer {
             .map(|l| l.trim_end_matches('\r'))
             .filter(|l| !l.is_empty())
             .collect();
-        if lines.is_empty() || lines.len() % 4 != 0 {
+        if lines.is_empty() || !lines.len().is_multiple_of(4) {
             return Err(format!(
                 "expected groups of 4 lines (priority, authentication, renewal-only, URL), found {} lines",
                 lines.len()

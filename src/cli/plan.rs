@@ -1,0 +1,253 @@
+//! `plan` and `status`: what a pulse would do now or at a given time, and the
+//! health of every certificate. Both read the directory and the store and change
+//! nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use autoenroll::directory::{self, Directory, DirectorySnapshot, Verdict};
+use autoenroll::model::Template;
+use autoenroll::pki::Revocations;
+use autoenroll::planner::{self, ActionKind, Health, PlanInput};
+use autoenroll::policy::Policy;
+use autoenroll::store::{State, Store, StoreSnapshot};
+
+use super::table::Table;
+use super::{policy_account, runtime};
+
+/// Everything a plan is made of, read once.
+struct Gathered {
+    policy: Policy,
+    directory: DirectorySnapshot,
+    templates: Vec<Template>,
+    verdicts: Vec<Verdict>,
+    store: StoreSnapshot,
+    state: State,
+    revocations: Revocations,
+    settings: planner::Settings,
+}
+
+/// The planner's settings from the policy file.
+pub fn planner_settings(policy: &Policy) -> planner::Settings {
+    let a = &policy.autoenrollment;
+    planner::Settings {
+        enabled: a.enroll,
+        renew_expired_update_pending_remove_revoked: a.renew_expired_update_pending_remove_revoked,
+        update_certificates_that_use_templates: a.update_certificates_that_use_templates,
+        expiry_notification_percent: a.expiry_notification_percent,
+        schedule_interval: time::Duration::try_from(policy.schedule.interval)
+            .unwrap_or(time::Duration::hours(8)),
+        renewal_threshold_percent: policy
+            .templates
+            .iter()
+            .filter_map(|(cn, t)| t.renewal_threshold_percent.map(|p| (cn.clone(), p)))
+            .collect::<BTreeMap<_, _>>(),
+        ..planner::Settings::default()
+    }
+}
+
+fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, String> {
+    let policy = Policy::load(policy_path).map_err(|e| e.to_string())?;
+    let account = policy_account(&policy)?;
+    let snapshot = runtime()?.block_on(async {
+        let mut dir = Directory::connect(&policy.directory)
+            .await
+            .map_err(|e| e.to_string())?;
+        let snap = dir.snapshot(&account).await.map_err(|e| e.to_string());
+        dir.close().await;
+        snap
+    })?;
+    let verdicts = directory::judge(
+        &snapshot,
+        directory::Options {
+            context: policy.context,
+            allow_prompts: policy.allow_prompts,
+        },
+        now,
+    );
+    // Reading never creates the store: a host that never pulsed holds nothing.
+    let (store, state) = if policy.store.exists() {
+        let s = Store::open(&policy.store).map_err(|e| e.to_string())?;
+        (
+            s.snapshot().map_err(|e| e.to_string())?,
+            s.read_state().map_err(|e| e.to_string())?,
+        )
+    } else {
+        (StoreSnapshot::default(), State::default())
+    };
+    let crls = snapshot
+        .crls
+        .iter()
+        .flat_map(|c| c.base.iter().chain(c.delta.iter()))
+        .map(Vec::as_slice);
+    let (revocations, problems) = Revocations::from_crls(crls);
+    for p in problems {
+        tracing::warn!("ignoring a CRL from the directory: {p}");
+    }
+    Ok(Gathered {
+        settings: planner_settings(&policy),
+        templates: snapshot
+            .templates
+            .iter()
+            .map(|t| t.template.clone())
+            .collect(),
+        policy,
+        directory: snapshot,
+        verdicts,
+        store,
+        state,
+        revocations,
+    })
+}
+
+impl Gathered {
+    fn input(&self, now: OffsetDateTime) -> PlanInput<'_> {
+        PlanInput {
+            settings: &self.settings,
+            directory: planner::DirectoryView {
+                templates: &self.templates,
+                verdicts: &self.verdicts,
+            },
+            store: &self.store,
+            revocations: &self.revocations,
+            state: &self.state,
+            now,
+        }
+    }
+}
+
+fn parse_time(at: Option<&str>) -> Result<OffsetDateTime, String> {
+    match at {
+        None => Ok(OffsetDateTime::now_utc()),
+        Some(t) => OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
+            format!("--at {t:?}: expected an RFC 3339 time such as 2027-01-31T12:00:00Z ({e})")
+        }),
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+fn short(thumb: &Option<String>) -> String {
+    thumb
+        .as_deref()
+        .map(|t| t.chars().take(12).collect())
+        .unwrap_or_default()
+}
+
+pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode, String> {
+    let now = parse_time(at)?;
+    let g = gather(policy_path, now)?;
+    let plan = planner::plan(&g.input(now));
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "plan for {} ({} context) at {}",
+        g.directory.account.dn,
+        g.policy.context,
+        rfc3339(now)
+    );
+    let mut t = Table::new(["ACTION", "TEMPLATE", "CERTIFICATE", "REASON"]);
+    for a in &plan.actions {
+        t.row([
+            a.kind.name().to_string(),
+            a.template.clone().unwrap_or_default(),
+            short(&a.certificate),
+            a.reason.clone(),
+        ]);
+    }
+    print!("{t}");
+    match plan.next_wake {
+        Some(w) => println!("next wake: {}", rfc3339(w)),
+        None => println!("next wake: none (nothing changes until the directory or the store does)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit codes of `status`, by severity (the README documents them).
+fn exit_code(health: &[Health], missing: bool) -> u8 {
+    if health.contains(&Health::KeyMismatch) {
+        5
+    } else if health.contains(&Health::Expired) {
+        3
+    } else if missing {
+        2
+    } else if health.contains(&Health::Due) {
+        4
+    } else {
+        0
+    }
+}
+
+pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
+    let now = OffsetDateTime::now_utc();
+    let g = gather(policy_path, now)?;
+    let input = g.input(now);
+    let statuses = planner::assess(&input);
+    let plan = planner::plan(&input);
+    let missing: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Enroll)
+        .filter_map(|a| a.template.clone())
+        .collect();
+    let healths: Vec<Health> = statuses.iter().map(|s| s.health).collect();
+    let code = exit_code(&healths, !missing.is_empty());
+    if json {
+        let certs: Vec<serde_json::Value> = statuses
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "certificate": s.thumbprint,
+                    "template": s.template,
+                    "health": s.health.name(),
+                    "renew_at": s.renew_at.map(rfc3339),
+                    "detail": s.detail,
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "account": g.directory.account.dn,
+            "context": g.policy.context.to_string(),
+            "certificates": certs,
+            "missing": missing,
+            "exit_code": code,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
+        return Ok(ExitCode::from(code));
+    }
+    println!(
+        "{} ({} context), store {}",
+        g.directory.account.dn,
+        g.policy.context,
+        g.policy.store.display()
+    );
+    let mut t = Table::new(["CERTIFICATE", "TEMPLATE", "HEALTH", "RENEW AT", "DETAIL"]);
+    for s in &statuses {
+        t.row([
+            short(&s.thumbprint),
+            s.template.clone().unwrap_or_default(),
+            s.health.name().to_string(),
+            s.renew_at.map(rfc3339).unwrap_or_default(),
+            s.detail.clone(),
+        ]);
+    }
+    print!("{t}");
+    for m in &missing {
+        println!("missing: {m} is eligible and has no certificate");
+    }
+    Ok(ExitCode::from(code))
+}

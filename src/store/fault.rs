@@ -1,0 +1,97 @@
+//! Fault injection for crash tests.
+//!
+//! Every change the store makes to the filesystem (create a folder, write a
+//! file, sync a file or folder, rename, remove) is one *step* and passes
+//! through [`Faults::step`]. A store built with [`crate::store::Store::with_fault_at`]
+//! fails its n-th step as if the process had died there: the step does not
+//! happen (a write leaves half its bytes, as a crash in the middle of `write`
+//! would), and every later step fails too, so nothing can run "after the
+//! crash". The crash tests run each operation once to count its steps, then
+//! once per step with the fault there, reopen the store, recover and check that
+//! nothing was lost.
+//!
+//! In production the plan is empty and nothing is recorded: a step costs one
+//! atomic increment.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::error::StoreError;
+
+/// Where a simulated crash happens, and the steps taken so far.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// 1-based index of the step that fails; None: no fault.
+    fail_at: Option<usize>,
+    /// Whether steps are recorded in `log`.
+    record: bool,
+    taken: AtomicUsize,
+    dead: AtomicBool,
+    log: Mutex<Vec<String>>,
+}
+
+/// What a step may do.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Go ahead.
+    Go,
+    /// The simulated crash happens in this step: do a partial job if that is
+    /// what a crash would leave (half a write), then return the error.
+    CrashHere(StoreError),
+    /// The process is "dead": do nothing, return the error.
+    Dead(StoreError),
+}
+
+impl Faults {
+    /// A plan that fails the `step`-th filesystem step (1-based).
+    pub fn at(step: usize) -> Faults {
+        Faults {
+            fail_at: Some(step),
+            record: true,
+            ..Faults::default()
+        }
+    }
+
+    /// No fault; the steps are recorded.
+    pub fn recording() -> Faults {
+        Faults {
+            record: true,
+            ..Faults::default()
+        }
+    }
+
+    /// Accounts for one step; says whether it may happen.
+    pub(crate) fn step(&self, action: &'static str, path: &Path) -> Step {
+        let n = self.taken.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.record
+            && let Ok(mut log) = self.log.lock()
+        {
+            log.push(format!("{action} {}", path.display()));
+        }
+        let err = || StoreError::InjectedFault {
+            step: n,
+            action,
+            path: path.to_path_buf(),
+        };
+        if self.dead.load(Ordering::SeqCst) {
+            return Step::Dead(err());
+        }
+        if self.fail_at == Some(n) {
+            self.dead.store(true, Ordering::SeqCst);
+            return Step::CrashHere(err());
+        }
+        Step::Go
+    }
+
+    /// How many steps were taken.
+    pub fn taken(&self) -> usize {
+        self.taken.load(Ordering::SeqCst)
+    }
+
+    /// The steps taken so far, as "action path" lines, in order (when recording).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,199 @@
+//! `autoenroll plan` and `status` against a private slapd and a store holding
+//! certificates copied in by hand (recognized by their template extension).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use autoenroll::pki::template_ext::{encode_template_information, encode_template_name};
+use time::{Duration, OffsetDateTime};
+
+const WORKSTATION_OID: &str = "1.3.6.1.4.1.311.21.8.1000.2000.3000.4000.5000.6000.8782410.71273024";
+const SHORT_LIVED_CN: &str = "ShortLived";
+
+/// A self-signed certificate carrying a template identity, written into
+/// `my/<name>/` the way an administrator would copy one in.
+fn put_certificate(
+    store: &Path,
+    name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    template: Option<(&str, u32)>,
+    v1_name: Option<&str>,
+    with_key: bool,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["ws01.corp.example".to_string()]).unwrap();
+    params.not_before = not_before;
+    params.not_after = not_after;
+    if let Some((oid, major)) = template {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 311, 21, 7],
+                encode_template_information(oid, major, 0).unwrap(),
+            ));
+    }
+    if let Some(cn) = v1_name {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 311, 20, 2],
+                encode_template_name(cn),
+            ));
+    }
+    let cert = params.self_signed(&key).unwrap();
+    let dir = store.join("my").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    if with_key {
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    } else {
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(dir.join("key.pem"), other.serialize_pem()).unwrap();
+    }
+}
+
+fn run(args: &[&str], policy: &Path) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_autoenroll"))
+        .args(args)
+        .arg("--policy")
+        .arg(policy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.code().is_some(),
+        "killed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.code().unwrap(),
+        stdout + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn plan_and_status_of_a_hand_filled_store() {
+    let lab = common::start(None);
+    let policy = lab.lab.policy_path("ws01");
+    let store = lab.lab.dir.join("stores/ws01");
+    let now = OffsetDateTime::now_utc();
+
+    // An empty store: every eligible template is missing (exit 2) and the plan enrolls it.
+    let (code, out) = run(&["status"], &policy);
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = run(&["plan", "--json"], &policy);
+    assert_eq!(code, 0, "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let enrolls: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "enroll")
+        .map(|a| a["template"].as_str().unwrap())
+        .collect();
+    assert_eq!(enrolls, ["PendingMachine", "ShortLived", "WorkstationAuth"]);
+
+    // Healthy certificates for every eligible template: status 0.
+    put_certificate(
+        &store,
+        "wa",
+        now - Duration::days(10),
+        now + Duration::days(355),
+        Some((WORKSTATION_OID, 101)),
+        None,
+        true,
+    );
+    put_certificate(
+        &store,
+        "pm",
+        now - Duration::days(1),
+        now + Duration::days(364),
+        None,
+        Some("PendingMachine"),
+        true,
+    );
+    put_certificate(
+        &store,
+        "sl",
+        now - Duration::minutes(5),
+        now + Duration::minutes(55),
+        None,
+        Some(SHORT_LIVED_CN),
+        true,
+    );
+    put_certificate(
+        &store,
+        "foreign",
+        now - Duration::days(1),
+        now + Duration::days(30),
+        None,
+        None,
+        true,
+    );
+    let (code, out) = run(&["status"], &policy);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("foreign"), "{out}");
+
+    // `plan --at` past the ShortLived renewal point (80% of 1 hour = 48 min): renew.
+    let at = (now + Duration::minutes(45))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (_, out) = run(&["plan", "--json", "--at", &at], &policy);
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let renew = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["template"] == SHORT_LIVED_CN && a["action"] == "renew");
+    assert!(renew.is_some(), "{out}");
+    assert!(plan["next_wake"].is_string(), "{out}");
+
+    // A renewal falls due: status 4. Then an expired one: status 3. Then a key mismatch: 5.
+    std::fs::remove_dir_all(store.join("my/sl")).unwrap();
+    put_certificate(
+        &store,
+        "sl",
+        now - Duration::minutes(50),
+        now + Duration::minutes(10),
+        None,
+        Some(SHORT_LIVED_CN),
+        true,
+    );
+    let (code, out) = run(&["status"], &policy);
+    assert_eq!(code, 4, "{out}");
+    std::fs::remove_dir_all(store.join("my/sl")).unwrap();
+    put_certificate(
+        &store,
+        "sl",
+        now - Duration::minutes(70),
+        now - Duration::minutes(10),
+        None,
+        Some(SHORT_LIVED_CN),
+        true,
+    );
+    let (code, out) = run(&["status"], &policy);
+    assert_eq!(code, 3, "{out}");
+    put_certificate(
+        &store,
+        "mismatch",
+        now - Duration::days(1),
+        now + Duration::days(300),
+        Some((WORKSTATION_OID, 101)),
+        None,
+        false,
+    );
+    let (code, out) = run(&["status", "--json"], &policy);
+    assert_eq!(code, 5, "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        status["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["health"] == "key_mismatch"),
+        "{out}"
+    );
+}
