@@ -14,7 +14,7 @@ use autoenroll::model::Template;
 use autoenroll::pki::Revocations;
 use autoenroll::planner::{self, ActionKind, Health, PlanInput};
 use autoenroll::policy::Policy;
-use autoenroll::store::{State, Store, StoreSnapshot};
+use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
 
 use super::table::Table;
 use super::{policy_account, runtime};
@@ -105,6 +105,15 @@ fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, String> {
 }
 
 impl Gathered {
+    /// The store entry a status line is about.
+    fn held(&self, s: &planner::CertificateStatus) -> Option<&HeldCertificate> {
+        let th = s.thumbprint.as_deref()?;
+        self.store
+            .certificates
+            .iter()
+            .find(|c| c.info.thumbprint == th)
+    }
+
     fn input(&self, now: OffsetDateTime) -> PlanInput<'_> {
         PlanInput {
             settings: &self.settings,
@@ -207,9 +216,16 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
         let certs: Vec<serde_json::Value> = statuses
             .iter()
             .map(|s| {
+                let held = g.held(s);
                 serde_json::json!({
                     "certificate": s.thumbprint,
+                    "request": s.request,
                     "template": s.template,
+                    "ca": held.and_then(|h| h.meta.ca.clone()),
+                    "subject": held.map(|h| h.info.subject.clone()),
+                    "issuer": held.map(|h| h.info.issuer.clone()),
+                    "not_before": held.map(|h| rfc3339(h.info.not_before)),
+                    "not_after": held.map(|h| rfc3339(h.info.not_after)),
                     "health": s.health.name(),
                     "renew_at": s.renew_at.map(rfc3339),
                     "detail": s.detail,
@@ -235,11 +251,24 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
         g.policy.context,
         g.policy.store.display()
     );
-    let mut t = Table::new(["CERTIFICATE", "TEMPLATE", "HEALTH", "RENEW AT", "DETAIL"]);
+    let mut t = Table::new([
+        "CERTIFICATE",
+        "TEMPLATE",
+        "CA",
+        "SUBJECT",
+        "NOT AFTER",
+        "HEALTH",
+        "RENEW AT",
+        "DETAIL",
+    ]);
     for s in &statuses {
+        let held = g.held(s);
         t.row([
             short(&s.thumbprint),
             s.template.clone().unwrap_or_default(),
+            held.and_then(|h| h.meta.ca.clone()).unwrap_or_default(),
+            held.map(|h| h.info.subject.clone()).unwrap_or_default(),
+            held.map(|h| rfc3339(h.info.not_after)).unwrap_or_default(),
             s.health.name().to_string(),
             s.renew_at.map(rfc3339).unwrap_or_default(),
             s.detail.clone(),
