@@ -46,6 +46,28 @@ pub fn policy_account(policy: &Policy) -> Result<String, String> {
     }
 }
 
+/// Connects as the policy says and takes one directory snapshot for `account`.
+pub fn read_directory(
+    policy: &Policy,
+    account: &str,
+) -> Result<autoenroll::directory::DirectorySnapshot, String> {
+    runtime()?.block_on(async {
+        let mut dir = Directory::connect(&policy.directory)
+            .await
+            .map_err(|e| e.to_string())?;
+        let snap = dir.snapshot(account).await.map_err(|e| e.to_string());
+        dir.close().await;
+        snap
+    })
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &impl Serialize) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
 /// One row of `templates --json`; the field names are a stable interface.
 #[derive(Serialize)]
 struct TemplateRow {
@@ -80,14 +102,7 @@ pub fn templates(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
     let policy = Policy::load(policy_path).map_err(|e| e.to_string())?;
     let account = policy_account(&policy)?;
     let now = OffsetDateTime::now_utc();
-    let snapshot = runtime()?.block_on(async {
-        let mut dir = Directory::connect(&policy.directory)
-            .await
-            .map_err(|e| e.to_string())?;
-        let snap = dir.snapshot(&account).await.map_err(|e| e.to_string());
-        dir.close().await;
-        snap
-    })?;
+    let snapshot = read_directory(&policy, &account)?;
     for w in &snapshot.warnings {
         tracing::warn!("{w}");
     }
@@ -105,10 +120,7 @@ pub fn templates(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
     };
     let rows: Vec<TemplateRow> = verdicts.iter().map(|v| row(v, find(&v.cn))).collect();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
-        );
+        print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(

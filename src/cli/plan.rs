@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use autoenroll::directory::{self, Directory, DirectorySnapshot, Verdict};
+use autoenroll::directory::{self, DirectorySnapshot, Verdict};
 use autoenroll::model::Template;
 use autoenroll::pki::Revocations;
 use autoenroll::planner::{self, ActionKind, Health, PlanInput};
@@ -17,7 +17,7 @@ use autoenroll::policy::Policy;
 use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
 
 use super::table::Table;
-use super::{policy_account, runtime};
+use super::{policy_account, print_json, read_directory};
 
 /// Everything a plan is made of, read once.
 struct Gathered {
@@ -53,14 +53,7 @@ pub fn planner_settings(policy: &Policy) -> planner::Settings {
 fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, String> {
     let policy = Policy::load(policy_path).map_err(|e| e.to_string())?;
     let account = policy_account(&policy)?;
-    let snapshot = runtime()?.block_on(async {
-        let mut dir = Directory::connect(&policy.directory)
-            .await
-            .map_err(|e| e.to_string())?;
-        let snap = dir.snapshot(&account).await.map_err(|e| e.to_string());
-        dir.close().await;
-        snap
-    })?;
+    let snapshot = read_directory(&policy, &account)?;
     let verdicts = directory::judge(
         &snapshot,
         directory::Options {
@@ -154,10 +147,7 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
     let g = gather(policy_path, now)?;
     let plan = planner::plan(&g.input(now));
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).map_err(|e| e.to_string())?
-        );
+        print_json(&plan)?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -239,10 +229,7 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
             "missing": missing,
             "exit_code": code,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-        );
+        print_json(&out)?;
         return Ok(ExitCode::from(code));
     }
     println!(
