@@ -27,7 +27,7 @@ pub fn init_logging() {
         .init();
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
