@@ -218,6 +218,31 @@ struct Outcome<'a> {
 }
 
 impl<'a> Outcome<'a> {
+    /// A revoked certificate: moved out of my/ when housekeeping is on (with
+    /// `context` saying what else is true of it), otherwise left in place.
+    fn revoked(f: &Facts<'a>, template: &str, housekeeping: bool, context: Option<&str>) -> Self {
+        let mut o = Outcome::new(
+            f.held,
+            template.to_string(),
+            Health::Revoked,
+            format!(
+                "{}; left in place: {HOUSEKEEPING} is off in the policy",
+                revoked_text(f)
+            ),
+        );
+        if housekeeping {
+            let what = match context {
+                Some(c) => format!("{}; {c}", revoked_text(f)),
+                None => revoked_text(f),
+            };
+            o.disposal = Some((
+                ActionKind::Remove,
+                format!("{what}: moved out of my/ to archive/"),
+            ));
+        }
+        o
+    }
+
     fn new(held: &'a HeldCertificate, template: String, health: Health, keep: String) -> Self {
         Outcome {
             held,
@@ -690,31 +715,17 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             let info = &f.held.info;
             let is_candidate = invalid_candidate.is_some_and(|c| std::ptr::eq(c, f));
             if f.revoked {
-                let mut o = Outcome::new(
-                    f.held,
-                    t.cn.clone(),
-                    Health::Revoked,
-                    format!(
-                        "{}; left in place: {HOUSEKEEPING} is off in the policy",
-                        revoked_text(f)
-                    ),
-                );
-                if housekeeping {
-                    o.disposal = Some((
-                        ActionKind::Remove,
-                        format!("{}: moved out of my/ to archive/", revoked_text(f)),
+                let mut o = Outcome::revoked(f, &t.cn, housekeeping, None);
+                if housekeeping && is_candidate {
+                    o.wish = Some(self.wish(
+                        t,
+                        ActionKind::Reenroll(ReenrollWhy::Revoked),
+                        None,
+                        format!(
+                            "{}: enroll anew with the account's credentials",
+                            revoked_text(f)
+                        ),
                     ));
-                    if is_candidate {
-                        o.wish = Some(self.wish(
-                            t,
-                            ActionKind::Reenroll(ReenrollWhy::Revoked),
-                            None,
-                            format!(
-                                "{}: enroll anew with the account's credentials",
-                                revoked_text(f)
-                            ),
-                        ));
-                    }
                 }
                 out.push(o);
             } else if f.expired {
@@ -907,25 +918,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 Health::Due
             };
             if f.revoked {
-                let mut o = Outcome::new(
-                    f.held,
-                    t.cn.clone(),
-                    Health::Revoked,
-                    format!(
-                        "{}; left in place: {HOUSEKEEPING} is off in the policy",
-                        revoked_text(f)
-                    ),
-                );
-                if housekeeping {
-                    o.disposal = Some((
-                        ActionKind::Remove,
-                        format!(
-                            "{}; {superseded}: moved out of my/ to archive/",
-                            revoked_text(f)
-                        ),
-                    ));
-                }
-                out.push(o);
+                out.push(Outcome::revoked(f, &t.cn, housekeeping, Some(&superseded)));
                 continue;
             }
             let mut o = Outcome::new(f.held, t.cn.clone(), health, String::new());
@@ -990,21 +983,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             let info = &f.held.info;
             let mut o;
             if f.revoked {
-                o = Outcome::new(
-                    f.held,
-                    t.cn.clone(),
-                    Health::Revoked,
-                    format!(
-                        "{}; left in place: {HOUSEKEEPING} is off in the policy",
-                        revoked_text(f)
-                    ),
-                );
-                if housekeeping {
-                    o.disposal = Some((
-                        ActionKind::Remove,
-                        format!("{}; {why}: moved out of my/ to archive/", revoked_text(f)),
-                    ));
-                }
+                o = Outcome::revoked(f, &t.cn, housekeeping, Some(why));
             } else if f.expired {
                 let expired = format!("expired at {}", fmt_time(info.not_after));
                 o = Outcome::new(
