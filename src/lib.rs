@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` is a thin CLI over it. See
 //! `ARCHITECTURE.md` for the map of modules and the rules between them.
 
+pub mod ca;
 pub mod directory;
 pub mod lab;
 pub mod model;
@@ -10,3 +11,4 @@ pub mod pki;
 pub mod planner;
 pub mod policy;
 pub mod store;
+pub mod wstep;

@@ -1,7 +1,11 @@
-//! Certificate helpers shared by the client and the CA: the Microsoft extensions
-//! that carry a certificate's template identity, and CRLs.
+//! Certificate helpers shared by the client and the CA: keys, PKCS#10 requests,
+//! CMS, the Microsoft extensions that carry a certificate's template identity,
+//! and CRLs.
 
+pub mod cms;
 pub mod crl;
+pub mod csr;
+pub mod keys;
 pub mod template_ext;
 
 pub use crl::{Crl, Revocations};
