@@ -198,7 +198,7 @@ struct RawTemplate {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawDirectory {
+pub(crate) struct RawDirectory {
     url: Spanned<String>,
     #[serde(default)]
     starttls: bool,
@@ -209,39 +209,77 @@ struct RawDirectory {
     password_file: Option<Spanned<PathBuf>>,
 }
 
-impl Policy {
-    /// Reads and validates a policy file.
-    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+/// A TOML file being validated: its text (for line numbers), its name and its
+/// folder (relative paths are relative to the file). Shared by the policy file
+/// and the CA's configuration, which has the same `[directory]` section.
+pub(crate) struct Source<'a> {
+    text: &'a str,
+    file: String,
+    base: PathBuf,
+}
+
+impl<'a> Source<'a> {
+    pub(crate) fn new(text: &'a str, path: &Path) -> Source<'a> {
+        Source {
+            text,
             file: path.display().to_string(),
-            source,
-        })?;
-        Policy::parse(&text, path)
+            base: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        }
     }
 
-    /// Validates policy text; `path` names it in errors and anchors relative paths.
-    pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
-        let file = path.display().to_string();
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError::Syntax {
-            file: file.clone(),
-            message: syntax_message(text, &e),
-        })?;
-        let invalid = |span: Range<usize>, key: &str, expected: String| PolicyError::Invalid {
-            file: file.clone(),
-            line: line_of(text, span.start),
+    pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, PolicyError> {
+        toml::from_str(self.text).map_err(|e| PolicyError::Syntax {
+            file: self.file.clone(),
+            message: syntax_message(self.text, &e),
+        })
+    }
+
+    pub(crate) fn invalid(&self, span: Range<usize>, key: &str, expected: String) -> PolicyError {
+        PolicyError::Invalid {
+            file: self.file.clone(),
+            line: line_of(self.text, span.start),
             key: key.to_string(),
             expected,
-        };
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &Path| {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
+        }
+    }
 
-        let d = raw.directory;
+    pub(crate) fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    pub(crate) fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+        zero_ok: bool,
+    ) -> Result<Duration, PolicyError> {
+        match value {
+            None => Ok(default),
+            Some(t) => humantime::parse_duration(t.get_ref())
+                .ok()
+                .filter(|d| zero_ok || !d.is_zero())
+                .ok_or_else(|| {
+                    self.invalid(
+                        t.span(),
+                        key,
+                        format!(
+                            "a duration such as \"10s\", \"30m\" or \"8h\", found {:?}",
+                            t.get_ref()
+                        ),
+                    )
+                }),
+        }
+    }
+
+    /// The `[directory]` section.
+    pub(crate) fn directory(&self, d: &RawDirectory) -> Result<DirectorySettings, PolicyError> {
+        let invalid =
+            |span: Range<usize>, key: &str, expected: String| self.invalid(span, key, expected);
         let url = d.url.get_ref().trim().to_string();
         let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
         if !url.contains("://") || !matches!(scheme.as_str(), "ldap" | "ldaps" | "ldapi") {
@@ -258,54 +296,13 @@ impl Policy {
                 format!("StartTLS upgrades an ldap:// connection; {scheme}:// cannot take it"),
             ));
         }
-        let duration = |value: &Option<Spanned<String>>,
-                        key: &str,
-                        default: Duration,
-                        zero_ok: bool|
-         -> Result<Duration, PolicyError> {
-            match value {
-                None => Ok(default),
-                Some(t) => humantime::parse_duration(t.get_ref())
-                    .ok()
-                    .filter(|d| zero_ok || !d.is_zero())
-                    .ok_or_else(|| {
-                        invalid(
-                            t.span(),
-                            key,
-                            format!(
-                                "a duration such as \"10s\", \"30m\" or \"8h\", found {:?}",
-                                t.get_ref()
-                            ),
-                        )
-                    }),
-            }
-        };
-        let percent = |value: &Spanned<i64>,
-                       key: &str,
-                       range: std::ops::RangeInclusive<i64>|
-         -> Result<u8, PolicyError> {
-            let v = *value.get_ref();
-            if range.contains(&v) {
-                Ok(v as u8)
-            } else {
-                Err(invalid(
-                    value.span(),
-                    key,
-                    format!(
-                        "a percentage from {} to {}, found {v}",
-                        range.start(),
-                        range.end()
-                    ),
-                ))
-            }
-        };
-        let timeout = duration(
+        let timeout = self.duration(
             &d.timeout,
             "directory.timeout",
             Duration::from_secs(10),
             false,
         )?;
-        let ca_file = d.ca_file.as_ref().map(|p| resolve(p.get_ref()));
+        let ca_file = d.ca_file.as_ref().map(|p| self.resolve(p.get_ref()));
         let bind = match d.bind.get_ref().as_str() {
             "simple" => {
                 let user = d.user.as_ref().ok_or_else(|| {
@@ -326,7 +323,7 @@ impl Policy {
                 })?;
                 Bind::Simple {
                     user: user.get_ref().clone(),
-                    password_file: resolve(pw.get_ref()),
+                    password_file: self.resolve(pw.get_ref()),
                 }
             }
             "sasl_external" => Bind::SaslExternal,
@@ -338,6 +335,59 @@ impl Policy {
                 ));
             }
         };
+        Ok(DirectorySettings {
+            url,
+            starttls: d.starttls,
+            ca_file,
+            timeout,
+            bind,
+        })
+    }
+}
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Policy::parse(&text, path)
+    }
+
+    /// Validates policy text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Policy, PolicyError> {
+        let src = Source::new(text, path);
+        let raw: RawPolicy = src.deserialize()?;
+        let invalid =
+            |span: Range<usize>, key: &str, expected: String| src.invalid(span, key, expected);
+        let resolve = |p: &Path| src.resolve(p);
+        let duration =
+            |value: &Option<Spanned<String>>, key: &str, default: Duration, zero_ok: bool| {
+                src.duration(value, key, default, zero_ok)
+            };
+        let percent = |value: &Spanned<i64>,
+                       key: &str,
+                       range: std::ops::RangeInclusive<i64>|
+         -> Result<u8, PolicyError> {
+            let v = *value.get_ref();
+            if range.contains(&v) {
+                Ok(v as u8)
+            } else {
+                Err(invalid(
+                    value.span(),
+                    key,
+                    format!(
+                        "a percentage from {} to {}, found {v}",
+                        range.start(),
+                        range.end()
+                    ),
+                ))
+            }
+        };
+        let d = &raw.directory;
+        let directory = src.directory(d)?;
+        let bind = directory.bind.clone();
         let account = raw.account.as_ref().map(|a| a.get_ref().clone());
         if account.is_none() && bind == Bind::SaslExternal {
             return Err(invalid(
@@ -436,13 +486,7 @@ impl Policy {
             context: *raw.context.get_ref(),
             account,
             allow_prompts,
-            directory: DirectorySettings {
-                url,
-                starttls: d.starttls,
-                ca_file,
-                timeout,
-                bind,
-            },
+            directory,
         })
     }
 }
