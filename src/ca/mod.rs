@@ -2,6 +2,7 @@
 //! policy (pure), the certificate builder, the request database, CRLs and the
 //! MS-WSTEP server.
 
+pub mod config;
 pub mod crl;
 pub mod db;
 pub mod issue;

@@ -55,26 +55,59 @@ const PAGE_SIZE: i32 = 500;
 impl Directory {
     /// Connects and binds as the policy says.
     pub async fn connect(settings: &DirectorySettings) -> Result<Directory, DirectoryError> {
-        let url = settings.url.clone();
-        let setup = |what: String| DirectoryError::Setup {
-            url: url.clone(),
-            what,
+        let password = match &settings.bind {
+            Bind::Simple { password_file, .. } => Some(read_password_file(password_file).map_err(
+                |what| DirectoryError::Setup {
+                    url: settings.url.clone(),
+                    what,
+                },
+            )?),
+            Bind::SaslExternal => None,
         };
+        let mut dir = Directory::open(settings).await?;
+        match (&settings.bind, password) {
+            (Bind::Simple { user, .. }, Some(pw)) => dir.simple_bind(user, &pw).await?,
+            _ => dir.sasl_external_bind().await?,
+        }
+        Ok(dir)
+    }
+
+    /// Connects over the settings' transport and binds as `user` with
+    /// `password` instead: how the CA checks a WS-Security UsernameToken. An
+    /// empty password is refused here, because LDAP treats a simple bind
+    /// without one as anonymous (RFC 4513 5.1.2) and would "succeed".
+    pub async fn connect_as(
+        settings: &DirectorySettings,
+        user: &str,
+        password: &str,
+    ) -> Result<Directory, DirectoryError> {
+        if password.is_empty() || user.is_empty() {
+            return Err(DirectoryError::Bind {
+                url: settings.url.clone(),
+                who: user.to_string(),
+                cause: "an empty user name or password is an anonymous bind, not a login".into(),
+            });
+        }
+        let mut dir = Directory::open(settings).await?;
+        dir.simple_bind(user, password).await?;
+        Ok(dir)
+    }
+
+    /// Connects (and upgrades with StartTLS when asked) without binding.
+    async fn open(settings: &DirectorySettings) -> Result<Directory, DirectoryError> {
+        let url = settings.url.clone();
         let mut conn = LdapConnSettings::new()
             .set_conn_timeout(settings.timeout)
             .set_starttls(settings.starttls);
         let tls = settings.starttls || url.to_ascii_lowercase().starts_with("ldaps://");
         if tls {
-            conn = conn.set_config(Arc::new(
-                tls_config(settings.ca_file.as_deref()).map_err(setup)?,
-            ));
+            let config =
+                tls_config(settings.ca_file.as_deref()).map_err(|what| DirectoryError::Setup {
+                    url: url.clone(),
+                    what,
+                })?;
+            conn = conn.set_config(Arc::new(config));
         }
-        let password = match &settings.bind {
-            Bind::Simple { password_file, .. } => {
-                Some(read_password_file(password_file).map_err(setup)?)
-            }
-            Bind::SaslExternal => None,
-        };
         let (driver, ldap) = LdapConnAsync::with_settings(conn, &url)
             .await
             .map_err(|e| DirectoryError::Connect {
@@ -82,17 +115,12 @@ impl Directory {
                 cause: describe(&e),
             })?;
         ldap3::drive!(driver);
-        let mut dir = Directory {
+        Ok(Directory {
             ldap,
             url,
             timeout: settings.timeout,
             searches: 0,
-        };
-        match (&settings.bind, password) {
-            (Bind::Simple { user, .. }, Some(pw)) => dir.simple_bind(user, &pw).await?,
-            _ => dir.sasl_external_bind().await?,
-        }
-        Ok(dir)
+        })
     }
 
     pub fn url(&self) -> &str {

@@ -1,0 +1,299 @@
+//! The CA's configuration file: which directory it publishes to and reads
+//! templates from, the service account it binds as, where it listens, where its
+//! key, certificates and database live, and what it publishes.
+//!
+//! Errors name file, line and key, like the policy file's (the `[directory]`
+//! section is read by the same code).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::pki::keys::KeyAlgorithm;
+use crate::policy::{DirectorySettings, PolicyError, RawDirectory, Source};
+
+/// A validated CA configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaConfig {
+    pub source: PathBuf,
+    /// The CA's name: the cn of its enrollment service object and of its
+    /// certificate's subject.
+    pub name: String,
+    /// Host name in the TLS certificate and the service object's `dNSHostName`.
+    pub dns_host_name: String,
+    /// Address the HTTPS server binds.
+    pub listen: SocketAddr,
+    /// Base URL clients use (`https://host:port`), written into the directory
+    /// and into issued certificates. Defaults to `https://<dns_host_name>:<port>`.
+    pub url: String,
+    /// Optional plain-HTTP listener for CA certificate and CRL downloads
+    /// (the usual CDP/AIA transport: HTTP avoids a TLS check that needs the CRL).
+    pub http_listen: Option<SocketAddr>,
+    /// Base URL of the plain-HTTP downloads.
+    pub http_url: Option<String>,
+    /// Keys, certificates and the current CRL.
+    pub state_dir: PathBuf,
+    pub database: PathBuf,
+    /// Algorithm of a new CA key (RSA 3072 by default; P-384 as an option).
+    pub key_algorithm: KeyAlgorithm,
+    /// Lifetime of a new CA certificate.
+    pub validity: Duration,
+    /// Time from one CRL to its next update.
+    pub crl_validity: Duration,
+    /// Templates the CA publishes (`certificateTemplates`).
+    pub templates: Vec<String>,
+    pub directory: DirectorySettings,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaConfig {
+    name: Spanned<String>,
+    dns_host_name: Spanned<String>,
+    listen: Spanned<String>,
+    url: Option<Spanned<String>>,
+    http_listen: Option<Spanned<String>>,
+    http_url: Option<Spanned<String>>,
+    state_dir: Spanned<PathBuf>,
+    database: Option<Spanned<PathBuf>>,
+    key_algorithm: Option<Spanned<String>>,
+    validity: Option<Spanned<String>>,
+    crl_validity: Option<Spanned<String>>,
+    #[serde(default)]
+    templates: Vec<String>,
+    directory: RawDirectory,
+}
+
+/// The path of the WSTEP endpoint, the one AD CS's enrollment web service
+/// uses for user name and password authentication.
+pub fn endpoint_path(name: &str) -> String {
+    format!("/{name}_CES_UsernamePassword/service.svc/CES")
+}
+
+impl CaConfig {
+    pub fn load(path: &Path) -> Result<CaConfig, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        CaConfig::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<CaConfig, PolicyError> {
+        let src = Source::new(text, path);
+        let raw: RawCaConfig = src.deserialize()?;
+        let name = raw.name.get_ref().trim().to_string();
+        if name.is_empty() || name.contains([',', '=', '+', '"', '\\', '<', '>', ';', '/']) {
+            return Err(src.invalid(
+                raw.name.span(),
+                "name",
+                format!("a CA name without DN special characters or '/', found {name:?}"),
+            ));
+        }
+        let host = raw.dns_host_name.get_ref().trim().to_ascii_lowercase();
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+        {
+            return Err(src.invalid(
+                raw.dns_host_name.span(),
+                "dns_host_name",
+                format!("a DNS host name, found {host:?}"),
+            ));
+        }
+        let address = |v: &Spanned<String>, key: &str| -> Result<SocketAddr, PolicyError> {
+            v.get_ref().parse().map_err(|_| {
+                src.invalid(
+                    v.span(),
+                    key,
+                    format!(
+                        "an address and port such as \"0.0.0.0:8443\", found {:?}",
+                        v.get_ref()
+                    ),
+                )
+            })
+        };
+        let base_url =
+            |v: &Spanned<String>, key: &str, scheme: &str| -> Result<String, PolicyError> {
+                let u = v.get_ref().trim().trim_end_matches('/').to_string();
+                if !u.starts_with(&format!("{scheme}://")) || u.len() <= scheme.len() + 3 {
+                    return Err(src.invalid(
+                        v.span(),
+                        key,
+                        format!("a {scheme}:// base URL, found {u:?}"),
+                    ));
+                }
+                Ok(u)
+            };
+        let listen = address(&raw.listen, "listen")?;
+        let url = match &raw.url {
+            Some(u) => base_url(u, "url", "https")?,
+            None => format!("https://{host}:{}", listen.port()),
+        };
+        let http_listen = raw
+            .http_listen
+            .as_ref()
+            .map(|v| address(v, "http_listen"))
+            .transpose()?;
+        let http_url = match (&raw.http_url, http_listen) {
+            (Some(u), _) => Some(base_url(u, "http_url", "http")?),
+            (None, Some(a)) => Some(format!("http://{host}:{}", a.port())),
+            (None, None) => None,
+        };
+        let key_algorithm = match raw
+            .key_algorithm
+            .as_ref()
+            .map(|k| (k, k.get_ref().as_str()))
+        {
+            None | Some((_, "rsa3072")) => KeyAlgorithm::Rsa { bits: 3072 },
+            Some((_, "rsa4096")) => KeyAlgorithm::Rsa { bits: 4096 },
+            Some((_, "p384")) => KeyAlgorithm::EcdsaP384,
+            Some((k, other)) => {
+                return Err(src.invalid(
+                    k.span(),
+                    "key_algorithm",
+                    format!("\"rsa3072\", \"rsa4096\" or \"p384\", found {other:?}"),
+                ));
+            }
+        };
+        let year = Duration::from_secs(365 * 86_400);
+        let validity = src.duration(&raw.validity, "validity", 10 * year, false)?;
+        let crl_validity = src.duration(
+            &raw.crl_validity,
+            "crl_validity",
+            Duration::from_secs(7 * 86_400),
+            false,
+        )?;
+        let state_dir = src.resolve(raw.state_dir.get_ref());
+        let database = match &raw.database {
+            Some(p) => src.resolve(p.get_ref()),
+            None => state_dir.join("requests.sqlite"),
+        };
+        Ok(CaConfig {
+            source: path.to_path_buf(),
+            name,
+            dns_host_name: host,
+            listen,
+            url,
+            http_listen,
+            http_url,
+            state_dir,
+            database,
+            key_algorithm,
+            validity,
+            crl_validity,
+            templates: raw.templates,
+            directory: src.directory(&raw.directory)?,
+        })
+    }
+
+    /// The WSTEP endpoint URL published in `msPKI-Enrollment-Servers`.
+    pub fn endpoint_url(&self) -> String {
+        format!("{}{}", self.url, endpoint_path(&self.name))
+    }
+
+    /// Base URL of downloads written into certificates: plain HTTP when
+    /// configured, else the HTTPS server.
+    pub fn download_base(&self) -> &str {
+        self.http_url.as_deref().unwrap_or(&self.url)
+    }
+
+    pub fn certificate_url(&self) -> String {
+        format!("{}/CertEnroll/{}.crt", self.download_base(), self.name)
+    }
+
+    pub fn crl_url(&self) -> String {
+        format!("{}/CertEnroll/{}.crl", self.download_base(), self.name)
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.state_dir.join("ca-key.pem")
+    }
+    pub fn certificate_path(&self) -> PathBuf {
+        self.state_dir.join("ca.pem")
+    }
+    pub fn tls_key_path(&self) -> PathBuf {
+        self.state_dir.join("tls-key.pem")
+    }
+    pub fn tls_certificate_path(&self) -> PathBuf {
+        self.state_dir.join("tls.pem")
+    }
+    pub fn crl_path(&self) -> PathBuf {
+        self.state_dir.join("current.crl")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "corp-CA"
+dns_host_name = "ca.corp.example"
+listen = "127.0.0.1:8443"
+http_listen = "127.0.0.1:8080"
+state_dir = "ca"
+templates = ["WorkstationAuth", "User"]
+
+[directory]
+url = "ldap://dc01.corp.example"
+starttls = true
+bind = "simple"
+user = "CN=ca-svc,CN=Users,DC=corp,DC=example"
+password_file = "ca-svc.secret"
+"#;
+
+    fn parse(text: &str) -> Result<CaConfig, PolicyError> {
+        CaConfig::parse(text, Path::new("/etc/autoenroll/ca.toml"))
+    }
+
+    #[test]
+    fn good_config_and_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.name, "corp-CA");
+        assert_eq!(c.url, "https://ca.corp.example:8443");
+        assert_eq!(
+            c.endpoint_url(),
+            "https://ca.corp.example:8443/corp-CA_CES_UsernamePassword/service.svc/CES"
+        );
+        assert_eq!(
+            c.crl_url(),
+            "http://ca.corp.example:8080/CertEnroll/corp-CA.crl"
+        );
+        assert_eq!(c.database, Path::new("/etc/autoenroll/ca/requests.sqlite"));
+        assert_eq!(c.key_algorithm, KeyAlgorithm::Rsa { bits: 3072 });
+        assert_eq!(c.templates, ["WorkstationAuth", "User"]);
+        assert_eq!(c.crl_validity, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let cases = [
+            ("name = \"corp-CA\"", "name = \"corp,CA\"", ":2: name:"),
+            (
+                "listen = \"127.0.0.1:8443\"",
+                "listen = \"here\"",
+                ":4: listen:",
+            ),
+            (
+                "state_dir = \"ca\"",
+                "state_dir = \"ca\"\nkey_algorithm = \"dsa\"",
+                ":7: key_algorithm:",
+            ),
+            (
+                "starttls = true",
+                "starttls = true\ntimeout = \"soon\"",
+                "directory.timeout",
+            ),
+        ];
+        for (from, to, wanted) in cases {
+            let text = GOOD.replace(from, to);
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{to}: {e}");
+        }
+    }
+}
