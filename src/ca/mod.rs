@@ -8,3 +8,4 @@ pub mod db;
 pub mod issue;
 pub mod policy;
 pub mod profile;
+pub mod publish;

@@ -357,7 +357,7 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
 }
 
 /// The error with its causes, on one line (a TLS failure is often two levels down).
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -371,7 +371,7 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn ldap_result_text(r: &ldap3::LdapResult) -> String {
+pub(crate) fn ldap_result_text(r: &ldap3::LdapResult) -> String {
     let name = match r.rc {
         32 => "noSuchObject",
         34 => "invalidDNSyntax",
