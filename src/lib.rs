@@ -4,6 +4,7 @@
 //! `ARCHITECTURE.md` for the map of modules and the rules between them.
 
 pub mod ca;
+pub mod clock;
 pub mod directory;
 pub mod lab;
 pub mod model;

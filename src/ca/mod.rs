@@ -2,10 +2,16 @@
 //! policy (pure), the certificate builder, the request database, CRLs and the
 //! MS-WSTEP server.
 
+pub mod authority;
 pub mod config;
 pub mod crl;
 pub mod db;
+pub mod init;
 pub mod issue;
 pub mod policy;
 pub mod profile;
 pub mod publish;
+pub mod server;
+
+pub use authority::{Authority, CaError};
+pub use config::CaConfig;

@@ -332,3 +332,13 @@ async fn add_value(
         )),
     }
 }
+
+/// PUBLISH_TO_DS: adds an issued certificate to the account's
+/// `userCertificate` (adcs.md section 2, msPKI-Enrollment-Flag 0x8).
+pub async fn add_user_certificate(
+    dir: &mut Directory,
+    account_dn: &str,
+    certificate: &[u8],
+) -> Result<bool, PublishError> {
+    add_value(dir, account_dn, "userCertificate;binary", certificate).await
+}

@@ -81,16 +81,23 @@ impl Directory {
         user: &str,
         password: &str,
     ) -> Result<Directory, DirectoryError> {
+        let mut dir = Directory::open(settings).await?;
+        dir.rebind(user, password).await?;
+        Ok(dir)
+    }
+
+    /// Binds this connection again, as `user` with `password`: a pooled
+    /// connection checks many passwords. Empty names and passwords are refused
+    /// (an anonymous bind is not a login).
+    pub async fn rebind(&mut self, user: &str, password: &str) -> Result<(), DirectoryError> {
         if password.is_empty() || user.is_empty() {
             return Err(DirectoryError::Bind {
-                url: settings.url.clone(),
+                url: self.url.clone(),
                 who: user.to_string(),
                 cause: "an empty user name or password is an anonymous bind, not a login".into(),
             });
         }
-        let mut dir = Directory::open(settings).await?;
-        dir.simple_bind(user, password).await?;
-        Ok(dir)
+        self.simple_bind(user, password).await
     }
 
     /// Connects (and upgrades with StartTLS when asked) without binding.

@@ -26,11 +26,11 @@
 
 mod error;
 mod fault;
-mod fsutil;
+pub(crate) mod fsutil;
 mod layout;
 mod lock;
 mod meta;
-mod pem;
+pub(crate) mod pem;
 mod read;
 mod recover;
 mod state;

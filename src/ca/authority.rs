@@ -1,0 +1,712 @@
+//! The running CA: its signing key, its database, its view of the directory
+//! and its clock, and the operations on them: answering WSTEP requests,
+//! approving, denying and revoking, and publishing CRLs.
+//!
+//! The decision itself is [`super::policy::decide`], a pure function; this
+//! module gathers its inputs (who is asking, what the directory says, what the
+//! database remembers about a certificate being renewed) and carries out the
+//! outcome.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rcgen::{Issuer, KeyPair};
+use rustls::pki_types::CertificateDer;
+use time::OffsetDateTime;
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::config::CaConfig;
+use super::crl::{CrlInput, build_crl};
+use super::db::{Database, DbError, Disposition, NewRequest, RequestRecord};
+use super::init::{random_serial, read_file};
+use super::issue::{IssuerUrls, build_certificate};
+use super::policy::{CaFacts, Decision, IssuanceRequest, RenewalFacts, decide, hresult};
+use super::profile::CertificateProfile;
+use super::publish::{PublishError, aia_ldap_url, cdp_ldap_url, publish_crl};
+use crate::clock::Clock;
+use crate::directory::{Directory, DirectoryError, DirectorySnapshot, NamingContexts};
+use crate::pki::cms::{RequestToken, certs_only, parse_request_token};
+use crate::pki::keys::PrivateKey;
+use crate::pki::template_ext::serial_hex;
+use crate::pki::{CertificateInfo, PkiError};
+use crate::policy::PolicyError;
+use crate::store::fsutil::Fs;
+use crate::wstep::{Disposition as WireDisposition, UsernameToken, WstepFault, WstepResponse};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{0}")]
+    State(String),
+    #[error(transparent)]
+    Config(#[from] PolicyError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+/// HRESULTs of failures that are not issuance decisions.
+pub mod failure {
+    /// E_INVALIDARG: the request could not be read.
+    pub const INVALID_ARGUMENT: u32 = 0x8007_0057;
+    /// E_ACCESSDENIED: no or wrong credentials.
+    pub const ACCESS_DENIED: u32 = 0x8007_0005;
+    /// NTE_BAD_SIGNATURE: a request whose signature does not verify.
+    pub const BAD_SIGNATURE: u32 = 0x8009_0006;
+    /// E_FAIL: the CA could not do its part (directory down, disk full...).
+    pub const INTERNAL: u32 = 0x8000_4005;
+}
+
+/// The CA's key and certificate.
+pub struct Signer {
+    key_pair: KeyPair,
+    der: Vec<u8>,
+    pem: String,
+    info: CertificateInfo,
+}
+
+impl Signer {
+    pub fn load(config: &CaConfig) -> Result<Signer, CaError> {
+        let key = PrivateKey::from_pem(&read_file(&config.key_path(), "CA key")?)?;
+        let cert = read_file(&config.certificate_path(), "CA certificate")?;
+        let der = crate::store::pem::certificate_der(&cert).map_err(|e| {
+            CaError::State(format!("{}: {e}", config.certificate_path().display()))
+        })?;
+        let info = CertificateInfo::from_der(&der)?;
+        let public = crate::store::pem::key_matches(&info.public_key, key.pkcs8_der());
+        if !matches!(public, Ok(true)) {
+            return Err(CaError::State(format!(
+                "{} does not belong to {}",
+                config.key_path().display(),
+                config.certificate_path().display()
+            )));
+        }
+        Ok(Signer {
+            key_pair: key.rcgen_key_pair()?,
+            pem: crate::store::pem::encode("CERTIFICATE", &der),
+            der,
+            info,
+        })
+    }
+
+    /// The rcgen issuer of certificates and CRLs.
+    pub fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, CaError> {
+        Issuer::from_ca_cert_der(&CertificateDer::from(self.der.as_slice()), &self.key_pair)
+            .map_err(|e| CaError::State(format!("the CA certificate cannot issue: {e}")))
+    }
+
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn certificate_pem(&self) -> &str {
+        &self.pem
+    }
+
+    pub fn info(&self) -> &CertificateInfo {
+        &self.info
+    }
+}
+
+/// What a WSTEP exchange ends with.
+#[derive(Debug)]
+pub enum Answer {
+    Response(WstepResponse),
+    Fault(WstepFault),
+}
+
+/// The CA at work. Shared by the server's connections.
+pub struct Authority {
+    config: CaConfig,
+    signer: Signer,
+    db: Mutex<Database>,
+    clock: Arc<dyn Clock>,
+    /// Connection bound as the CA's service account (reads templates and accounts).
+    service: AsyncMutex<Option<Directory>>,
+    /// Connection used only to check requesters' passwords by binding.
+    login: AsyncMutex<Option<Directory>>,
+    naming: Mutex<Option<NamingContexts>>,
+}
+
+impl Authority {
+    /// Opens the CA's state. The directory is connected on first use, so the
+    /// admin commands that need none (requests, approve, deny, revoke) work
+    /// while the directory is down.
+    pub fn open(config: CaConfig, clock: Arc<dyn Clock>) -> Result<Authority, CaError> {
+        let signer = Signer::load(&config)?;
+        let db = Database::open(&config.database)?;
+        Ok(Authority {
+            config,
+            signer,
+            db: Mutex::new(db),
+            clock,
+            service: AsyncMutex::new(None),
+            login: AsyncMutex::new(None),
+            naming: Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &CaConfig {
+        &self.config
+    }
+
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The database; a poisoned lock only means another request panicked
+    /// mid-way, and SQLite's transactions kept the file consistent.
+    pub fn db(&self) -> MutexGuard<'_, Database> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current CRL as last written.
+    pub fn current_crl(&self) -> Result<Vec<u8>, CaError> {
+        read_file(&self.config.crl_path(), "CRL")
+    }
+
+    /// Reads the directory as the service account, reconnecting once if the
+    /// pooled connection broke.
+    async fn snapshot(&self, account: &str) -> Result<DirectorySnapshot, DirectoryError> {
+        let mut guard = self.service.lock().await;
+        for attempt in 0..2 {
+            if guard.is_none() {
+                *guard = Some(Directory::connect(&self.config.directory).await?);
+            }
+            let dir = guard.as_mut().ok_or_else(|| DirectoryError::Setup {
+                url: self.config.directory.url.clone(),
+                what: "no connection".into(),
+            })?;
+            match dir.snapshot(account).await {
+                Ok(s) => {
+                    if let Ok(mut n) = self.naming.lock() {
+                        *n = Some(s.naming.clone());
+                    }
+                    return Ok(s);
+                }
+                Err(e @ (DirectoryError::Content { .. } | DirectoryError::Entry { .. })) => {
+                    return Err(e);
+                }
+                Err(e) if attempt == 1 => return Err(e),
+                Err(_) => *guard = None,
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Checks a UsernameToken by binding as that account.
+    async fn check_password(&self, token: &UsernameToken) -> Result<(), DirectoryError> {
+        let mut guard = self.login.lock().await;
+        if let Some(dir) = guard.as_mut() {
+            match dir.rebind(&token.username, &token.password).await {
+                Ok(()) => return Ok(()),
+                Err(e @ DirectoryError::Bind { .. }) if !is_connection_failure(&e) => {
+                    return Err(e);
+                }
+                Err(_) => *guard = None,
+            }
+        }
+        let dir =
+            Directory::connect_as(&self.config.directory, &token.username, &token.password).await?;
+        *guard = Some(dir);
+        Ok(())
+    }
+
+    async fn naming(&self) -> Result<NamingContexts, CaError> {
+        if let Some(n) = self.naming.lock().ok().and_then(|n| n.clone()) {
+            return Ok(n);
+        }
+        let mut guard = self.service.lock().await;
+        if guard.is_none() {
+            *guard = Some(Directory::connect(&self.config.directory).await?);
+        }
+        let dir = guard
+            .as_mut()
+            .ok_or_else(|| CaError::State("no directory connection".into()))?;
+        let naming = dir.naming_contexts().await?;
+        if let Ok(mut n) = self.naming.lock() {
+            *n = Some(naming.clone());
+        }
+        Ok(naming)
+    }
+
+    /// URLs written into issued certificates: HTTP first (what clients try
+    /// first), then LDAP.
+    async fn issuer_urls(&self) -> Result<IssuerUrls, CaError> {
+        let naming = self.naming().await?;
+        let c = &self.config;
+        Ok(IssuerUrls {
+            crl: vec![
+                c.crl_url(),
+                cdp_ldap_url(&naming, &c.name, &c.dns_host_name),
+            ],
+            aia: vec![c.certificate_url(), aia_ldap_url(&naming, &c.name)],
+        })
+    }
+
+    /// Answers an `Issue` request: a PKCS#10 (new enrollment) or a CMS
+    /// SignedData around one (renewal signed with the old key).
+    pub async fn issue(
+        &self,
+        token: &[u8],
+        credentials: Option<&UsernameToken>,
+        context: &[(String, String)],
+    ) -> Answer {
+        let now = self.now();
+        let parsed = parse_request_token(token);
+
+        // Who is asking: the password's account, or for a renewal without
+        // one, the account the renewed certificate was issued to.
+        let (requester, renewal_record) = match (&parsed, credentials) {
+            (_, Some(creds)) => {
+                if let Err(e) = self.check_password(creds).await {
+                    return fault(failure::ACCESS_DENIED, format!("authentication failed: {e}"));
+                }
+                let record = match &parsed {
+                    Ok(RequestToken::Renewal {
+                        signer_certificate, ..
+                    }) => self.record_of(signer_certificate),
+                    _ => None,
+                };
+                (creds.username.clone(), record)
+            }
+            (
+                Ok(RequestToken::Renewal {
+                    signer_certificate, ..
+                }),
+                None,
+            ) => match self.record_of(signer_certificate) {
+                Some(r) => (r.requester.clone(), Some(r)),
+                None => {
+                    return fault(
+                        failure::ACCESS_DENIED,
+                        "a renewal without credentials must be signed by a certificate this CA issued"
+                            .into(),
+                    );
+                }
+            },
+            (_, None) => {
+                return fault(
+                    failure::ACCESS_DENIED,
+                    "this endpoint needs a WS-Security UsernameToken".into(),
+                );
+            }
+        };
+
+        let snapshot = match self.snapshot(&requester).await {
+            Ok(s) => s,
+            Err(e) => {
+                return fault(failure::INTERNAL, format!("cannot read the directory: {e}"));
+            }
+        };
+        let account = &snapshot.account;
+
+        let template_hint = context
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
+            .map(|(_, v)| v.as_str());
+        let (record, created) = {
+            let db = self.db();
+            match db.submit(
+                NewRequest {
+                    requester: &account.sam_account_name,
+                    requester_sid: Some(&account.sid.to_string()),
+                    template: template_hint,
+                    request: token,
+                    renewal_of: renewal_record.as_ref().and_then(|r| r.serial.as_deref()),
+                },
+                now,
+            ) {
+                Ok(r) => r,
+                Err(e) => return fault(failure::INTERNAL, format!("database: {e}")),
+            }
+        };
+        if !created {
+            // The same request again: the client may have crashed after
+            // sending. Answer what was answered, to the same account only.
+            if !record
+                .requester
+                .eq_ignore_ascii_case(&account.sam_account_name)
+            {
+                return fault_for(
+                    &record,
+                    hresult::ENROLL_DENIED,
+                    "this request was submitted by another account".into(),
+                );
+            }
+            if record.disposition != Disposition::Pending || record.profile.is_some() {
+                return self.answer_from_record(&record);
+            }
+            // A row created but never decided (the CA stopped in between):
+            // decide now.
+        }
+
+        let denied = |hresult: u32, reason: String| self.deny_recorded(&record, hresult, reason);
+        let (csr, renewal) = match parsed {
+            Err(e) => {
+                let code = if e.to_string().contains("signature") {
+                    failure::BAD_SIGNATURE
+                } else {
+                    failure::INVALID_ARGUMENT
+                };
+                return denied(code, format!("the request cannot be read: {e}"));
+            }
+            Ok(RequestToken::Pkcs10(csr)) => (csr, None),
+            Ok(RequestToken::Renewal {
+                csr,
+                signer_certificate,
+            }) => {
+                let old = match CertificateInfo::from_der(&signer_certificate) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        return denied(
+                            failure::INVALID_ARGUMENT,
+                            format!("the signing certificate cannot be read: {e}"),
+                        );
+                    }
+                };
+                let record = renewal_record
+                    .as_ref()
+                    .filter(|r| r.certificate.as_deref() == Some(&signer_certificate[..]));
+                let facts = RenewalFacts {
+                    old,
+                    signature_valid: true,
+                    issued_by_this_ca: record.is_some(),
+                    revoked: record.is_some_and(|r| r.revoked_at.is_some()),
+                    original_requester_sid: record.and_then(|r| r.requester_sid.clone()),
+                    previously_approved: record.is_some_and(|r| r.approved),
+                };
+                (csr, Some(facts))
+            }
+        };
+        let published = snapshot
+            .services
+            .iter()
+            .find(|s| s.cn.eq_ignore_ascii_case(&self.config.name))
+            .map(|s| s.templates.clone())
+            .unwrap_or_default();
+        let decision = decide(
+            &IssuanceRequest {
+                csr: &csr,
+                renewal: renewal.as_ref(),
+                template_hint,
+            },
+            account,
+            &snapshot.templates,
+            &CaFacts {
+                name: &self.config.name,
+                published: &published,
+                certificate_not_after: self.signer.info.not_after,
+            },
+            now,
+        );
+        match decision {
+            Decision::Deny(d) => denied(d.hresult, d.reason),
+            Decision::Pend { profile, reason } => {
+                let json = match serde_json::to_string(&profile) {
+                    Ok(j) => j,
+                    Err(e) => return fault(failure::INTERNAL, format!("profile: {e}")),
+                };
+                if let Err(e) = self.db().record_pending(record.id, &json, &reason) {
+                    return fault(failure::INTERNAL, format!("database: {e}"));
+                }
+                Answer::Response(pending_response(record.id, &reason))
+            }
+            Decision::Issue(profile) => {
+                match self
+                    .sign_and_record(record.id, &profile, &csr.public_key, false)
+                    .await
+                {
+                    Ok(cert) => {
+                        if profile_publishes_to_ds(&snapshot, &profile) {
+                            self.publish_user_certificate(&account.dn, &cert).await;
+                        }
+                        self.issued_response(record.id, cert)
+                    }
+                    Err(e) => fault(failure::INTERNAL, format!("cannot issue: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Answers `QueryTokenStatus`: the state of a pending request.
+    pub async fn query(&self, request_id: u64, credentials: Option<&UsernameToken>) -> Answer {
+        let Some(creds) = credentials else {
+            return fault(
+                failure::ACCESS_DENIED,
+                "this endpoint needs a WS-Security UsernameToken".into(),
+            );
+        };
+        if let Err(e) = self.check_password(creds).await {
+            return fault(failure::ACCESS_DENIED, format!("authentication failed: {e}"));
+        }
+        let record = match self.db().get(request_id) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return fault(
+                    failure::INVALID_ARGUMENT,
+                    format!("there is no request {request_id}"),
+                );
+            }
+            Err(e) => return fault(failure::INTERNAL, format!("database: {e}")),
+        };
+        let asker = match self.snapshot(&creds.username).await {
+            Ok(s) => s.account.sam_account_name,
+            Err(e) => return fault(failure::INTERNAL, format!("cannot read the directory: {e}")),
+        };
+        if !record.requester.eq_ignore_ascii_case(&asker) {
+            return fault(
+                failure::ACCESS_DENIED,
+                format!("request {request_id} belongs to another account"),
+            );
+        }
+        self.answer_from_record(&record)
+    }
+
+    /// The answer a stored record gives.
+    fn answer_from_record(&self, record: &RequestRecord) -> Answer {
+        match (&record.disposition, &record.certificate) {
+            (Disposition::Issued | Disposition::Revoked, Some(cert)) => {
+                self.issued_response(record.id, cert.clone())
+            }
+            (Disposition::Pending, _) => Answer::Response(pending_response(record.id, &record.reason)),
+            _ => fault_for(
+                record,
+                record.hresult.unwrap_or(hresult::ADMIN_DENIED_REQUEST),
+                record.reason.clone(),
+            ),
+        }
+    }
+
+    fn deny_recorded(&self, record: &RequestRecord, code: u32, reason: String) -> Answer {
+        if let Err(e) = self.db().record_denied(record.id, code, &reason, self.now()) {
+            return fault(failure::INTERNAL, format!("database: {e}"));
+        }
+        fault_for(record, code, reason)
+    }
+
+    fn issued_response(&self, id: u64, certificate: Vec<u8>) -> Answer {
+        let chain = certs_only(&[certificate.clone(), self.signer.der.clone()]).ok();
+        Answer::Response(WstepResponse {
+            relates_to: None,
+            request_id: id,
+            disposition: WireDisposition::Issued,
+            message: "Issued".into(),
+            certificate: Some(certificate),
+            chain_pkcs7: chain,
+        })
+    }
+
+    /// The record of a certificate this CA issued, found by its serial.
+    fn record_of(&self, certificate: &[u8]) -> Option<RequestRecord> {
+        let info = CertificateInfo::from_der(certificate).ok()?;
+        if !info.issuer.eq_ignore_ascii_case(&self.signer.info.subject) {
+            return None;
+        }
+        self.db().by_serial(&info.serial).ok().flatten()
+    }
+
+    async fn sign_and_record(
+        &self,
+        id: u64,
+        profile: &CertificateProfile,
+        public_key: &[u8],
+        approved: bool,
+    ) -> Result<Vec<u8>, CaError> {
+        let urls = self.issuer_urls().await?;
+        self.sign_with_urls(id, profile, public_key, approved, &urls)
+    }
+
+    fn sign_with_urls(
+        &self,
+        id: u64,
+        profile: &CertificateProfile,
+        public_key: &[u8],
+        approved: bool,
+        urls: &IssuerUrls,
+    ) -> Result<Vec<u8>, CaError> {
+        let db = self.db();
+        let serial = loop {
+            let s = random_serial()?;
+            if !db.serial_exists(&serial_hex(&s))? {
+                break s;
+            }
+        };
+        let cert = build_certificate(profile, public_key, &serial, &self.signer.issuer()?, urls)
+            .map_err(|e| CaError::State(e.to_string()))?;
+        db.record_issued(
+            id,
+            &cert,
+            &serial_hex(&serial),
+            profile.not_after,
+            approved,
+            self.now(),
+        )?;
+        Ok(cert)
+    }
+
+    /// PUBLISH_TO_DS: the certificate is added to the account's
+    /// `userCertificate`. A failure is logged, not fatal: the certificate is
+    /// issued either way, as on AD CS.
+    async fn publish_user_certificate(&self, dn: &str, cert: &[u8]) {
+        let mut guard = self.service.lock().await;
+        if let Some(dir) = guard.as_mut()
+            && let Err(e) = super::publish::add_user_certificate(dir, dn, cert).await
+        {
+            tracing::warn!(account = dn, error = %e, "cannot publish the certificate to the directory");
+        }
+    }
+
+    /// `ca approve`: issues a pending request with the profile decided when it
+    /// was submitted, dated from now.
+    pub async fn approve(&self, id: u64) -> Result<RequestRecord, CaError> {
+        let record = self.pending(id)?;
+        let profile: CertificateProfile =
+            serde_json::from_str(record.profile.as_deref().unwrap_or_default()).map_err(|e| {
+                CaError::State(format!("request {id}: its stored profile cannot be read: {e}"))
+            })?;
+        let profile = profile.redated(self.now(), self.signer.info.not_after);
+        let public_key = match parse_request_token(&record.request)? {
+            RequestToken::Pkcs10(csr) | RequestToken::Renewal { csr, .. } => csr.public_key,
+        };
+        let urls = self.issuer_urls().await?;
+        self.sign_with_urls(id, &profile, &public_key, true, &urls)?;
+        self.db()
+            .get(id)?
+            .ok_or_else(|| CaError::State(format!("request {id} vanished")))
+    }
+
+    /// `ca deny`: refuses a pending request.
+    pub fn deny(&self, id: u64, reason: &str) -> Result<RequestRecord, CaError> {
+        self.pending(id)?;
+        self.db().record_denied(
+            id,
+            hresult::ADMIN_DENIED_REQUEST,
+            &format!("denied by an administrator: {reason}"),
+            self.now(),
+        )?;
+        self.db()
+            .get(id)?
+            .ok_or_else(|| CaError::State(format!("request {id} vanished")))
+    }
+
+    fn pending(&self, id: u64) -> Result<RequestRecord, CaError> {
+        let record = self
+            .db()
+            .get(id)?
+            .ok_or_else(|| CaError::State(format!("there is no request {id}")))?;
+        if record.disposition != Disposition::Pending || record.profile.is_none() {
+            return Err(CaError::State(format!(
+                "request {id} is not pending (it is {})",
+                record.disposition.name()
+            )));
+        }
+        Ok(record)
+    }
+
+    /// `ca revoke`.
+    pub fn revoke(&self, serial: &str, reason: u8) -> Result<RequestRecord, CaError> {
+        Ok(self.db().revoke(serial, reason, self.now())?)
+    }
+
+    /// `ca crl`: signs a fresh CRL, writes it where the HTTP server serves it
+    /// and publishes it to the CDP object.
+    pub async fn publish_crl(&self) -> Result<Vec<u8>, CaError> {
+        let now = self.now();
+        let crl = {
+            let db = self.db();
+            let revoked = db.revoked()?;
+            let number = db.next_crl_number()?;
+            build_crl(
+                &CrlInput {
+                    number,
+                    this_update: now,
+                    next_update: now + self.config.crl_validity,
+                    revoked: &revoked,
+                },
+                &self.signer.issuer()?,
+            )
+            .map_err(|e| CaError::State(format!("cannot sign the CRL: {e}")))?
+        };
+        Fs::default()
+            .replace(&self.config.crl_path(), &crl, 0o644)
+            .map_err(|e| CaError::State(format!("CRL: {e}")))?;
+        let naming = self.naming().await?;
+        let mut guard = self.service.lock().await;
+        if guard.is_none() {
+            *guard = Some(Directory::connect(&self.config.directory).await?);
+        }
+        let dir = guard
+            .as_mut()
+            .ok_or_else(|| CaError::State("no directory connection".into()))?;
+        publish_crl(
+            dir,
+            &naming,
+            &self.config.name,
+            &self.config.dns_host_name,
+            &crl,
+        )
+        .await?;
+        Ok(crl)
+    }
+}
+
+fn is_connection_failure(e: &DirectoryError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    ["connection", "broken pipe", "reset", "closed", "timed out", "eof"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
+fn profile_publishes_to_ds(snapshot: &DirectorySnapshot, profile: &CertificateProfile) -> bool {
+    snapshot.templates.iter().any(|t| {
+        t.template.cn.eq_ignore_ascii_case(&profile.template_cn)
+            && t.template
+                .enrollment_flags
+                .contains(crate::model::EnrollmentFlags::PUBLISH_TO_DS)
+    })
+}
+
+fn pending_response(id: u64, reason: &str) -> WstepResponse {
+    WstepResponse {
+        relates_to: None,
+        request_id: id,
+        disposition: WireDisposition::Pending,
+        message: if reason.is_empty() {
+            "Taken Under Submission".into()
+        } else {
+            format!("Taken Under Submission: {reason}")
+        },
+        certificate: None,
+        chain_pkcs7: None,
+    }
+}
+
+fn fault(hresult: u32, message: String) -> Answer {
+    Answer::Fault(WstepFault {
+        relates_to: None,
+        hresult,
+        message,
+        request_id: None,
+        invalid_request: true,
+        sender: false,
+    })
+}
+
+fn fault_for(record: &RequestRecord, hresult: u32, message: String) -> Answer {
+    Answer::Fault(WstepFault {
+        relates_to: None,
+        hresult,
+        message,
+        request_id: Some(record.id),
+        invalid_request: true,
+        sender: false,
+    })
+}

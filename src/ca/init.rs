@@ -1,0 +1,298 @@
+//! `ca init`: the CA's key and self-signed certificate, its TLS server
+//! certificate, an empty CRL, and the publication to the directory. Running it
+//! again keeps the existing key and certificate (a CA's identity never changes
+//! by accident), renews the TLS certificate when its names changed, and
+//! republishes: it is harmless.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdentifierMethod, KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::OffsetDateTime;
+
+use super::authority::{CaError, Signer};
+use super::config::CaConfig;
+use super::crl::{CrlInput, build_crl};
+use super::publish::{Publication, publish};
+use crate::directory::Directory;
+use crate::pki::keys::PrivateKey;
+use crate::store::fsutil::{DIR_MODE, Fs, KEY_MODE};
+
+/// What `ca init` did, for the operator.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InitReport {
+    pub created_key: bool,
+    pub ca_subject: String,
+    pub ca_thumbprint: String,
+    pub changes: Vec<String>,
+}
+
+/// The CA's subject: `CN=<name>` below the domain's DC components, as AD CS
+/// names an enterprise CA.
+pub fn ca_subject(name: &str, default_naming_context: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    for part in default_naming_context.split(',').rev() {
+        if let Some(dc) = part
+            .trim()
+            .strip_prefix("DC=")
+            .or_else(|| part.trim().strip_prefix("dc="))
+        {
+            dn.push(DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]), dc);
+        }
+    }
+    dn.push(DnType::CommonName, name);
+    dn
+}
+
+pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, CaError> {
+    let fs = Fs::default();
+    let io = |what: &str, e: crate::store::StoreError| CaError::State(format!("{what}: {e}"));
+    if !config.state_dir.exists() {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| CaError::State(format!("{}: {e}", config.state_dir.display())))?;
+        std::fs::set_permissions(
+            &config.state_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(DIR_MODE),
+        )
+        .map_err(|e| CaError::State(format!("{}: {e}", config.state_dir.display())))?;
+    }
+
+    let mut dir = Directory::connect(&config.directory).await?;
+    let naming = dir.naming_contexts().await?;
+
+    let created_key = !config.key_path().exists();
+    if created_key {
+        let key = PrivateKey::generate(config.key_algorithm)?;
+        let params = ca_params(config, &naming.default, now)?;
+        let cert = params
+            .self_signed(&key.rcgen_key_pair()?)
+            .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
+        // The certificate first: a key without a certificate is re-created
+        // on the next run, a certificate without its key never is.
+        fs.replace(&config.key_path(), key.to_pem().as_bytes(), KEY_MODE)
+            .map_err(|e| io("CA key", e))?;
+        fs.replace(&config.certificate_path(), cert.pem().as_bytes(), 0o644)
+            .map_err(|e| io("CA certificate", e))?;
+    }
+    let signer = Signer::load(config)?;
+
+    write_tls_certificate(config, &signer, now)?;
+
+    let crl = match std::fs::read(config.crl_path()) {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let crl = build_crl(
+                &CrlInput {
+                    number: 1,
+                    this_update: now,
+                    next_update: now + config.crl_validity,
+                    revoked: &[],
+                },
+                &signer.issuer()?,
+            )
+            .map_err(|e| CaError::State(format!("cannot sign the first CRL: {e}")))?;
+            fs.replace(&config.crl_path(), &crl, 0o644)
+                .map_err(|e| io("CRL", e))?;
+            crl
+        }
+    };
+
+    let endpoint = config.endpoint_url();
+    let changes = publish(
+        &mut dir,
+        &naming,
+        &Publication {
+            ca_name: &config.name,
+            dns_host_name: &config.dns_host_name,
+            ca_certificate: signer.certificate_der(),
+            ca_subject: &signer.info().subject,
+            endpoint_url: &endpoint,
+            templates: &config.templates,
+            crl: &crl,
+        },
+    )
+    .await?;
+    dir.close().await;
+    Ok(InitReport {
+        created_key,
+        ca_subject: signer.info().subject.clone(),
+        ca_thumbprint: signer.info().thumbprint.clone(),
+        changes,
+    })
+}
+
+fn ca_params(
+    config: &CaConfig,
+    default_nc: &str,
+    now: OffsetDateTime,
+) -> Result<CertificateParams, CaError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = ca_subject(&config.name, default_nc);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    params.key_identifier_method = KeyIdentifierMethod::Sha256;
+    params.not_before = now;
+    params.not_after = now + config.validity;
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    // szOID_CERTSRV_CA_VERSION ([MS-WCCE] 2.2.2.7.3): key and certificate index 0.
+    params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 311, 21, 1],
+            vec![0x02, 0x01, 0x00],
+        ));
+    Ok(params)
+}
+
+/// The TLS server certificate, for `dns_host_name` and every host named in the
+/// configured URLs (the lab serves on 127.0.0.1). Re-issued when those names
+/// change or it has less than a third of its life left.
+fn write_tls_certificate(
+    config: &CaConfig,
+    signer: &Signer,
+    now: OffsetDateTime,
+) -> Result<(), CaError> {
+    let mut names = vec![config.dns_host_name.clone()];
+    for url in std::iter::once(&config.url).chain(config.http_url.iter()) {
+        if let Some(host) = url_host(url)
+            && !names.contains(&host)
+        {
+            names.push(host);
+        }
+    }
+    if let Ok(pem) = std::fs::read(config.tls_certificate_path())
+        && tls_certificate_is_current(&pem, &names, now)
+        && config.tls_key_path().exists()
+    {
+        return Ok(());
+    }
+    let key = PrivateKey::generate(crate::pki::keys::KeyAlgorithm::EcdsaP256)?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, config.dns_host_name.clone());
+    params.subject_alt_names = names
+        .iter()
+        .map(|n| match n.parse::<IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => n
+                .clone()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(|e| CaError::State(format!("TLS name {n:?}: {e}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now;
+    params.not_after = (now + Duration::from_secs(365 * 86_400)).min(signer.info().not_after);
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let cert = params
+        .signed_by(&key.rcgen_key_pair()?, &signer.issuer()?)
+        .map_err(|e| CaError::State(format!("cannot sign the TLS certificate: {e}")))?;
+    let fs = Fs::default();
+    fs.replace(&config.tls_key_path(), key.to_pem().as_bytes(), KEY_MODE)
+        .map_err(|e| CaError::State(format!("TLS key: {e}")))?;
+    let chain = format!("{}{}", cert.pem(), signer.certificate_pem());
+    fs.replace(&config.tls_certificate_path(), chain.as_bytes(), 0o644)
+        .map_err(|e| CaError::State(format!("TLS certificate: {e}")))?;
+    Ok(())
+}
+
+fn tls_certificate_is_current(pem: &[u8], names: &[String], now: OffsetDateTime) -> bool {
+    let Ok(der) = crate::store::pem::certificate_der(pem) else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return false;
+    };
+    let validity = cert.validity();
+    let (start, end) = (
+        validity.not_before.to_datetime(),
+        validity.not_after.to_datetime(),
+    );
+    if now > end - (end - start) / 3 {
+        return false;
+    }
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return false;
+    };
+    let present: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|g| match g {
+            x509_parser::extensions::GeneralName::DNSName(d) => d.to_string(),
+            x509_parser::extensions::GeneralName::IPAddress(b) => match b.len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default()).to_string(),
+                16 => IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()).to_string(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        })
+        .collect();
+    names.iter().all(|n| present.contains(n))
+}
+
+/// The host of an `https://host:port/...` URL (brackets of IPv6 removed).
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split("://").nth(1)?;
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// A positive serial number of 16 random bytes (RFC 5280 4.1.2.2: at most
+/// 20 octets; CA/B Forum asks for at least 64 random bits).
+pub fn random_serial() -> Result<Vec<u8>, CaError> {
+    let mut serial = vec![0u8; 16];
+    aws_lc_rs::rand::fill(&mut serial).map_err(|_| CaError::State("no randomness".into()))?;
+    serial[0] &= 0x7f;
+    serial[0] |= 0x40; // positive and exactly 16 bytes long
+    Ok(serial)
+}
+
+/// Reads a PEM or DER file for `what`, with the path in the error.
+pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, CaError> {
+    std::fs::read(path).map_err(|e| {
+        CaError::State(format!(
+            "{what} {}: {e} (has `autoenroll ca init` run?)",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_urls() {
+        assert_eq!(url_host("https://127.0.0.1:8443"), Some("127.0.0.1".into()));
+        assert_eq!(url_host("https://CA.corp.example/x"), Some("ca.corp.example".into()));
+        assert_eq!(url_host("http://[::1]:80"), Some("::1".into()));
+        assert_eq!(url_host("nonsense"), None);
+    }
+
+    #[test]
+    fn serials_are_positive_and_sixteen_bytes() {
+        for _ in 0..64 {
+            let s = random_serial().unwrap();
+            assert_eq!(s.len(), 16);
+            assert_eq!(s[0] & 0xc0, 0x40);
+        }
+    }
+}
