@@ -6,6 +6,7 @@
 pub mod ca;
 pub mod clock;
 pub mod directory;
+pub mod enroll;
 pub mod lab;
 pub mod model;
 pub mod pki;

@@ -1,0 +1,140 @@
+//! The WSTEP client: sends a request token to a CA's enrollment endpoint and
+//! reads the answer ([MS-WSTEP] 3.1.4.1). A denial is an outcome, not an
+//! error: the CA answered, and its reason is shown to the user.
+
+use std::time::Duration;
+
+use super::transport::{Https, TransportError};
+use crate::pki::cms::read_certs_only;
+use crate::wstep::{
+    self, Disposition, Reply, RequestKind, UsernameToken, WstepError, WstepRequest,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{url}: the answer is not a WSTEP message: {source}")]
+    Protocol { url: String, source: WstepError },
+    #[error("{url}: {what}")]
+    Answer { url: String, what: String },
+}
+
+/// What the CA said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Issued {
+        request_id: u64,
+        certificate: Vec<u8>,
+        /// Certificates of the PKCS#7 the CA sent along (its chain).
+        chain: Vec<Vec<u8>>,
+    },
+    Pending {
+        request_id: u64,
+        message: String,
+    },
+    Denied {
+        request_id: Option<u64>,
+        hresult: u32,
+        message: String,
+    },
+}
+
+/// A client of WSTEP endpoints, with the account's credentials.
+#[derive(Clone)]
+pub struct EnrollmentClient {
+    https: Https,
+    credentials: Option<UsernameToken>,
+}
+
+impl EnrollmentClient {
+    /// `roots`: DER certificates trusted for the endpoints' TLS.
+    pub fn new(
+        roots: &[Vec<u8>],
+        credentials: Option<UsernameToken>,
+        timeout: Duration,
+    ) -> Result<EnrollmentClient, ClientError> {
+        Ok(EnrollmentClient {
+            https: Https::new(roots, timeout)?,
+            credentials,
+        })
+    }
+
+    pub fn https(&self) -> &Https {
+        &self.https
+    }
+
+    /// Sends a PKCS#10 or a CMS renewal for `template`.
+    pub async fn submit(
+        &self,
+        url: &str,
+        token: &[u8],
+        template: &str,
+    ) -> Result<Outcome, ClientError> {
+        self.exchange(
+            url,
+            RequestKind::Issue {
+                token: token.to_vec(),
+            },
+            vec![("CertificateTemplate".to_string(), template.to_string())],
+        )
+        .await
+    }
+
+    /// Asks about a pending request.
+    pub async fn query(&self, url: &str, request_id: u64) -> Result<Outcome, ClientError> {
+        self.exchange(url, RequestKind::QueryTokenStatus { request_id }, Vec::new())
+            .await
+    }
+
+    async fn exchange(
+        &self,
+        url: &str,
+        kind: RequestKind,
+        context: Vec<(String, String)>,
+    ) -> Result<Outcome, ClientError> {
+        let request = WstepRequest {
+            message_id: wstep::new_message_id(),
+            to: Some(url.to_string()),
+            credentials: self.credentials.clone(),
+            kind,
+            context,
+        };
+        let body = self.https.post_soap(url, request.to_xml()).await?;
+        let reply = wstep::parse_reply(&body).map_err(|source| ClientError::Protocol {
+            url: url.to_string(),
+            source,
+        })?;
+        match reply {
+            Reply::Fault(f) => Ok(Outcome::Denied {
+                request_id: f.request_id,
+                hresult: f.hresult,
+                message: f.message,
+            }),
+            Reply::Response(r) => match (r.disposition, r.certificate) {
+                (Disposition::Issued, Some(certificate)) => {
+                    let chain = match &r.chain_pkcs7 {
+                        Some(p7) => read_certs_only(p7).map_err(|e| ClientError::Answer {
+                            url: url.to_string(),
+                            what: format!("the chain PKCS#7 cannot be read: {e}"),
+                        })?,
+                        None => Vec::new(),
+                    };
+                    Ok(Outcome::Issued {
+                        request_id: r.request_id,
+                        certificate,
+                        chain,
+                    })
+                }
+                (Disposition::Issued, None) => Err(ClientError::Answer {
+                    url: url.to_string(),
+                    what: "the CA says issued but sent no certificate".into(),
+                }),
+                (Disposition::Pending, _) => Ok(Outcome::Pending {
+                    request_id: r.request_id,
+                    message: r.message,
+                }),
+            },
+        }
+    }
+}
