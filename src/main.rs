@@ -52,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         action: SddlAction,
     },
+    /// The emulated enterprise CA.
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+    },
     /// A disposable local lab: a private directory with the sample forest.
     Lab {
         #[command(subcommand)]
@@ -74,6 +79,62 @@ enum SddlAction {
         /// Domain SID printed as aliases such as DA, DU, DC.
         #[arg(long, default_value = "S-1-5-21-1000-2000-3000")]
         domain: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaAction {
+    /// Create the CA's key and certificates and publish the CA to the directory.
+    Init {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve MS-WSTEP enrollment and CA certificate and CRL downloads.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The CA's requests, newest last.
+    Requests {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only requests waiting for approval.
+        #[arg(long)]
+        pending: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a pending request.
+    Approve {
+        #[arg(long)]
+        config: PathBuf,
+        id: u64,
+    },
+    /// Refuse a pending request.
+    Deny {
+        #[arg(long)]
+        config: PathBuf,
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Revoke an issued certificate (publish with `ca crl`).
+    Revoke {
+        #[arg(long)]
+        config: PathBuf,
+        /// Serial number in hex.
+        serial: String,
+        /// RFC 5280 reason code: 0 unspecified, 1 keyCompromise, 3 affiliationChanged,
+        /// 4 superseded, 5 cessationOfOperation, 6 certificateHold, ...
+        #[arg(long, default_value_t = 0)]
+        reason: u8,
+    },
+    /// Sign a fresh CRL and publish it to the directory and the HTTP URL.
+    Crl {
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -101,6 +162,23 @@ fn main() -> ExitCode {
         Command::Sddl { action } => match action {
             SddlAction::Encode { sddl, domain } => cli::sddl_encode(&sddl, &domain),
             SddlAction::Decode { base64, domain } => cli::sddl_decode(&base64, &domain),
+        },
+        Command::Ca { action } => match action {
+            CaAction::Init { config, json } => cli::ca::init(&config, json),
+            CaAction::Serve { config } => cli::ca::serve(&config),
+            CaAction::Requests {
+                config,
+                pending,
+                json,
+            } => cli::ca::requests(&config, pending, json),
+            CaAction::Approve { config, id } => cli::ca::approve(&config, id),
+            CaAction::Deny { config, id, reason } => cli::ca::deny(&config, id, &reason),
+            CaAction::Revoke {
+                config,
+                serial,
+                reason,
+            } => cli::ca::revoke(&config, &serial, reason),
+            CaAction::Crl { config } => cli::ca::crl(&config),
         },
         Command::Lab { action } => match action {
             LabAction::Up { dir } => cli::lab_up(&dir),

@@ -15,6 +15,7 @@ use autoenroll::lab::{Lab, LabOptions};
 use autoenroll::model::{Sid, Template};
 use autoenroll::policy::{Bind, Policy};
 
+pub mod ca;
 pub mod plan;
 mod table;
 

@@ -1,0 +1,206 @@
+//! `autoenroll ca ...`: the emulated enterprise CA's commands.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use autoenroll::ca::db::{Disposition, ListFilter, RequestRecord};
+use autoenroll::ca::{Authority, CaConfig, init, server};
+use autoenroll::clock::SystemClock;
+
+use super::table::Table;
+use super::{print_json, runtime};
+
+fn load(config: &Path) -> Result<CaConfig, String> {
+    CaConfig::load(config).map_err(|e| e.to_string())
+}
+
+fn open(config: &Path) -> Result<Authority, String> {
+    Authority::open(load(config)?, Arc::new(SystemClock)).map_err(|e| e.to_string())
+}
+
+pub fn init(config: &Path, json: bool) -> Result<ExitCode, String> {
+    let config = load(config)?;
+    let report = runtime()?
+        .block_on(init::init(&config, time::OffsetDateTime::now_utc()))
+        .map_err(|e| e.to_string())?;
+    if json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "CA {} ({}): {}",
+            config.name,
+            report.ca_subject,
+            if report.created_key {
+                "new key and certificate"
+            } else {
+                "existing key and certificate kept"
+            }
+        );
+        println!("thumbprint {}", report.ca_thumbprint);
+        for c in &report.changes {
+            println!("  {c}");
+        }
+        println!("WSTEP endpoint {}", config.endpoint_url());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves until SIGTERM or SIGINT, then lets requests in progress finish.
+pub fn serve(config: &Path) -> Result<ExitCode, String> {
+    let authority = Arc::new(open(config)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async move {
+        let endpoint = authority.config().endpoint_url();
+        let listening = server::start(authority).await.map_err(|e| e.to_string())?;
+        println!("listening on https://{} ({endpoint})", listening.https);
+        if let Some(http) = listening.http {
+            println!("downloads on http://{http}/CertEnroll/");
+        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        listening.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// One row of `ca requests --json`; the field names are a stable interface.
+#[derive(Serialize)]
+struct RequestRow {
+    id: u64,
+    requester: String,
+    template: Option<String>,
+    disposition: &'static str,
+    disposition_code: u32,
+    hresult: Option<String>,
+    reason: String,
+    serial: Option<String>,
+    submitted_at: String,
+    resolved_at: Option<String>,
+    not_after: Option<String>,
+    revoked_at: Option<String>,
+    revocation_reason: Option<u8>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn row(r: &RequestRecord) -> RequestRow {
+    RequestRow {
+        id: r.id,
+        requester: r.requester.clone(),
+        template: r.template.clone(),
+        disposition: r.disposition.name(),
+        disposition_code: r.disposition.code(),
+        hresult: r.hresult.map(|h| format!("0x{h:08X}")),
+        reason: r.reason.clone(),
+        serial: r.serial.clone(),
+        submitted_at: rfc3339(r.submitted_at),
+        resolved_at: r.resolved_at.map(rfc3339),
+        not_after: r.not_after.map(rfc3339),
+        revoked_at: r.revoked_at.map(rfc3339),
+        revocation_reason: r.revocation_reason,
+    }
+}
+
+pub fn requests(config: &Path, pending: bool, json: bool) -> Result<ExitCode, String> {
+    let authority = open(config)?;
+    let filter = if pending {
+        ListFilter::Pending
+    } else {
+        ListFilter::All
+    };
+    let records = authority.db().list(filter).map_err(|e| e.to_string())?;
+    let rows: Vec<RequestRow> = records.iter().map(row).collect();
+    if json {
+        print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new([
+        "ID",
+        "REQUESTER",
+        "TEMPLATE",
+        "DISPOSITION",
+        "SERIAL",
+        "SUBMITTED",
+        "REASON",
+    ]);
+    for r in &rows {
+        t.row([
+            r.id.to_string(),
+            r.requester.clone(),
+            r.template.clone().unwrap_or_default(),
+            match &r.hresult {
+                Some(h) if r.disposition == Disposition::Denied.name() => {
+                    format!("{} {h}", r.disposition)
+                }
+                _ => r.disposition.to_string(),
+            },
+            r.serial.clone().unwrap_or_default(),
+            r.submitted_at.clone(),
+            r.reason.clone(),
+        ]);
+    }
+    print!("{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn approve(config: &Path, id: u64) -> Result<ExitCode, String> {
+    let authority = open(config)?;
+    let record = runtime()?
+        .block_on(authority.approve(id))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "request {id} approved: certificate {} issued to {}",
+        record.serial.unwrap_or_default(),
+        record.requester
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn deny(config: &Path, id: u64, reason: &str) -> Result<ExitCode, String> {
+    let record = open(config)?.deny(id, reason).map_err(|e| e.to_string())?;
+    println!("request {id} of {} denied", record.requester);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn revoke(config: &Path, serial: &str, reason: u8) -> Result<ExitCode, String> {
+    let record = open(config)?
+        .revoke(serial, reason)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "certificate {} of {} revoked (reason {reason}); run `autoenroll ca crl` to publish",
+        record.serial.unwrap_or_default(),
+        record.requester
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn crl(config: &Path) -> Result<ExitCode, String> {
+    let authority = open(config)?;
+    let crl = runtime()?
+        .block_on(authority.publish_crl())
+        .map_err(|e| e.to_string())?;
+    let parsed = autoenroll::pki::Crl::from_der(&crl).map_err(|e| e.to_string())?;
+    println!(
+        "CRL published ({} revoked, next update {}) to the directory and {}",
+        parsed.revoked.len(),
+        parsed
+            .next_update
+            .map(rfc3339)
+            .unwrap_or_else(|| "none".into()),
+        authority.config().crl_url()
+    );
+    Ok(ExitCode::SUCCESS)
+}
