@@ -396,6 +396,47 @@ impl Lab {
         Ok(written)
     }
 
+    /// Writes `ca.toml` for the lab's CA (`corp-CA`, bound as `ca-svc`),
+    /// listening on loopback ports (0 picks free ones) with its state in
+    /// `ca/`. The forest's `certificateTemplates` are left as they are.
+    pub fn write_ca_config(&self, https_port: u16, http_port: u16) -> Result<PathBuf, LabError> {
+        let secrets = self.dir.join("secrets");
+        fs::create_dir_all(&secrets).map_err(|e| io(secrets.display(), e))?;
+        fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(secrets.display(), e))?;
+        write_private(&secrets.join("ca-svc.secret"), b"ca-svc-Lab-Passw0rd")?;
+        let https_port = if https_port == 0 { free_port()? } else { https_port };
+        let http_port = if http_port == 0 { free_port()? } else { http_port };
+        let config = format!(
+            "# Lab CA: the forest's enterprise CA corp-CA, on loopback.\n\
+             name = \"corp-CA\"\n\
+             dns_host_name = \"ca.corp.example\"\n\
+             listen = \"127.0.0.1:{https_port}\"\n\
+             url = \"https://127.0.0.1:{https_port}\"\n\
+             http_listen = \"127.0.0.1:{http_port}\"\n\
+             http_url = \"http://127.0.0.1:{http_port}\"\n\
+             state_dir = \"ca\"\n\
+             key_algorithm = \"rsa3072\"\n\n\
+             [directory]\n\
+             url = \"{url}\"\n\
+             starttls = true\n\
+             ca_file = \"tls/ca.pem\"\n\
+             timeout = \"10s\"\n\
+             bind = \"simple\"\n\
+             user = \"CN=ca-svc,CN=Users,DC=corp,DC=example\"\n\
+             password_file = \"secrets/ca-svc.secret\"\n",
+            url = self.url,
+        );
+        let path = self.ca_config_path();
+        fs::write(&path, config).map_err(|e| io(path.display(), e))?;
+        Ok(path)
+    }
+
+    /// `DIR/ca.toml`.
+    pub fn ca_config_path(&self) -> PathBuf {
+        self.dir.join("ca.toml")
+    }
+
     /// The policy file of a sample account (after [`Lab::write_policies`]).
     pub fn policy_path(&self, account: &str) -> PathBuf {
         self.dir.join(format!("{account}.toml"))
@@ -433,9 +474,62 @@ impl Drop for Lab {
     }
 }
 
-/// Stops a detached lab started in `dir` (`lab down`).
+/// Stops a detached lab started in `dir` (`lab down`): its CA server, then
+/// its slapd.
 pub fn stop_detached(dir: &Path) -> Result<bool, LabError> {
-    let pid_file = dir.join("slapd.pid");
+    let ca = stop_pid_file(&dir.join("ca.pid"), &dir.join("ca.toml"))?;
+    let slapd = stop_pid_file(&dir.join("slapd.pid"), &dir.join("slapd.conf"))?;
+    Ok(ca || slapd)
+}
+
+/// Runs `<exe> ca serve --config DIR/ca.toml` in its own process group,
+/// leaving it running; its pid goes to `DIR/ca.pid` and its output to
+/// `DIR/ca.log`. Returns once the HTTPS port accepts connections.
+pub fn start_ca_detached(dir: &Path, exe: &Path, https_port: u16) -> Result<u32, LabError> {
+    use std::os::unix::process::CommandExt;
+    let log_path = dir.join("ca.log");
+    let log = fs::File::create(&log_path).map_err(|e| io(log_path.display(), e))?;
+    let log2 = log.try_clone().map_err(|e| io(log_path.display(), e))?;
+    let mut child = Command::new(exe)
+        .arg("ca")
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("ca.toml"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| io(exe.display(), e))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], https_port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(LabError::Start(format!("the CA exited ({status}): {log}")));
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(LabError::Start(format!("the CA does not listen on {addr}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fs::write(dir.join("ca.pid"), child.id().to_string()).map_err(|e| io("ca.pid", e))?;
+    Ok(child.id())
+}
+
+/// The HTTPS port of the lab's CA, from `DIR/ca.toml`.
+pub fn ca_port(dir: &Path) -> Option<u16> {
+    let text = fs::read_to_string(dir.join("ca.toml")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("listen"))?;
+    line.rsplit(':').next()?.trim_end_matches('"').parse().ok()
+}
+
+/// Signals the process of a pid file if its command line names `marker`.
+fn stop_pid_file(pid_file: &Path, marker: &Path) -> Result<bool, LabError> {
     let text = match fs::read_to_string(&pid_file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -448,8 +542,7 @@ pub fn stop_detached(dir: &Path) -> Result<bool, LabError> {
     let pid = nix::unistd::Pid::from_raw(pid);
     // Only signal the process if it is the lab's slapd.
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let conf = dir.join("slapd.conf");
-    let ours = String::from_utf8_lossy(&cmdline).contains(&*conf.to_string_lossy());
+    let ours = String::from_utf8_lossy(&cmdline).contains(&*marker.to_string_lossy());
     if ours {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -457,7 +550,7 @@ pub fn stop_detached(dir: &Path) -> Result<bool, LabError> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    let _ = fs::remove_file(&pid_file);
+    let _ = fs::remove_file(pid_file);
     Ok(ours)
 }
 

@@ -202,6 +202,20 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, String> {
     )
     .map_err(|e| e.to_string())?;
     let policies = lab.write_policies().map_err(|e| e.to_string())?;
+    let ca_config = lab.write_ca_config(0, 0).map_err(|e| e.to_string())?;
+    let config = autoenroll::ca::CaConfig::load(&ca_config).map_err(|e| e.to_string())?;
+    runtime()?
+        .block_on(autoenroll::ca::init::init(&config, OffsetDateTime::now_utc()))
+        .map_err(|e| format!("ca init: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    autoenroll::lab::start_ca_detached(&lab.dir, &exe, config.listen.port())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "lab CA:        {} ({}, config {})",
+        config.name,
+        config.endpoint_url(),
+        ca_config.display()
+    );
     println!(
         "lab directory: {} (StartTLS, CA {})",
         lab.url,
