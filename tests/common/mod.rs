@@ -56,3 +56,117 @@ impl TestLab {
         )
     }
 }
+
+/// The lab's CA, run in the test process with a clock the test moves.
+pub struct TestCa {
+    pub authority: std::sync::Arc<autoenroll::ca::Authority>,
+    pub listening: Option<autoenroll::ca::server::Listening>,
+    pub clock: std::sync::Arc<autoenroll::clock::ManualClock>,
+    pub config: autoenroll::ca::CaConfig,
+    /// The WSTEP endpoint with the port actually bound.
+    pub endpoint: String,
+    /// The CA certificate as the directory publishes it.
+    pub ca_certificate: Vec<u8>,
+}
+
+impl TestLab {
+    /// Writes the lab's `ca.toml`, runs `ca init` at `now` and serves.
+    pub async fn start_ca(&self, now: time::OffsetDateTime) -> TestCa {
+        use std::sync::Arc;
+        let https = free_port();
+        let http = free_port();
+        let path = self.lab.write_ca_config(https, http).expect("ca.toml");
+        let config = autoenroll::ca::CaConfig::load(&path).expect("ca.toml loads");
+        autoenroll::ca::init::init(&config, now)
+            .await
+            .expect("ca init");
+        let clock = Arc::new(autoenroll::clock::ManualClock::new(now));
+        let authority = Arc::new(
+            autoenroll::ca::Authority::open(config.clone(), clock.clone()).expect("CA opens"),
+        );
+        let listening = autoenroll::ca::server::start(authority.clone())
+            .await
+            .expect("CA serves");
+        let snap = self.snapshot("ws01").await;
+        let service = snap
+            .services
+            .iter()
+            .find(|s| s.cn == "corp-CA")
+            .expect("corp-CA published");
+        let ca_certificate = service
+            .ca_certificates
+            .first()
+            .cloned()
+            .expect("cACertificate published");
+        let endpoint = service
+            .enrollment_servers
+            .first()
+            .expect("msPKI-Enrollment-Servers published")
+            .url
+            .clone();
+        TestCa {
+            authority,
+            listening: Some(listening),
+            clock,
+            config,
+            endpoint,
+            ca_certificate,
+        }
+    }
+}
+
+impl TestCa {
+    /// A WSTEP client logged in as a sample account.
+    pub fn client(&self, account: &str) -> autoenroll::enroll::EnrollmentClient {
+        let sample = autoenroll::lab::SAMPLE_ACCOUNTS
+            .iter()
+            .find(|a| a.name == account)
+            .expect("a sample account");
+        autoenroll::enroll::EnrollmentClient::new(
+            &[self.ca_certificate.clone()],
+            Some(autoenroll::wstep::UsernameToken {
+                username: sample.dn.to_string(),
+                password: sample.password(),
+            }),
+            std::time::Duration::from_secs(20),
+        )
+        .expect("client")
+    }
+
+    /// A client without credentials (renewals authenticated by signature).
+    pub fn anonymous_client(&self) -> autoenroll::enroll::EnrollmentClient {
+        autoenroll::enroll::EnrollmentClient::new(
+            &[self.ca_certificate.clone()],
+            None,
+            std::time::Duration::from_secs(20),
+        )
+        .expect("client")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(l) = self.listening.take() {
+            l.stop().await;
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs a command and returns its stdout; panics with its stderr on failure.
+pub fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed?)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

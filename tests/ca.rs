@@ -1,0 +1,495 @@
+//! The emulated enterprise CA against a private slapd loaded from `ldif/`:
+//! issuance by template, denials with their HRESULTs, pending requests,
+//! renewals and their seven checks, revocation and CRLs, hostile input, and
+//! interoperability with OpenSSL.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use autoenroll::enroll::{Outcome, enrollment_request, renewal_request};
+use autoenroll::model::Template;
+use autoenroll::pki::CertificateInfo;
+use autoenroll::pki::csr::{CsrOptions, build_csr};
+use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
+use common::{TestCa, TestLab, run};
+use time::OffsetDateTime;
+use x509_parser::prelude::*;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn start_time() -> OffsetDateTime {
+    // Whole seconds: certificates carry no fractions.
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
+
+async fn template(lab: &TestLab, cn: &str) -> Template {
+    lab.snapshot("ws01")
+        .await
+        .templates
+        .into_iter()
+        .find(|t| t.template.cn == cn)
+        .unwrap_or_else(|| panic!("template {cn} in the directory"))
+        .template
+}
+
+fn rsa() -> PrivateKey {
+    PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap()
+}
+
+/// Enrolls `account` for `cn` with a fresh key; returns the outcome and the key.
+async fn enroll(
+    lab: &TestLab,
+    ca: &TestCa,
+    account: &str,
+    cn: &str,
+    key: PrivateKey,
+) -> (Outcome, PrivateKey) {
+    let t = template(lab, cn).await;
+    let csr = enrollment_request(&t, &key, None).unwrap();
+    let outcome = ca
+        .client(account)
+        .submit(&ca.endpoint, &csr, cn)
+        .await
+        .unwrap();
+    (outcome, key)
+}
+
+fn issued(outcome: &Outcome) -> Vec<u8> {
+    match outcome {
+        Outcome::Issued { certificate, .. } => certificate.clone(),
+        other => panic!("expected a certificate, got {other:?}"),
+    }
+}
+
+fn denial(outcome: &Outcome) -> (u32, String) {
+    match outcome {
+        Outcome::Denied {
+            hresult, message, ..
+        } => (*hresult, message.clone()),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+fn write_pem(dir: &Path, name: &str, der: &[u8]) -> std::path::PathBuf {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let p = dir.join(name);
+    std::fs::write(&p, pem).unwrap();
+    p
+}
+
+fn openssl_verify(dir: &Path, ca: &[u8], leaf: &[u8]) {
+    let ca_pem = write_pem(dir, "ca-from-directory.pem", ca);
+    let leaf_pem = write_pem(dir, "leaf.pem", leaf);
+    let out = run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&ca_pem)
+        .arg("-purpose")
+        .arg("any")
+        .arg(&leaf_pem));
+    assert!(out.contains(": OK"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_by_template_and_denials() {
+    let lab = common::start(None);
+    let mut ca = lab.start_ca(start_time()).await;
+    let tmp = lab.tmp.path();
+
+    // ws01 asks for another name; the CA takes subject and SAN from the directory.
+    let t = template(&lab, "WorkstationAuth").await;
+    let key = rsa();
+    let csr = build_csr(
+        &key,
+        &CsrOptions {
+            subject_common_name: Some("evil.example"),
+            dns_names: &["evil.example".to_string()],
+            template: Some((t.oid.as_deref().unwrap(), t.revision, t.minor_revision)),
+            template_name: None,
+            renewal_certificate: None,
+        },
+    )
+    .unwrap();
+    let outcome = ca
+        .client("ws01")
+        .submit(&ca.endpoint, &csr, "WorkstationAuth")
+        .await
+        .unwrap();
+    let der = issued(&outcome);
+    let (_, cert) = X509Certificate::from_der(&der).unwrap();
+    assert_eq!(cert.subject().to_string(), "CN=ws01.corp.example");
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, ["DNSName(ws01.corp.example)"]);
+    let info = CertificateInfo::from_der(&der).unwrap();
+    assert_eq!(info.public_key, key.public_key_der());
+    let identity = info.template.unwrap();
+    assert_eq!(identity.oid.as_deref(), t.oid.as_deref());
+    assert_eq!(identity.major, Some(101));
+    openssl_verify(tmp, &ca.ca_certificate, &der);
+    let text = run(Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(write_pem(tmp, "ws01.pem", &der)));
+    assert!(
+        text.contains("1.3.6.1.4.1.311.21.7") || text.contains("Microsoft certificate template"),
+        "{text}"
+    );
+    assert!(text.contains("DNS:ws01.corp.example"), "{text}");
+    assert!(!text.contains("evil"), "{text}");
+    assert!(text.contains("S-1-5-21-1000-2000-3000-"), "SID extension: {text}");
+
+    // web01 gets ServerAuthECDSA with a P-256 key.
+    let (outcome, _) = enroll(
+        &lab,
+        &ca,
+        "web01",
+        "ServerAuthECDSA",
+        PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+    )
+    .await;
+    let der = issued(&outcome);
+    let info = CertificateInfo::from_der(&der).unwrap();
+    assert_eq!(
+        KeyAlgorithm::from_spki(&info.public_key).unwrap(),
+        KeyAlgorithm::EcdsaP256
+    );
+    openssl_verify(tmp, &ca.ca_certificate, &der);
+
+    // ws01 may not enroll ServerAuthECDSA.
+    let (outcome, _) = enroll(
+        &lab,
+        &ca,
+        "ws01",
+        "ServerAuthECDSA",
+        PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+    )
+    .await;
+    let (code, reason) = denial(&outcome);
+    assert_eq!(code, 0x8009_4012, "{reason}");
+
+    // nodns01 has no dNSHostName.
+    let (outcome, _) = enroll(&lab, &ca, "nodns01", "WorkstationAuth", rsa()).await;
+    let (code, reason) = denial(&outcome);
+    assert_eq!(code, 0x8009_480F, "{reason}");
+
+    // Unpublished is not published by corp-CA.
+    let (outcome, _) = enroll(&lab, &ca, "ws01", "Unpublished", rsa()).await;
+    let (code, reason) = denial(&outcome);
+    assert_eq!(code, 0x8009_4800, "{reason}");
+
+    // A key below the template's minimum.
+    let small = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let (outcome, _) = enroll(&lab, &ca, "ws01", "WorkstationAuth", small).await;
+    assert!(matches!(outcome, Outcome::Denied { .. }), "{outcome:?}");
+
+    // Wrong password: refused before anything else.
+    let stranger = autoenroll::enroll::EnrollmentClient::new(
+        &[ca.ca_certificate.clone()],
+        Some(autoenroll::wstep::UsernameToken {
+            username: "CN=ws01,CN=Computers,DC=corp,DC=example".into(),
+            password: "guess".into(),
+        }),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let csr = enrollment_request(&t, &rsa(), None).unwrap();
+    let outcome = stranger
+        .submit(&ca.endpoint, &csr, "WorkstationAuth")
+        .await
+        .unwrap();
+    assert_eq!(denial(&outcome).0, 0x8007_0005);
+
+    // Every denial is in the database with its HRESULT.
+    let records = ca
+        .authority
+        .db()
+        .list(autoenroll::ca::db::ListFilter::All)
+        .unwrap();
+    let denied: Vec<Option<u32>> = records
+        .iter()
+        .filter(|r| r.disposition == autoenroll::ca::db::Disposition::Denied)
+        .map(|r| r.hresult)
+        .collect();
+    for code in [0x8009_4012, 0x8009_480F, 0x8009_4800] {
+        assert!(denied.contains(&Some(code)), "{denied:?}");
+    }
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_request_is_approved_then_retrieved() {
+    let lab = common::start(None);
+    let mut ca = lab.start_ca(start_time()).await;
+    let (outcome, key) = enroll(&lab, &ca, "ws01", "PendingMachine", rsa()).await;
+    let Outcome::Pending { request_id, .. } = outcome else {
+        panic!("expected pending, got {outcome:?}");
+    };
+    let client = ca.client("ws01");
+    assert!(matches!(
+        client.query(&ca.endpoint, request_id).await.unwrap(),
+        Outcome::Pending { .. }
+    ));
+    // Another account may not read it.
+    let other = ca.client("web01").query(&ca.endpoint, request_id).await.unwrap();
+    assert!(matches!(other, Outcome::Denied { .. }), "{other:?}");
+
+    ca.clock.advance(DAY);
+    let record = ca.authority.approve(request_id).await.unwrap();
+    assert!(record.approved);
+    let der = issued(&client.query(&ca.endpoint, request_id).await.unwrap());
+    let info = CertificateInfo::from_der(&der).unwrap();
+    assert_eq!(info.public_key, key.public_key_der());
+    assert_eq!(info.not_before, ca.clock_now());
+    openssl_verify(lab.tmp.path(), &ca.ca_certificate, &der);
+
+    // Approving twice is refused with a reason.
+    let e = ca.authority.approve(request_id).await.unwrap_err();
+    assert!(e.to_string().contains("not pending"), "{e}");
+    ca.stop().await;
+}
+
+trait ClockNow {
+    fn clock_now(&self) -> OffsetDateTime;
+}
+
+impl ClockNow for TestCa {
+    fn clock_now(&self) -> OffsetDateTime {
+        use autoenroll::clock::Clock;
+        self.clock.now()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_and_their_checks() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let mut ca = lab.start_ca(t0).await;
+    let t = template(&lab, "WorkstationAuth").await;
+
+    let (outcome, ws01_key) = enroll(&lab, &ca, "ws01", "WorkstationAuth", rsa()).await;
+    let ws01_cert = issued(&outcome);
+    let (outcome, web01_key) = enroll(&lab, &ca, "web01", "WorkstationAuth", rsa()).await;
+    let web01_cert = issued(&outcome);
+    let (outcome, revoked_key) = enroll(&lab, &ca, "ws01", "WorkstationAuth", rsa()).await;
+    let revoked_cert = issued(&outcome);
+    let revoked_serial = CertificateInfo::from_der(&revoked_cert).unwrap().serial;
+    ca.authority.revoke(&revoked_serial, 1).unwrap();
+
+    let renew = |old: &[u8], old_key: &PrivateKey| {
+        renewal_request(&t, &rsa(), old, old_key).unwrap()
+    };
+
+    // Not yet inside the renewal period (6 weeks before the end of a year).
+    let early = renew(&ws01_cert, &ws01_key);
+    let outcome = ca
+        .anonymous_client()
+        .submit(&ca.endpoint, &early, "WorkstationAuth")
+        .await
+        .unwrap();
+    let (_, reason) = denial(&outcome);
+    assert!(reason.contains("renewal period"), "{reason}");
+
+    // Inside it.
+    ca.clock.set(t0 + 330 * DAY);
+    let request = renew(&ws01_cert, &ws01_key);
+    let outcome = ca
+        .anonymous_client()
+        .submit(&ca.endpoint, &request, "WorkstationAuth")
+        .await
+        .unwrap();
+    let renewed = issued(&outcome);
+    let info = CertificateInfo::from_der(&renewed).unwrap();
+    assert_eq!(info.subject, "CN=ws01.corp.example");
+    openssl_verify(lab.tmp.path(), &ca.ca_certificate, &renewed);
+    // The same request again: the same answer (a client that crashed after
+    // sending may send again).
+    let again = ca
+        .anonymous_client()
+        .submit(&ca.endpoint, &request, "WorkstationAuth")
+        .await
+        .unwrap();
+    assert_eq!(issued(&again), renewed);
+
+    // web01's certificate presented by ws01: another requester.
+    let request = renew(&web01_cert, &web01_key);
+    let outcome = ca
+        .client("ws01")
+        .submit(&ca.endpoint, &request, "WorkstationAuth")
+        .await
+        .unwrap();
+    let (_, reason) = denial(&outcome);
+    assert!(reason.to_lowercase().contains("requester"), "{reason}");
+
+    // A revoked certificate.
+    let request = renew(&revoked_cert, &revoked_key);
+    let outcome = ca
+        .anonymous_client()
+        .submit(&ca.endpoint, &request, "WorkstationAuth")
+        .await
+        .unwrap();
+    let (_, reason) = denial(&outcome);
+    assert!(reason.contains("revoked"), "{reason}");
+
+    // An expired one.
+    ca.clock.set(t0 + 400 * DAY);
+    let request = renew(&ws01_cert, &ws01_key);
+    let outcome = ca
+        .anonymous_client()
+        .submit(&ca.endpoint, &request, "WorkstationAuth")
+        .await
+        .unwrap();
+    let (_, reason) = denial(&outcome);
+    assert!(reason.contains("expired"), "{reason}");
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_cms_renewal_and_crl() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let mut ca = lab.start_ca(t0).await;
+    let tmp = lab.tmp.path();
+    let t = template(&lab, "WorkstationAuth").await;
+    let (outcome, old_key) = enroll(&lab, &ca, "ws01", "WorkstationAuth", rsa()).await;
+    let old_cert = issued(&outcome);
+
+    // The renewal's CMS is built and signed by `openssl cms`, not by us.
+    ca.clock.set(t0 + 330 * DAY);
+    let new_key = rsa();
+    let csr = enrollment_request(&t, &new_key, Some(&old_cert)).unwrap();
+    std::fs::write(tmp.join("renewal.csr.der"), &csr).unwrap();
+    std::fs::write(tmp.join("old.key"), old_key.to_pem()).unwrap();
+    let old_pem = write_pem(tmp, "old.pem", &old_cert);
+    run(Command::new("openssl")
+        .args(["cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-in"])
+        .arg(tmp.join("renewal.csr.der"))
+        .arg("-signer")
+        .arg(&old_pem)
+        .arg("-inkey")
+        .arg(tmp.join("old.key"))
+        .arg("-out")
+        .arg(tmp.join("renewal.p7")));
+    let request = std::fs::read(tmp.join("renewal.p7")).unwrap();
+    let outcome = ca
+        .anonymous_client()
+        .submit(&ca.endpoint, &request, "WorkstationAuth")
+        .await
+        .unwrap();
+    let renewed = issued(&outcome);
+    let info = CertificateInfo::from_der(&renewed).unwrap();
+    assert_eq!(info.public_key, new_key.public_key_der());
+
+    // Revoke it and publish a CRL; `openssl crl` reads it and lists the serial.
+    ca.authority.revoke(&info.serial, 1).unwrap();
+    let crl = ca.authority.publish_crl().await.unwrap();
+    std::fs::write(tmp.join("ca.crl"), &crl).unwrap();
+    let ca_pem = write_pem(tmp, "ca.pem", &ca.ca_certificate);
+    let text = run(Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(tmp.join("ca.crl"))
+        .arg("-CAfile")
+        .arg(&ca_pem));
+    assert!(
+        text.to_uppercase().contains(&info.serial.to_uppercase()),
+        "{} not in {text}",
+        info.serial
+    );
+    assert!(text.contains("Key Compromise"), "{text}");
+    // The directory's CDP object carries the same CRL.
+    let snap = lab.snapshot("ws01").await;
+    assert!(snap.crls.iter().any(|c| c.base.as_deref() == Some(&crl[..])));
+    // And the HTTP URL written into certificates serves it.
+    let http = ca.config.crl_url();
+    let fetched = ca.anonymous_client().https().get(&http).await.unwrap();
+    assert_eq!(fetched, crl);
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_faults() {
+    let lab = common::start(None);
+    let mut ca = lab.start_ca(start_time()).await;
+    let https = ca.client("ws01");
+    let https = https.https();
+    let envelope = |body: &str| {
+        format!(
+            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>{body}</s:Body></s:Envelope>"#
+        )
+    };
+    let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>&lol2;</s:Body></s:Envelope>"#;
+    let xxe = r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>&e;</s:Body></s:Envelope>"#;
+    let cases = [
+        "not xml at all".to_string(),
+        "<unclosed".to_string(),
+        bomb.to_string(),
+        xxe.to_string(),
+        envelope("<wst:RequestSecurityToken xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\"/>"),
+        "x".repeat(2 * 1024 * 1024),
+    ];
+    for body in cases {
+        let answer = https.post_soap(&ca.endpoint, body.clone()).await.unwrap();
+        match autoenroll::wstep::parse_reply(&answer).unwrap() {
+            autoenroll::wstep::Reply::Fault(f) => {
+                assert!(f.invalid_request, "{}", f.message);
+                assert!(!String::from_utf8_lossy(&answer).contains("root:"), "XXE leaked");
+            }
+            other => panic!("{}: expected a fault, got {other:?}", &body[..body.len().min(40)]),
+        }
+    }
+
+    // Well-formed messages carrying bad tokens: truncated DER, garbage, a CSR
+    // with a broken signature. Each a fault, recorded.
+    let t = template(&lab, "WorkstationAuth").await;
+    let good = enrollment_request(&t, &rsa(), None).unwrap();
+    let mut bad_signature = good.clone();
+    let last = bad_signature.len() - 1;
+    bad_signature[last] ^= 0x01;
+    for token in [good[..good.len() / 2].to_vec(), vec![0x30, 0x82, 0xff], bad_signature] {
+        let outcome = ca
+            .client("ws01")
+            .submit(&ca.endpoint, &token, "WorkstationAuth")
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Denied { .. }), "{outcome:?}");
+    }
+    // The server is still well.
+    let outcome = ca
+        .client("ws01")
+        .submit(&ca.endpoint, &good, "WorkstationAuth")
+        .await
+        .unwrap();
+    issued(&outcome);
+    ca.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_again_is_harmless() {
+    let lab = common::start(None);
+    let mut ca = lab.start_ca(start_time()).await;
+    let before = lab.snapshot("ws01").await;
+    let report = autoenroll::ca::init::init(&ca.config, start_time())
+        .await
+        .unwrap();
+    assert!(!report.created_key);
+    let after = lab.snapshot("ws01").await;
+    assert_eq!(before.roots, after.roots);
+    assert_eq!(before.ntauth, after.ntauth);
+    assert_eq!(after.ntauth.len(), 1);
+    assert_eq!(before.services, after.services);
+    ca.stop().await;
+}
