@@ -12,5 +12,6 @@ pub mod model;
 pub mod pki;
 pub mod planner;
 pub mod policy;
+pub mod pulse;
 pub mod store;
 pub mod wstep;

@@ -32,6 +32,12 @@ pub struct Policy {
     pub directory: DirectorySettings,
     /// Root of the local store (`my/`, `archive/`, `request/`, `trust/`).
     pub store: PathBuf,
+    /// A system trust anchors folder (`/usr/local/share/ca-certificates`,
+    /// `/etc/pki/ca-trust/source/anchors`) that receives the directory's roots.
+    pub trust_anchors_dir: Option<PathBuf>,
+    /// A Prometheus text file written after each pulse (node_exporter's
+    /// textfile collector folder).
+    pub metrics_file: Option<PathBuf>,
     pub autoenrollment: Autoenrollment,
     pub schedule: Schedule,
     /// Per-template settings, by template cn.
@@ -163,6 +169,8 @@ struct RawPolicy {
     allow_prompts: Option<Spanned<bool>>,
     directory: RawDirectory,
     store: Option<Spanned<PathBuf>>,
+    trust_anchors_dir: Option<PathBuf>,
+    metrics_file: Option<PathBuf>,
     #[serde(default)]
     autoenrollment: Option<RawAutoenrollment>,
     #[serde(default)]
@@ -479,6 +487,8 @@ impl Policy {
         }
         Ok(Policy {
             store,
+            trust_anchors_dir: raw.trust_anchors_dir.as_ref().map(|p| resolve(p)),
+            metrics_file: raw.metrics_file.as_ref().map(|p| resolve(p)),
             autoenrollment,
             schedule,
             templates,

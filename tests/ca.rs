@@ -412,7 +412,7 @@ async fn openssl_cms_renewal_and_crl() {
     assert!(text.contains("Key Compromise"), "{text}");
     // The directory's CDP object carries the same CRL.
     let snap = lab.snapshot("ws01").await;
-    assert!(snap.crls.iter().any(|c| c.base.as_deref() == Some(&crl[..])));
+    assert!(snap.crls.iter().any(|c| c.base.iter().any(|b| b == &crl)));
     // And the HTTP URL written into certificates serves it.
     let http = ca.config.crl_url();
     let fetched = ca.anonymous_client().https().get(&http).await.unwrap();

@@ -35,17 +35,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// The account a policy manages: its `account`, else the bind identity.
-pub fn policy_account(policy: &Policy) -> Result<String, String> {
-    match (&policy.account, &policy.directory.bind) {
-        (Some(a), _) => Ok(a.clone()),
-        (None, Bind::Simple { user, .. }) => Ok(user.clone()),
-        (None, Bind::SaslExternal) => Err(format!(
-            "{}: account: SASL EXTERNAL needs the account named in the policy",
-            policy.source.display()
-        )),
-    }
-}
+pub use autoenroll::pulse::observe::policy_account;
 
 /// Connects as the policy says and takes one directory snapshot for `account`.
 pub fn read_directory(

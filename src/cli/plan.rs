@@ -17,51 +17,19 @@ use autoenroll::policy::Policy;
 use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
 
 use super::table::Table;
-use super::{policy_account, print_json, read_directory};
+use super::{print_json, read_directory};
+use autoenroll::pulse::observe::{Observation, policy_account};
 
 /// Everything a plan is made of, read once.
 struct Gathered {
     policy: Policy,
-    directory: DirectorySnapshot,
-    templates: Vec<Template>,
-    verdicts: Vec<Verdict>,
-    store: StoreSnapshot,
-    state: State,
-    revocations: Revocations,
-    settings: planner::Settings,
-}
-
-/// The planner's settings from the policy file.
-pub fn planner_settings(policy: &Policy) -> planner::Settings {
-    let a = &policy.autoenrollment;
-    planner::Settings {
-        enabled: a.enroll,
-        renew_expired_update_pending_remove_revoked: a.renew_expired_update_pending_remove_revoked,
-        update_certificates_that_use_templates: a.update_certificates_that_use_templates,
-        expiry_notification_percent: a.expiry_notification_percent,
-        schedule_interval: time::Duration::try_from(policy.schedule.interval)
-            .unwrap_or(time::Duration::hours(8)),
-        renewal_threshold_percent: policy
-            .templates
-            .iter()
-            .filter_map(|(cn, t)| t.renewal_threshold_percent.map(|p| (cn.clone(), p)))
-            .collect::<BTreeMap<_, _>>(),
-        ..planner::Settings::default()
-    }
+    observed: Observation,
 }
 
 fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, String> {
     let policy = Policy::load(policy_path).map_err(|e| e.to_string())?;
     let account = policy_account(&policy)?;
     let snapshot = read_directory(&policy, &account)?;
-    let verdicts = directory::judge(
-        &snapshot,
-        directory::Options {
-            context: policy.context,
-            allow_prompts: policy.allow_prompts,
-        },
-        now,
-    );
     // Reading never creates the store: a host that never pulsed holds nothing.
     let (store, state) = if policy.store.exists() {
         let s = Store::open(&policy.store).map_err(|e| e.to_string())?;
@@ -72,53 +40,25 @@ fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, String> {
     } else {
         (StoreSnapshot::default(), State::default())
     };
-    let crls = snapshot
-        .crls
-        .iter()
-        .flat_map(|c| c.base.iter().chain(c.delta.iter()))
-        .map(Vec::as_slice);
-    let (revocations, problems) = Revocations::from_crls(crls);
-    for p in problems {
+    let observed = Observation::new(&policy, snapshot, store, state, now);
+    for p in &observed.crl_problems {
         tracing::warn!("ignoring a CRL from the directory: {p}");
     }
-    Ok(Gathered {
-        settings: planner_settings(&policy),
-        templates: snapshot
-            .templates
-            .iter()
-            .map(|t| t.template.clone())
-            .collect(),
-        policy,
-        directory: snapshot,
-        verdicts,
-        store,
-        state,
-        revocations,
-    })
+    Ok(Gathered { policy, observed })
 }
 
 impl Gathered {
     /// The store entry a status line is about.
     fn held(&self, s: &planner::CertificateStatus) -> Option<&HeldCertificate> {
         let th = s.thumbprint.as_deref()?;
-        self.store
+        self.observed.store
             .certificates
             .iter()
             .find(|c| c.info.thumbprint == th)
     }
 
     fn input(&self, now: OffsetDateTime) -> PlanInput<'_> {
-        PlanInput {
-            settings: &self.settings,
-            directory: planner::DirectoryView {
-                templates: &self.templates,
-                verdicts: &self.verdicts,
-            },
-            store: &self.store,
-            revocations: &self.revocations,
-            state: &self.state,
-            now,
-        }
+        self.observed.input(now)
     }
 }
 
@@ -152,7 +92,7 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
     }
     println!(
         "plan for {} ({} context) at {}",
-        g.directory.account.dn,
+        g.observed.directory.account.dn,
         g.policy.context,
         rfc3339(now)
     );
@@ -223,7 +163,7 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
             })
             .collect();
         let out = serde_json::json!({
-            "account": g.directory.account.dn,
+            "account": g.observed.directory.account.dn,
             "context": g.policy.context.to_string(),
             "certificates": certs,
             "missing": missing,
@@ -234,7 +174,7 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
     }
     println!(
         "{} ({} context), store {}",
-        g.directory.account.dn,
+        g.observed.directory.account.dn,
         g.policy.context,
         g.policy.store.display()
     );

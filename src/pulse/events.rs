@@ -1,0 +1,140 @@
+//! The events a pulse reports, each with a stable numeric ID and name (as
+//! Windows logs autoenrollment events under CertificateServicesClient-
+//! AutoEnrollment). Scripts, log searches and alerts key on the ID; the table
+//! is in the README and must not be renumbered.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    PulseStarted,
+    PulseFinished,
+    PulseFailed,
+    Installed,
+    Replaced,
+    Archived,
+    Removed,
+    Pending,
+    StillPending,
+    Expiring,
+    TrustUpdated,
+    Exported,
+    Denied,
+    Failed,
+    Rejected,
+    HookFailed,
+    Skipped,
+}
+
+impl Event {
+    /// The stable numeric ID.
+    pub fn id(self) -> u32 {
+        match self {
+            Event::PulseStarted => 1000,
+            Event::PulseFinished => 1001,
+            Event::PulseFailed => 1002,
+            Event::Installed => 1100,
+            Event::Replaced => 1101,
+            Event::Archived => 1102,
+            Event::Removed => 1103,
+            Event::Pending => 1104,
+            Event::StillPending => 1105,
+            Event::Expiring => 1106,
+            Event::TrustUpdated => 1107,
+            Event::Exported => 1108,
+            Event::Skipped => 1109,
+            Event::Denied => 1200,
+            Event::Failed => 1201,
+            Event::Rejected => 1202,
+            Event::HookFailed => 1203,
+        }
+    }
+
+    /// The stable name (the JSON spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::PulseStarted => "pulse_started",
+            Event::PulseFinished => "pulse_finished",
+            Event::PulseFailed => "pulse_failed",
+            Event::Installed => "installed",
+            Event::Replaced => "replaced",
+            Event::Archived => "archived",
+            Event::Removed => "removed",
+            Event::Pending => "pending",
+            Event::StillPending => "still_pending",
+            Event::Expiring => "expiring",
+            Event::TrustUpdated => "trust_updated",
+            Event::Exported => "exported",
+            Event::Skipped => "skipped",
+            Event::Denied => "denied",
+            Event::Failed => "failed",
+            Event::Rejected => "rejected",
+            Event::HookFailed => "hook_failed",
+        }
+    }
+
+    /// Whether the event is a failure (the pulse then exits non-zero).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Event::PulseFailed | Event::Denied | Event::Failed | Event::Rejected
+        )
+    }
+
+    pub const ALL: [Event; 17] = [
+        Event::PulseStarted,
+        Event::PulseFinished,
+        Event::PulseFailed,
+        Event::Installed,
+        Event::Replaced,
+        Event::Archived,
+        Event::Removed,
+        Event::Pending,
+        Event::StillPending,
+        Event::Expiring,
+        Event::TrustUpdated,
+        Event::Exported,
+        Event::Skipped,
+        Event::Denied,
+        Event::Failed,
+        Event::Rejected,
+        Event::HookFailed,
+    ];
+}
+
+/// Logs an event through tracing: failures as errors, the expiry warning as a
+/// warning, the rest as info. Fields: `event_id`, `event`, `template`,
+/// `thumbprint`, then the message.
+pub fn log(event: Event, template: Option<&str>, thumbprint: Option<&str>, message: &str) {
+    let (id, name) = (event.id(), event.name());
+    let template = template.unwrap_or("");
+    let thumbprint = thumbprint.unwrap_or("");
+    if event.is_failure() || event == Event::HookFailed {
+        tracing::error!(event_id = id, event = name, template, thumbprint, "{message}");
+    } else if event == Event::Expiring {
+        tracing::warn!(event_id = id, event = name, template, thumbprint, "{message}");
+    } else {
+        tracing::info!(event_id = id, event = name, template, thumbprint, "{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_unique() {
+        let mut ids: Vec<u32> = Event::ALL.iter().map(|e| e.id()).collect();
+        let mut names: Vec<&str> = Event::ALL.iter().map(|e| e.name()).collect();
+        ids.sort();
+        ids.dedup();
+        names.sort();
+        names.dedup();
+        assert_eq!(ids.len(), Event::ALL.len());
+        assert_eq!(names.len(), Event::ALL.len());
+        for e in Event::ALL {
+            assert_eq!(serde_json::to_value(e).unwrap(), e.name());
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! Carrying out a plan's actions, one at a time, in plan order.
+//!
+//! Every request goes through the store's request folder: key and request
+//! are written (and synced) by `create_request` before the first byte is
+//! sent, so a crash at any point leaves either nothing or a request the next
+//! pulse sends again or retrieves.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use super::events::Event;
+use super::export;
+use super::observe::Observation;
+use super::report::{Outcome, Report};
+use super::{PulseError, PulseOptions};
+use crate::enroll::{EnrollmentClient, Outcome as CaOutcome, check_issued};
+use crate::enroll::{enrollment_request, renewal_request};
+use crate::model::{EnrollmentService, Template};
+use crate::pki::keys::{KeyAlgorithm, PrivateKey};
+use crate::planner::{Action, ActionKind, ReenrollWhy};
+use crate::policy::Policy;
+use crate::store::{CertificateMeta, State, Store, StoreLock, TemplateFailures};
+use crate::wstep::UsernameToken;
+
+pub(super) struct Executor<'a> {
+    policy: &'a Policy,
+    store: &'a Store,
+    lock: &'a StoreLock,
+    observed: &'a Observation,
+    credentials: Option<UsernameToken>,
+    options: PulseOptions,
+    client: Option<Result<EnrollmentClient, String>>,
+    failures: BTreeMap<String, TemplateFailures>,
+}
+
+/// Where a request goes: a CA and one of its enrollment URLs.
+struct Endpoint<'a> {
+    service: &'a EnrollmentService,
+    url: String,
+}
+
+impl<'a> Executor<'a> {
+    pub(super) fn new(
+        policy: &'a Policy,
+        store: &'a Store,
+        lock: &'a StoreLock,
+        observed: &'a Observation,
+        credentials: Option<UsernameToken>,
+        options: PulseOptions,
+    ) -> Result<Executor<'a>, PulseError> {
+        let failures = observed
+            .state
+            .failures
+            .iter()
+            .map(|f| (f.template.to_ascii_lowercase(), f.clone()))
+            .collect();
+        Ok(Executor {
+            policy,
+            store,
+            lock,
+            observed,
+            credentials,
+            options,
+            client: None,
+            failures,
+        })
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.options.now
+    }
+
+    /// The WSTEP client, made on first use: it trusts the directory's roots.
+    fn client(&mut self) -> Result<EnrollmentClient, String> {
+        if self.client.is_none() {
+            self.client = Some(
+                EnrollmentClient::new(
+                    &self.observed.directory.roots,
+                    self.credentials.clone(),
+                    self.options.ca_timeout,
+                )
+                .map_err(|e| e.to_string()),
+            );
+        }
+        self.client.clone().unwrap_or_else(|| Err("no client".into()))
+    }
+
+    pub(super) async fn run(&mut self, action: &Action, report: &mut Report) {
+        let template = action.template.as_deref();
+        let thumbprint = action.certificate.as_deref();
+        match &action.kind {
+            ActionKind::Enroll => self.new_request(action, None, report).await,
+            ActionKind::Renew => self.renew(action, report).await,
+            ActionKind::Reenroll(why) => self.new_request(action, Some(why), report).await,
+            ActionKind::Retrieve => self.retrieve(action, report).await,
+            ActionKind::Archive | ActionKind::Remove => {
+                let event = if action.kind == ActionKind::Archive {
+                    Event::Archived
+                } else {
+                    Event::Removed
+                };
+                let Some(th) = thumbprint else { return };
+                match self.store.archive(self.lock, th, &action.reason, self.now()) {
+                    Ok(()) => report.note(Outcome::new(
+                        event,
+                        template,
+                        Some(th),
+                        action.reason.clone(),
+                    )),
+                    Err(e) => report.note(Outcome::new(
+                        Event::Failed,
+                        template,
+                        Some(th),
+                        format!("cannot archive: {e}"),
+                    )),
+                }
+            }
+            ActionKind::Notify => report.note(Outcome::new(
+                Event::Expiring,
+                template,
+                thumbprint,
+                action.reason.clone(),
+            )),
+            ActionKind::Keep | ActionKind::Skip => {}
+        }
+    }
+
+    fn template(&self, cn: Option<&str>) -> Option<&'a Template> {
+        let cn = cn?;
+        self.observed
+            .templates
+            .iter()
+            .find(|t| t.cn.eq_ignore_ascii_case(cn))
+    }
+
+    /// Enroll and Reenroll: a new key and a PKCS#10 sent with the account's
+    /// credentials; the certificate it replaces (if any) is archived once the
+    /// new one is installed.
+    async fn new_request(
+        &mut self,
+        action: &Action,
+        why: Option<&ReenrollWhy>,
+        report: &mut Report,
+    ) {
+        let Some(template) = self.template(action.template.as_deref()) else {
+            return self.fail(report, action, "the template is no longer in the directory");
+        };
+        let key = match KeyAlgorithm::for_template(template).and_then(PrivateKey::generate) {
+            Ok(k) => k,
+            Err(e) => return self.fail(report, action, &format!("no key: {e}")),
+        };
+        let token = match enrollment_request(template, &key, None) {
+            Ok(t) => t,
+            Err(e) => return self.fail(report, action, &format!("no request: {e}")),
+        };
+        let replaces = why.and(action.certificate.as_deref());
+        self.submit(template, key, token, replaces, report).await;
+    }
+
+    /// Renew: a new key, and a PKCS#10 wrapped in CMS signed with the current
+    /// certificate's key (adcs.md section 6).
+    async fn renew(&mut self, action: &Action, report: &mut Report) {
+        let Some(template) = self.template(action.template.as_deref()) else {
+            return self.fail(report, action, "the template is no longer in the directory");
+        };
+        let Some(held) = action.certificate.as_deref().and_then(|th| {
+            self.observed
+                .store
+                .certificates
+                .iter()
+                .find(|c| c.info.thumbprint == th)
+        }) else {
+            return self.fail(report, action, "the certificate to renew is gone");
+        };
+        let old_key = std::fs::read(held.path.join("key.pem"))
+            .map_err(|e| e.to_string())
+            .and_then(|pem| PrivateKey::from_pem(&pem).map_err(|e| e.to_string()));
+        let old_cert = std::fs::read(held.path.join("cert.pem"))
+            .map_err(|e| e.to_string())
+            .and_then(|pem| crate::store::pem::certificate_der(&pem));
+        let (old_key, old_cert) = match (old_key, old_cert) {
+            (Ok(k), Ok(c)) => (k, c),
+            (Err(e), _) | (_, Err(e)) => {
+                return self.fail(report, action, &format!("cannot read the held certificate: {e}"));
+            }
+        };
+        let key = match KeyAlgorithm::for_template(template).and_then(PrivateKey::generate) {
+            Ok(k) => k,
+            Err(e) => return self.fail(report, action, &format!("no key: {e}")),
+        };
+        let token = match renewal_request(template, &key, &old_cert, &old_key) {
+            Ok(t) => t,
+            Err(e) => return self.fail(report, action, &format!("no renewal request: {e}")),
+        };
+        self.submit(template, key, token, action.certificate.as_deref(), report)
+            .await;
+    }
+
+    /// Writes the request to the store, then sends it.
+    async fn submit(
+        &mut self,
+        template: &Template,
+        key: PrivateKey,
+        token: Vec<u8>,
+        replaces: Option<&str>,
+        report: &mut Report,
+    ) {
+        let request = match self.store.create_request(
+            self.lock,
+            &template.cn,
+            key.to_pem().as_bytes(),
+            &token,
+            replaces,
+            self.now(),
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                return self.fail_template(
+                    report,
+                    &template.cn,
+                    replaces,
+                    &format!("cannot store the request: {e}"),
+                );
+            }
+        };
+        let preferred = replaces.and_then(|th| self.issuer_of(th));
+        self.send(template, &request.id, &key, &token, replaces, preferred, report)
+            .await;
+    }
+
+    /// The CA that issued a held certificate, tried first for its renewal.
+    fn issuer_of(&self, thumbprint: &str) -> Option<String> {
+        self.observed
+            .store
+            .certificates
+            .iter()
+            .find(|c| c.info.thumbprint == thumbprint)
+            .and_then(|c| c.meta.ca.clone())
+    }
+
+    /// Every CA publishing the template, in directory order (the one named
+    /// `preferred` first), each with its enrollment URLs by priority.
+    fn endpoints(&self, template: &str, renewal: bool, preferred: Option<&str>) -> Vec<Endpoint<'a>> {
+        let mut services: Vec<&EnrollmentService> = self
+            .observed
+            .directory
+            .services
+            .iter()
+            .filter(|s| s.publishes(template))
+            .collect();
+        if let Some(p) = preferred {
+            services.sort_by_key(|s| !s.cn.eq_ignore_ascii_case(p));
+        }
+        let mut out = Vec::new();
+        for service in services {
+            let mut servers: Vec<_> = service
+                .enrollment_servers
+                .iter()
+                .filter(|s| renewal || !s.renewal_only)
+                .collect();
+            servers.sort_by_key(|s| s.priority);
+            for s in servers {
+                out.push(Endpoint {
+                    service,
+                    url: s.url.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Sends a stored request to the CAs in turn until one answers.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &mut self,
+        template: &Template,
+        id: &str,
+        key: &PrivateKey,
+        token: &[u8],
+        replaces: Option<&str>,
+        preferred: Option<String>,
+        report: &mut Report,
+    ) {
+        let renewal = is_signed_data(token);
+        let endpoints = self.endpoints(&template.cn, renewal, preferred.as_deref());
+        if endpoints.is_empty() {
+            return self.fail_template(
+                report,
+                &template.cn,
+                replaces,
+                "no CA publishes an enrollment URL for this template (msPKI-Enrollment-Servers)",
+            );
+        }
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return self.fail_template(report, &template.cn, replaces, &e),
+        };
+        let mut errors = Vec::new();
+        for endpoint in endpoints {
+            match client.submit(&endpoint.url, token, &template.cn).await {
+                Ok(outcome) => {
+                    return self
+                        .settle(template, id, key, endpoint.service, outcome, replaces, report)
+                        .await;
+                }
+                Err(e) => errors.push(format!("{} ({}): {e}", endpoint.service.cn, endpoint.url)),
+            }
+        }
+        // The request stays in request/: the next pulse sends it again.
+        self.fail_template(
+            report,
+            &template.cn,
+            replaces,
+            &format!("no CA answered: {}", errors.join("; ")),
+        );
+    }
+
+    /// Acts on a CA's answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &mut self,
+        template: &Template,
+        id: &str,
+        key: &PrivateKey,
+        service: &EnrollmentService,
+        outcome: CaOutcome,
+        replaces: Option<&str>,
+        report: &mut Report,
+    ) {
+        let now = self.now();
+        match outcome {
+            CaOutcome::Issued {
+                request_id,
+                certificate,
+                chain,
+            } => {
+                let info = match check_issued(
+                    &certificate,
+                    key,
+                    template,
+                    &service.ca_certificates,
+                    now,
+                ) {
+                    Ok(info) => info,
+                    Err(rejected) => {
+                        let _ = self
+                            .store
+                            .abandon_request(self.lock, id, &rejected.to_string(), now);
+                        report.note(Outcome::new(
+                            Event::Rejected,
+                            Some(&template.cn),
+                            replaces,
+                            format!("{} (from {})", rejected, service.cn),
+                        ));
+                        return self.record_failure(&template.cn, &rejected.to_string());
+                    }
+                };
+                let meta = CertificateMeta {
+                    template: Some(template.cn.clone()),
+                    ca: Some(service.cn.clone()),
+                    request_id: Some(request_id.to_string()),
+                    installed_at: Some(now),
+                };
+                match self.store.complete_request(self.lock, id, &certificate, &meta) {
+                    Ok(thumbprint) => {
+                        self.failures.remove(&template.cn.to_ascii_lowercase());
+                        let (event, message) = match replaces {
+                            Some(old) => (
+                                Event::Replaced,
+                                format!(
+                                    "{} issued certificate {} (serial {}), replacing {old}, which is archived",
+                                    service.cn, thumbprint, info.serial
+                                ),
+                            ),
+                            None => (
+                                Event::Installed,
+                                format!(
+                                    "{} issued certificate {} (serial {}), valid until {}",
+                                    service.cn, thumbprint, info.serial, info.not_after
+                                ),
+                            ),
+                        };
+                        report.note(Outcome::new(event, Some(&template.cn), Some(&thumbprint), message));
+                        let mut full_chain = vec![certificate.clone()];
+                        full_chain.extend(chain.into_iter().filter(|c| *c != certificate));
+                        export::after_install(
+                            self.policy,
+                            &template.cn,
+                            &thumbprint,
+                            &full_chain,
+                            key,
+                            report,
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        report.note(Outcome::new(
+                            Event::Failed,
+                            Some(&template.cn),
+                            replaces,
+                            format!("cannot install the issued certificate: {e}"),
+                        ));
+                        self.record_failure(&template.cn, &e.to_string());
+                    }
+                }
+            }
+            CaOutcome::Pending {
+                request_id,
+                message,
+            } => {
+                let id_text = request_id.to_string();
+                if let Err(e) = self.store.update_request(
+                    self.lock,
+                    id,
+                    Some(&service.cn),
+                    Some(&id_text),
+                    Some(now),
+                ) {
+                    return self.fail_template(
+                        report,
+                        &template.cn,
+                        replaces,
+                        &format!("cannot record the pending request: {e}"),
+                    );
+                }
+                report.note(Outcome::new(
+                    Event::Pending,
+                    Some(&template.cn),
+                    None,
+                    format!("{} holds request {request_id}: {message}", service.cn),
+                ));
+            }
+            CaOutcome::Denied {
+                hresult, message, ..
+            } => {
+                let why = format!("{} denied the request (0x{hresult:08X}): {message}", service.cn);
+                let _ = self.store.abandon_request(self.lock, id, &why, now);
+                report.note(Outcome::new(Event::Denied, Some(&template.cn), replaces, why.clone()));
+                self.record_failure(&template.cn, &why);
+            }
+        }
+    }
+
+    /// Retrieve: a pending request is asked about; one never sent (the last
+    /// pulse stopped in between) is sent now, with the same bytes.
+    async fn retrieve(&mut self, action: &Action, report: &mut Report) {
+        let Some(request) = action.request.as_deref().and_then(|id| {
+            self.observed.store.pending.iter().find(|p| p.id == id)
+        }) else {
+            return;
+        };
+        let Some(template) = self.template(Some(&request.template)) else {
+            return self.fail(report, action, "the template is no longer in the directory");
+        };
+        let key = match self
+            .store
+            .request_key(&request.id)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| PrivateKey::from_pem(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(k) => k,
+            Err(e) => return self.fail(report, action, &format!("the request's key: {e}")),
+        };
+        let replaces = request.replaces.as_deref();
+        match (&request.ca, &request.ca_request_id) {
+            (Some(ca), Some(ca_id)) => {
+                let Some(service) = self
+                    .observed
+                    .directory
+                    .services
+                    .iter()
+                    .find(|s| s.cn.eq_ignore_ascii_case(ca))
+                else {
+                    return self.fail(report, action, &format!("CA {ca} is no longer in the directory"));
+                };
+                let Ok(ca_id) = ca_id.parse::<u64>() else {
+                    return self.fail(report, action, &format!("request id {ca_id:?} is not a number"));
+                };
+                let client = match self.client() {
+                    Ok(c) => c,
+                    Err(e) => return self.fail(report, action, &e),
+                };
+                let mut servers: Vec<_> = service.enrollment_servers.iter().collect();
+                servers.sort_by_key(|s| s.priority);
+                let mut errors = Vec::new();
+                for server in servers {
+                    match client.query(&server.url, ca_id).await {
+                        Ok(CaOutcome::Pending { .. }) => {
+                            let _ = self.store.update_request(
+                                self.lock,
+                                &request.id,
+                                None,
+                                None,
+                                Some(self.now()),
+                            );
+                            report.note(Outcome::new(
+                                Event::StillPending,
+                                Some(&template.cn),
+                                None,
+                                format!("{ca} still holds request {ca_id}"),
+                            ));
+                            return;
+                        }
+                        Ok(outcome) => {
+                            return self
+                                .settle(template, &request.id, &key, service, outcome, replaces, report)
+                                .await;
+                        }
+                        Err(e) => errors.push(format!("{}: {e}", server.url)),
+                    }
+                }
+                self.fail(report, action, &format!("no answer from {ca}: {}", errors.join("; ")));
+            }
+            _ => {
+                let token = match std::fs::read(request.path.join("request.der")) {
+                    Ok(t) => t,
+                    Err(e) => return self.fail(report, action, &format!("the stored request: {e}")),
+                };
+                let preferred = replaces.and_then(|th| self.issuer_of(th));
+                self.send(template, &request.id, &key, &token, replaces, preferred, report)
+                    .await;
+            }
+        }
+    }
+
+    fn fail(&mut self, report: &mut Report, action: &Action, why: &str) {
+        let template = action.template.clone().unwrap_or_default();
+        self.fail_template(report, &template, action.certificate.as_deref(), why);
+    }
+
+    fn fail_template(&mut self, report: &mut Report, template: &str, thumbprint: Option<&str>, why: &str) {
+        report.note(Outcome::new(
+            Event::Failed,
+            Some(template),
+            thumbprint,
+            why.to_string(),
+        ));
+        self.record_failure(template, why);
+    }
+
+    fn record_failure(&mut self, template: &str, why: &str) {
+        let now = self.now();
+        let entry = self
+            .failures
+            .entry(template.to_ascii_lowercase())
+            .or_insert_with(|| TemplateFailures {
+                template: template.to_string(),
+                count: 0,
+                last_failure: now,
+                last_error: String::new(),
+            });
+        entry.count += 1;
+        entry.last_failure = now;
+        entry.last_error = why.to_string();
+    }
+
+    /// The worker's memory after this pulse.
+    pub(super) fn finish(self, now: OffsetDateTime, report: &Report) -> State {
+        State {
+            failures: self.failures.into_values().collect(),
+            last_pulse: Some(now),
+            last_pulse_ok: Some(report.ok),
+            directory_marker: self.observed.state.directory_marker.clone(),
+        }
+    }
+}
+
+/// Whether a request token is CMS SignedData (a renewal) rather than a bare
+/// PKCS#10: its ContentInfo starts with the id-signedData OID
+/// 1.2.840.113549.1.7.2 (RFC 5652 5.1).
+fn is_signed_data(token: &[u8]) -> bool {
+    const SIGNED_DATA: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+    token.len() > 16 && token[..16].windows(SIGNED_DATA.len()).any(|w| w == SIGNED_DATA)
+}

@@ -1,0 +1,140 @@
+//! The Prometheus text file written after each pulse, for node_exporter's
+//! textfile collector: certificate expiry and renewal times, health, the last
+//! pulse and its result, and counts of outcomes and failures.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::events::Event;
+use super::report::Report;
+use crate::planner::CertificateStatus;
+use crate::store::fsutil::Fs;
+use crate::store::{State, StoreSnapshot};
+
+/// Label values escaped per the exposition format (backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes a family's HELP and TYPE lines (all ours are gauges) and returns
+/// its name.
+fn family(out: &mut String, name: &str, help: &str) -> String {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    name.to_string()
+}
+
+/// The metrics text.
+pub fn render(
+    report: &Report,
+    statuses: &[CertificateStatus],
+    store: &StoreSnapshot,
+    state: &State,
+) -> String {
+    let mut out = String::new();
+    let expiry = family(
+        &mut out,
+        "autoenroll_certificate_not_after_seconds",
+        "Expiry of each managed certificate (Unix time).",
+    );
+    for c in &store.certificates {
+        if c.info.template.is_none() {
+            continue;
+        }
+        let template = c.meta.template.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{expiry}{{template=\"{}\",thumbprint=\"{}\"}} {}",
+            label(&template),
+            c.info.thumbprint,
+            c.info.not_after.unix_timestamp()
+        );
+    }
+    let renew = family(
+        &mut out,
+        "autoenroll_certificate_renew_at_seconds",
+        "When each certificate renews (Unix time).",
+    );
+    for s in statuses {
+        if let (Some(th), Some(at)) = (&s.thumbprint, s.renew_at) {
+            let _ = writeln!(
+                out,
+                "{renew}{{template=\"{}\",thumbprint=\"{th}\"}} {}",
+                label(s.template.as_deref().unwrap_or("")),
+                at.unix_timestamp()
+            );
+        }
+    }
+    let health = family(
+        &mut out,
+        "autoenroll_certificate_health",
+        "Health of each certificate or pending request: 0 healthy, higher is worse (see `autoenroll status`).",
+    );
+    for s in statuses {
+        let _ = writeln!(
+            out,
+            "{health}{{template=\"{}\",thumbprint=\"{}\",health=\"{}\"}} {}",
+            label(s.template.as_deref().unwrap_or("")),
+            s.thumbprint.as_deref().or(s.request.as_deref()).unwrap_or(""),
+            s.health.name(),
+            s.health.severity()
+        );
+    }
+    let last = family(
+        &mut out,
+        "autoenroll_last_pulse_timestamp_seconds",
+        "When the last pulse ran (Unix time).",
+    );
+    let _ = writeln!(out, "{last} {}", report.at.unix_timestamp());
+    let ok = family(
+        &mut out,
+        "autoenroll_last_pulse_success",
+        "1 if the last pulse had no failure.",
+    );
+    let _ = writeln!(out, "{ok} {}", u8::from(report.ok));
+    let outcomes = family(
+        &mut out,
+        "autoenroll_last_pulse_outcomes",
+        "Outcomes of the last pulse, by event.",
+    );
+    for e in Event::ALL {
+        let n = report.count(e);
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "{outcomes}{{event=\"{}\",event_id=\"{}\"}} {n}",
+                e.name(),
+                e.id()
+            );
+        }
+    }
+    let failures = family(
+        &mut out,
+        "autoenroll_template_consecutive_failures",
+        "Consecutive failed requests per template (the backoff counts them).",
+    );
+    for f in &state.failures {
+        let _ = writeln!(
+            out,
+            "{failures}{{template=\"{}\"}} {}",
+            label(&f.template),
+            f.count
+        );
+    }
+    out
+}
+
+/// Writes the file atomically (node_exporter must never read half of it).
+pub fn write(
+    path: &Path,
+    report: &Report,
+    statuses: &[CertificateStatus],
+    store: &StoreSnapshot,
+    state: &State,
+) -> Result<(), String> {
+    let text = render(report, statuses, store, state);
+    Fs::default()
+        .replace(path, text.as_bytes(), 0o644)
+        .map_err(|e| e.to_string())
+}

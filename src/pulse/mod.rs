@@ -1,0 +1,237 @@
+//! One pass of autoenrollment: lock the store, finish what a previous pass
+//! left half-done, snapshot the directory, the store and the CRLs, plan, carry
+//! out each action crash-safely, sync trust, and report.
+//!
+//! Crash safety comes from the order of writes (the store's operations are
+//! each atomic): the new key and request are on disk before anything is sent;
+//! the issued certificate is installed before the one it replaces is
+//! archived; a request interrupted anywhere is found in `request/` by the next
+//! pulse and sent again (the CA answers a repeated request with its first
+//! answer) or retrieved.
+//!
+//! Architecture invariant: nothing here decides what to do; the planner does.
+//! Nothing below this module knows about the command line.
+
+pub mod events;
+mod execute;
+pub mod export;
+pub mod metrics;
+pub mod observe;
+pub mod report;
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::directory::{Directory, DirectoryError};
+use crate::planner;
+use crate::policy::{Bind, Policy, read_password_file};
+use crate::store::{Store, StoreError, TrustKind};
+use crate::wstep::UsernameToken;
+
+pub use events::Event;
+pub use observe::Observation;
+pub use report::{Outcome, Report};
+
+/// How to run a pulse.
+#[derive(Debug, Clone, Copy)]
+pub struct PulseOptions {
+    /// Plan and report, change nothing.
+    pub dry_run: bool,
+    /// The time the pulse acts at (the system clock, or a test's).
+    pub now: OffsetDateTime,
+    /// Limit of each exchange with a CA.
+    pub ca_timeout: Duration,
+}
+
+impl PulseOptions {
+    pub fn at(now: OffsetDateTime) -> PulseOptions {
+        PulseOptions {
+            dry_run: false,
+            now,
+            ca_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PulseError {
+    #[error("the directory cannot be read, nothing was changed: {0}")]
+    Directory(#[from] DirectoryError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Runs one pulse for the policy's account.
+pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, PulseError> {
+    let now = options.now;
+    let account = observe::policy_account(policy).map_err(PulseError::Setup)?;
+    events::log(
+        Event::PulseStarted,
+        None,
+        None,
+        &format!("pulse for {account} ({})", policy.context),
+    );
+    // The directory first: if it cannot be read, nothing is touched, not
+    // even the store's recovery (no destructive step on partial knowledge).
+    let snapshot = match read_directory(policy, &account).await {
+        Ok(s) => s,
+        Err(e) => {
+            events::log(Event::PulseFailed, None, None, &e.to_string());
+            if !options.dry_run && policy.store.exists() {
+                record_failed_pulse(policy, now);
+            }
+            return Err(e.into());
+        }
+    };
+
+    if options.dry_run {
+        let (store_snapshot, state) = if policy.store.exists() {
+            let store = Store::open(&policy.store)?;
+            (store.snapshot()?, store.read_state()?)
+        } else {
+            Default::default()
+        };
+        let observed = Observation::new(policy, snapshot, store_snapshot, state, now);
+        let plan = planner::plan(&observed.input(now));
+        return Ok(Report::dry_run(&account, now, &plan, &observed));
+    }
+
+    let store = Store::open(&policy.store)?;
+    // Waits for a pulse of the worker (or another manual one) to finish: the
+    // second then sees what the first did and never enrolls twice.
+    let root = policy.store.clone();
+    let lock = tokio::task::spawn_blocking(move || Store::open(&root)?.lock())
+    .await
+    .map_err(|e| PulseError::Setup(format!("waiting for the store lock: {e}")))??;
+    let recovered = store.recover(&lock)?;
+    let observed = Observation::new(
+        policy,
+        snapshot,
+        store.snapshot()?,
+        store.read_state()?,
+        now,
+    );
+    for p in &observed.crl_problems {
+        tracing::warn!("ignoring a CRL from the directory: {p}");
+    }
+    let plan = planner::plan(&observed.input(now));
+    let mut report = Report::new(&account, now, &plan);
+    for r in recovered {
+        report.note(Outcome::new(Event::Skipped, None, None, format!("recovered: {r}")));
+    }
+
+    // Trust first: the new certificates' chains are then in place when hooks run.
+    for (kind, certs) in [
+        (TrustKind::Roots, &observed.directory.roots),
+        (TrustKind::NtAuth, &observed.directory.ntauth),
+        (TrustKind::Intermediates, &observed.directory.aia),
+    ] {
+        match store.write_trust(&lock, kind, certs) {
+            Ok(change) if !change.is_empty() => report.note(Outcome::new(
+                Event::TrustUpdated,
+                None,
+                None,
+                format!(
+                    "{}: {} added, {} removed",
+                    kind.dir_name(),
+                    change.added.len(),
+                    change.removed.len()
+                ),
+            )),
+            Ok(_) => {}
+            Err(e) => report.note(Outcome::new(
+                Event::Failed,
+                None,
+                None,
+                format!("trust {}: {e}", kind.dir_name()),
+            )),
+        }
+    }
+    if let Some(anchors) = &policy.trust_anchors_dir {
+        export::write_anchors(anchors, &observed.directory.roots, &mut report);
+    }
+
+    let credentials = credentials(policy).map_err(PulseError::Setup)?;
+    let mut executor = execute::Executor::new(
+        policy,
+        &store,
+        &lock,
+        &observed,
+        credentials,
+        options,
+    )?;
+    for action in &plan.actions {
+        executor.run(action, &mut report).await;
+    }
+    let state = executor.finish(now, &report);
+    store.write_state(&lock, &state)?;
+    report.finish(&plan, &state);
+    events::log(
+        if report.ok {
+            Event::PulseFinished
+        } else {
+            Event::PulseFailed
+        },
+        None,
+        None,
+        &report.summary(),
+    );
+    if let Some(path) = &policy.metrics_file {
+        let after = Observation {
+            store: store.snapshot()?,
+            state: state.clone(),
+            ..observed.clone()
+        };
+        let status = planner::assess(&after.input(now));
+        if let Err(e) = metrics::write(path, &report, &status, &after.store, &state) {
+            tracing::warn!("metrics file {}: {e}", path.display());
+        }
+    }
+    drop(lock);
+    Ok(report)
+}
+
+async fn read_directory(
+    policy: &Policy,
+    account: &str,
+) -> Result<crate::directory::DirectorySnapshot, DirectoryError> {
+    let mut dir = Directory::connect(&policy.directory).await?;
+    let snapshot = dir.snapshot(account).await;
+    dir.close().await;
+    snapshot
+}
+
+/// A pulse that could not read the directory still says so in the state
+/// (for `status` and the metrics), without touching certificates.
+fn record_failed_pulse(policy: &Policy, now: OffsetDateTime) {
+    let Ok(store) = Store::open(&policy.store) else {
+        return;
+    };
+    let Ok(Some(lock)) = store.try_lock() else {
+        return;
+    };
+    if let Ok(mut state) = store.read_state() {
+        state.last_pulse = Some(now);
+        state.last_pulse_ok = Some(false);
+        let _ = store.write_state(&lock, &state);
+    }
+}
+
+/// The WS-Security credentials of the policy's bind: the same account and
+/// password. With SASL EXTERNAL there is no password: only renewals (signed
+/// by the current certificate) can be sent.
+fn credentials(policy: &Policy) -> Result<Option<UsernameToken>, String> {
+    match &policy.directory.bind {
+        Bind::Simple {
+            user,
+            password_file,
+        } => Ok(Some(UsernameToken {
+            username: user.clone(),
+            password: read_password_file(password_file)?,
+        })),
+        Bind::SaslExternal => Ok(None),
+    }
+}
