@@ -47,6 +47,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One autoenrollment pass now (like `certutil -pulse`).
+    Pulse {
+        /// The policy file (default: /etc/autoenroll/machine.toml, or with
+        /// --user ~/.config/autoenroll/user.toml).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The user context (the policy must say context = "user").
+        #[arg(long)]
+        user: bool,
+        /// Plan and show, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        /// Act as if it were this RFC 3339 time (tests and rehearsals).
+        #[arg(long, hide = true)]
+        now: Option<String>,
+    },
+    /// The worker: pulses at start, on schedule, on changes and when renewals fall due.
+    Daemon {
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        user: bool,
+    },
     /// Convert security descriptors between SDDL and the base64 of LDIF.
     Sddl {
         #[command(subcommand)]
@@ -159,6 +184,22 @@ fn main() -> ExitCode {
         Command::Templates { policy, json } => cli::templates(&policy, json),
         Command::Plan { policy, at, json } => cli::plan::plan(&policy, at.as_deref(), json),
         Command::Status { policy, json } => cli::plan::status(&policy, json),
+        Command::Pulse {
+            policy,
+            user,
+            dry_run,
+            json,
+            now,
+        } => cli::pulse::pulse(
+            &cli::pulse::policy_path(policy, user),
+            user,
+            dry_run,
+            json,
+            now.as_deref(),
+        ),
+        Command::Daemon { policy, user } => {
+            cli::daemon(&cli::pulse::policy_path(policy, user), user)
+        }
         Command::Sddl { action } => match action {
             SddlAction::Encode { sddl, domain } => cli::sddl_encode(&sddl, &domain),
             SddlAction::Decode { base64, domain } => cli::sddl_decode(&base64, &domain),

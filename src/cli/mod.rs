@@ -17,6 +17,7 @@ use autoenroll::policy::{Bind, Policy};
 
 pub mod ca;
 pub mod plan;
+pub mod pulse;
 mod table;
 
 pub fn init_logging() {

@@ -1,0 +1,118 @@
+//! `pulse` (one pass by hand, like `certutil -pulse`) and `daemon` (the worker).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use autoenroll::policy::Policy;
+use autoenroll::pulse::{self, PulseOptions, Report};
+
+use super::table::Table;
+use super::{print_json, runtime};
+
+/// The policy file: the one given, else the context's default.
+pub fn policy_path(given: Option<PathBuf>, user: bool) -> PathBuf {
+    given.unwrap_or_else(|| {
+        if user {
+            let base = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+                .unwrap_or_else(|| PathBuf::from(".config"));
+            base.join("autoenroll/user.toml")
+        } else {
+            PathBuf::from("/etc/autoenroll/machine.toml")
+        }
+    })
+}
+
+fn load(path: &Path, user: bool) -> Result<Policy, String> {
+    let policy = Policy::load(path).map_err(|e| e.to_string())?;
+    if user && policy.context != autoenroll::model::Context::User {
+        return Err(format!(
+            "{}: --user needs a policy with context = \"user\"",
+            path.display()
+        ));
+    }
+    Ok(policy)
+}
+
+/// `--now` is for tests and rehearsals: the pulse acts as if it were then.
+fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, String> {
+    match now {
+        None => Ok(OffsetDateTime::now_utc()),
+        Some(t) => OffsetDateTime::parse(t, &Rfc3339)
+            .map_err(|e| format!("--now {t:?}: expected an RFC 3339 time ({e})")),
+    }
+}
+
+pub fn pulse(
+    policy: &Path,
+    user: bool,
+    dry_run: bool,
+    json: bool,
+    now: Option<&str>,
+) -> Result<ExitCode, String> {
+    let policy = load(policy, user)?;
+    let options = PulseOptions {
+        dry_run,
+        ..PulseOptions::at(parse_now(now)?)
+    };
+    let report = runtime()?
+        .block_on(pulse::pulse(&policy, options))
+        .map_err(|e| e.to_string())?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_report(report: &Report) {
+    if report.dry_run {
+        println!("dry run for {}: nothing was changed", report.account);
+        let mut t = Table::new(["WOULD", "TEMPLATE", "CERTIFICATE", "REASON"]);
+        for a in &report.planned {
+            t.row([
+                a.kind.to_string(),
+                a.template.clone().unwrap_or_default(),
+                a.certificate.as_deref().map(short).unwrap_or_default(),
+                a.reason.clone(),
+            ]);
+        }
+        print!("{t}");
+        return;
+    }
+    if report.outcomes.is_empty() {
+        println!("pulse for {}: nothing to do", report.account);
+    } else {
+        let mut t = Table::new(["EVENT", "ID", "TEMPLATE", "CERTIFICATE", "DETAIL"]);
+        for o in &report.outcomes {
+            t.row([
+                o.event.name().to_string(),
+                o.event_id.to_string(),
+                o.template.clone().unwrap_or_default(),
+                o.thumbprint.as_deref().map(short).unwrap_or_default(),
+                o.message.clone(),
+            ]);
+        }
+        print!("{t}");
+        println!("{}", report.summary());
+    }
+    if let Some(at) = report.next_wake {
+        println!(
+            "next due: {}",
+            at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+        );
+    }
+}
+
+fn short(thumbprint: &str) -> String {
+    thumbprint.chars().take(12).collect()
+}
