@@ -14,4 +14,5 @@ pub mod planner;
 pub mod policy;
 pub mod pulse;
 pub mod store;
+pub mod worker;
 pub mod wstep;

@@ -198,7 +198,7 @@ fn main() -> ExitCode {
             now.as_deref(),
         ),
         Command::Daemon { policy, user } => {
-            cli::daemon(&cli::pulse::policy_path(policy, user), user)
+            cli::pulse::daemon(&cli::pulse::policy_path(policy, user), user)
         }
         Command::Sddl { action } => match action {
             SddlAction::Encode { sddl, domain } => cli::sddl_encode(&sddl, &domain),

@@ -80,6 +80,11 @@ pub struct Schedule {
     pub cron: Option<String>,
     /// Random delay added to each scheduled pulse, so a fleet does not pulse in step.
     pub jitter: Duration,
+    /// How often the worker asks the directory whether templates or
+    /// enrollment services changed (one cheap search).
+    pub directory_check: Duration,
+    /// How often the worker looks at the policy file for changes.
+    pub policy_check: Duration,
 }
 
 impl Default for Schedule {
@@ -88,6 +93,8 @@ impl Default for Schedule {
             interval: Duration::from_secs(8 * 3600),
             cron: None,
             jitter: Duration::from_secs(30 * 60),
+            directory_check: Duration::from_secs(5 * 60),
+            policy_check: Duration::from_secs(10),
         }
     }
 }
@@ -194,6 +201,8 @@ struct RawSchedule {
     interval: Option<Spanned<String>>,
     cron: Option<Spanned<String>>,
     jitter: Option<Spanned<String>>,
+    directory_check: Option<Spanned<String>>,
+    policy_check: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -440,6 +449,18 @@ impl Policy {
             schedule.interval =
                 duration(&sc.interval, "schedule.interval", schedule.interval, false)?;
             schedule.jitter = duration(&sc.jitter, "schedule.jitter", schedule.jitter, true)?;
+            schedule.directory_check = duration(
+                &sc.directory_check,
+                "schedule.directory_check",
+                schedule.directory_check,
+                false,
+            )?;
+            schedule.policy_check = duration(
+                &sc.policy_check,
+                "schedule.policy_check",
+                schedule.policy_check,
+                false,
+            )?;
             if let Some(c) = &sc.cron {
                 cron::Schedule::from_str(c.get_ref()).map_err(|e| {
                     invalid(

@@ -116,3 +116,14 @@ fn print_report(report: &Report) {
 fn short(thumbprint: &str) -> String {
     thumbprint.chars().take(12).collect()
 }
+
+pub fn daemon(policy: &Path, user: bool) -> Result<ExitCode, String> {
+    load(policy, user)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(autoenroll::worker::run(policy))
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}

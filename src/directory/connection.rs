@@ -229,6 +229,37 @@ impl Directory {
         }
     }
 
+    /// A marker that changes when anything under `base` changes: the number
+    /// of entries and the highest `modifyTimestamp`, `uSNChanged` (AD) and
+    /// `entryCSN` (OpenLDAP). One search of attributes only, cheap enough to
+    /// run every few minutes.
+    pub async fn change_marker(&mut self, base: &str) -> Result<String, DirectoryError> {
+        let entries = self
+            .search(
+                base,
+                Scope::Subtree,
+                "(objectClass=*)",
+                &["modifyTimestamp", "uSNChanged", "entryCSN"],
+                true,
+            )
+            .await?;
+        let highest = |attr: &str| {
+            entries
+                .iter()
+                .filter_map(|e| e.strings(attr).ok())
+                .flatten()
+                .max_by(|a, b| (a.len(), a).cmp(&(b.len(), b)))
+                .unwrap_or_default()
+        };
+        Ok(format!(
+            "{}/{}/{}/{}",
+            entries.len(),
+            highest("modifyTimestamp"),
+            highest("uSNChanged"),
+            highest("entryCSN")
+        ))
+    }
+
     /// The rootDSE (base search of the empty DN).
     pub async fn root_dse(&mut self) -> Result<Entry, DirectoryError> {
         let attrs = [
