@@ -66,7 +66,7 @@ pub fn next_scheduled(
         .as_deref()
         .and_then(|c| cron::Schedule::from_str(c).ok())
         .and_then(|s| {
-            let from = chrono_free_after(now);
+            let from = cron_time(now);
             s.after(&from).next()
         })
         .and_then(|t| OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
@@ -75,8 +75,8 @@ pub fn next_scheduled(
 }
 
 /// `cron` works on chrono times; convert through the Unix timestamp.
-fn chrono_free_after(now: OffsetDateTime) -> cron::chrono::DateTime<cron::chrono::Utc> {
-    cron::chrono::DateTime::from_timestamp(now.unix_timestamp(), 0).unwrap_or_default()
+fn cron_time(now: OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(now.unix_timestamp(), 0).unwrap_or_default()
 }
 
 /// A random duration in `[0, max)`.
