@@ -178,8 +178,11 @@ enum LabAction {
 }
 
 fn main() -> ExitCode {
-    cli::init_logging();
     let args = Args::parse();
+    cli::init_logging(match args.command {
+        Command::Daemon { .. } | Command::Ca { .. } => "info",
+        _ => "warn",
+    });
     let result = match args.command {
         Command::Templates { policy, json } => cli::templates(&policy, json),
         Command::Plan { policy, at, json } => cli::plan::plan(&policy, at.as_deref(), json),

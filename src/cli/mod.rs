@@ -20,13 +20,20 @@ pub mod plan;
 pub mod pulse;
 mod table;
 
-pub fn init_logging() {
+/// Logs to stderr, filtered by `AUTOENROLL_LOG` (default `default_level`).
+/// Under systemd (`JOURNAL_STREAM` set) lines carry no timestamp or colour:
+/// journald adds its own, and the event fields stay greppable.
+pub fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AUTOENROLL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).with_target(false).init();
+    } else {
+        builder.init();
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
