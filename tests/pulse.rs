@@ -1,0 +1,276 @@
+//! The whole loop end to end: pulses of ws01 against a private slapd and the
+//! real CA, with the clocks of client and CA moved by the test.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
+use autoenroll::store::Store;
+use common::{TestCa, TestLab, run};
+use time::OffsetDateTime;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn start_time() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
+
+async fn pulse_at(lab: &TestLab, ca: &TestCa, at: OffsetDateTime) -> Report {
+    ca.clock.set(at);
+    pulse(&lab.policy("ws01"), PulseOptions::at(at))
+        .await
+        .expect("pulse runs")
+}
+
+fn events(report: &Report, event: Event) -> Vec<String> {
+    report
+        .outcomes
+        .iter()
+        .filter(|o| o.event == event)
+        .map(|o| o.template.clone().unwrap_or_default())
+        .collect()
+}
+
+fn store(lab: &TestLab) -> Store {
+    Store::open(&lab.policy("ws01").store).unwrap()
+}
+
+/// Thumbprints of the current certificates of a template.
+fn current(lab: &TestLab, template: &str) -> Vec<String> {
+    store(lab)
+        .snapshot()
+        .unwrap()
+        .certificates
+        .iter()
+        .filter(|c| c.meta.template.as_deref() == Some(template))
+        .map(|c| c.info.thumbprint.clone())
+        .collect()
+}
+
+fn archived(lab: &TestLab) -> Vec<String> {
+    let dir = lab.policy("ws01").store.join("archive");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `ldapmodify` / `ldapadd` as the lab's directory administrator over StartTLS.
+fn admin(lab: &TestLab, tool: &str, ldif: &str) {
+    let file = lab.tmp.path().join("change.ldif");
+    std::fs::write(&file, ldif).unwrap();
+    run(Command::new(tool)
+        .env("LDAPTLS_CACERT", &lab.lab.tls_ca_file)
+        .args(["-x", "-Z", "-H", &lab.lab.url, "-D", autoenroll::lab::ADMIN_DN, "-y"])
+        .arg(lab.lab.dir.join("admin.secret"))
+        .arg("-f")
+        .arg(&file));
+}
+
+const WORKSTATION_AUTH: &str =
+    "CN=WorkstationAuth,CN=Certificate Templates,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+const CORP_CA: &str =
+    "CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_renew_retrieve_revoke_and_update() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let mut ca = lab.start_ca(t0).await;
+
+    // A fresh ws01 enrolls what it may, pends PendingMachine, skips the rest.
+    let first = pulse_at(&lab, &ca, t0).await;
+    assert!(first.ok, "{first:#?}");
+    let mut installed = events(&first, Event::Installed);
+    installed.sort();
+    assert_eq!(installed, ["ShortLived", "WorkstationAuth"], "{first:#?}");
+    assert_eq!(events(&first, Event::Pending), ["PendingMachine"]);
+    assert!(first.planned.iter().all(|a| a.kind != "enroll"
+        || ["ShortLived", "WorkstationAuth", "PendingMachine"]
+            .contains(&a.template.as_deref().unwrap_or(""))));
+    let trust = lab.policy("ws01").store.join("trust/roots");
+    assert_eq!(std::fs::read_dir(trust).unwrap().count(), 1);
+
+    // A second pulse does nothing.
+    let second = pulse_at(&lab, &ca, t0 + MINUTE).await;
+    assert!(!second.changed_anything(), "{second:#?}");
+    assert!(second.ok);
+
+    // ShortLived (1 hour, renewal period 30 minutes): not at the start of the
+    // renewal period, but at the 80% point (48 minutes).
+    let short = current(&lab, "ShortLived");
+    let r = pulse_at(&lab, &ca, t0 + 35 * MINUTE).await;
+    assert!(events(&r, Event::Replaced).is_empty(), "{r:#?}");
+    let r = pulse_at(&lab, &ca, t0 + 49 * MINUTE).await;
+    assert_eq!(events(&r, Event::Replaced), ["ShortLived"], "{r:#?}");
+    let renewed = current(&lab, "ShortLived");
+    assert_eq!(renewed.len(), 1);
+    assert_ne!(renewed, short);
+    assert!(archived(&lab).contains(&short[0]), "{:?}", archived(&lab));
+    let held = store(&lab).snapshot().unwrap();
+    let keys: Vec<Vec<u8>> = held
+        .certificates
+        .iter()
+        .map(|c| c.info.public_key.clone())
+        .collect();
+    let old_key = std::fs::read_to_string(
+        lab.policy("ws01")
+            .store
+            .join("archive")
+            .join(&short[0])
+            .join("key.pem"),
+    )
+    .unwrap();
+    assert!(
+        !held
+            .certificates
+            .iter()
+            .any(|c| std::fs::read_to_string(c.path.join("key.pem")).unwrap() == old_key),
+        "the renewal must use a new key"
+    );
+    assert_eq!(keys.len(), 2);
+
+    // The administrator approves PendingMachine; the next poll installs it
+    // with the key kept since the request.
+    let pending = store(&lab).snapshot().unwrap().pending;
+    assert_eq!(pending.len(), 1);
+    let kept_key = std::fs::read(pending[0].path.join("key.pem")).unwrap();
+    let id: u64 = pending[0].ca_request_id.as_deref().unwrap().parse().unwrap();
+    ca.authority.approve(id).await.unwrap();
+    let r = pulse_at(&lab, &ca, t0 + 2 * 60 * MINUTE).await;
+    assert_eq!(events(&r, Event::Installed), ["PendingMachine"], "{r:#?}");
+    let pm = current(&lab, "PendingMachine");
+    let entry = lab.policy("ws01").store.join("my").join(&pm[0]);
+    assert_eq!(std::fs::read(entry.join("key.pem")).unwrap(), kept_key);
+
+    // Revoked and published on the CRL: moved out and enrolled again.
+    let wa = current(&lab, "WorkstationAuth");
+    let serial = store(&lab)
+        .snapshot()
+        .unwrap()
+        .certificates
+        .iter()
+        .find(|c| c.info.thumbprint == wa[0])
+        .unwrap()
+        .info
+        .serial
+        .clone();
+    ca.authority.revoke(&serial, 1).unwrap();
+    ca.authority.publish_crl().await.unwrap();
+    let r = pulse_at(&lab, &ca, t0 + 3 * 60 * MINUTE).await;
+    assert!(r.ok, "{r:#?}");
+    let now_wa = current(&lab, "WorkstationAuth");
+    assert_eq!(now_wa.len(), 1, "{r:#?}");
+    assert_ne!(now_wa, wa);
+    assert!(archived(&lab).contains(&wa[0]));
+
+    // A minor revision change does nothing; a major one re-enrolls.
+    admin(
+        &lab,
+        "ldapmodify",
+        &format!(
+            "dn: {WORKSTATION_AUTH}\nchangetype: modify\nreplace: msPKI-Template-Minor-Revision\nmsPKI-Template-Minor-Revision: 7\n"
+        ),
+    );
+    let r = pulse_at(&lab, &ca, t0 + 4 * 60 * MINUTE).await;
+    assert!(events(&r, Event::Replaced).is_empty(), "{r:#?}");
+    admin(
+        &lab,
+        "ldapmodify",
+        &format!("dn: {WORKSTATION_AUTH}\nchangetype: modify\nreplace: revision\nrevision: 102\n"),
+    );
+    let r = pulse_at(&lab, &ca, t0 + 5 * 60 * MINUTE).await;
+    assert_eq!(events(&r, Event::Replaced), ["WorkstationAuth"], "{r:#?}");
+
+    // A template superseding WorkstationAuth is published: it is enrolled and
+    // the old certificate archived.
+    let before = current(&lab, "WorkstationAuth");
+    let ldif = autoenroll::lab::template_variant_ldif(
+        "WorkstationAuth",
+        "WorkstationAuthV2",
+        &[
+            (
+                "msPKI-Cert-Template-OID",
+                Some("1.3.6.1.4.1.311.21.8.1000.2000.3000.4000.5000.6000.8782410.99999".into()),
+            ),
+            ("msPKI-Supersede-Templates", Some("WorkstationAuth".into())),
+            ("revision", Some("100".into())),
+        ],
+    )
+    .unwrap();
+    admin(&lab, "ldapadd", &ldif);
+    admin(
+        &lab,
+        "ldapmodify",
+        &format!("dn: {CORP_CA}\nchangetype: modify\nadd: certificateTemplates\ncertificateTemplates: WorkstationAuthV2\n"),
+    );
+    let r = pulse_at(&lab, &ca, t0 + 6 * 60 * MINUTE).await;
+    assert!(r.ok, "{r:#?}");
+    assert_eq!(current(&lab, "WorkstationAuthV2").len(), 1, "{r:#?}");
+    assert!(current(&lab, "WorkstationAuth").is_empty(), "{r:#?}");
+    assert!(archived(&lab).contains(&before[0]));
+
+    // The CA is stopped: current certificates stay, the failure backs off.
+    ca.stop().await;
+    let held_before = store(&lab).snapshot().unwrap().certificates.len();
+    let due = t0 + 6 * 60 * MINUTE + 50 * MINUTE; // ShortLived is due again
+    let r = pulse(&lab.policy("ws01"), PulseOptions::at(due)).await.unwrap();
+    assert!(!r.ok);
+    assert!(!events(&r, Event::Failed).is_empty(), "{r:#?}");
+    assert_eq!(store(&lab).snapshot().unwrap().certificates.len(), held_before);
+    let state = store(&lab).read_state().unwrap();
+    assert_eq!(state.failures_of("ShortLived").map(|f| f.count), Some(1));
+    let r = pulse(&lab.policy("ws01"), PulseOptions::at(due + MINUTE))
+        .await
+        .unwrap();
+    assert!(events(&r, Event::Failed).is_empty(), "backoff: {r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_down_changes_nothing() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let _ca = lab.start_ca(t0).await;
+    let policy = lab.policy("ws01");
+    let report = pulse(&policy, PulseOptions::at(t0)).await.unwrap();
+    assert!(report.ok);
+    let before = listing(&policy.store);
+    let common::TestLab { lab: l, tmp } = lab;
+    l.stop();
+    let e = pulse(&policy, PulseOptions::at(t0 + 400 * DAY))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("directory"), "{text}");
+    assert!(text.contains("127.0.0.1"), "{text}");
+    assert_eq!(listing(&policy.store), before);
+    drop(tmp);
+}
+
+/// Every file under the store except state.toml and the lock, with contents.
+fn listing(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let name = p.strip_prefix(root).unwrap().display().to_string();
+                if name != "state.toml" && name != "lock" {
+                    out.push((name, std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
