@@ -1,1 +1,1416 @@
-//! (being written)
+//! The emulated CA's request database: every request the CA received, what it
+//! decided, the certificate it issued and whether that certificate was revoked.
+//!
+//! It plays the part of the AD CS request table ([MS-CSRA] 3.1.1.1): a request
+//! ID clients poll with ([MS-WSTEP] QueryTokenStatus), the raw request, the
+//! disposition and the issued certificate. It is a SQLite file because the
+//! server and the admin commands (approve, deny, revoke, crl) use it at the
+//! same time from different processes:
+//!
+//! - `journal_mode=WAL` lets readers proceed while a writer commits;
+//! - `synchronous=FULL` makes every commit durable: once a client was told a
+//!   request ID or given a certificate, a crash cannot forget it;
+//! - `busy_timeout` makes a second process wait for the write lock instead of
+//!   failing, and every write transaction is `BEGIN IMMEDIATE` so that two
+//!   writers queue on the lock rather than deadlock on a lock upgrade;
+//! - `PRAGMA user_version` is the schema version; [`MIGRATIONS`] brings an
+//!   older file up to date when it is opened.
+//!
+//! Timestamps are stored as Unix seconds (UTC); sub-second precision is
+//! dropped, which is all X.509 can carry anyway.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// How long a connection waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest serial number a conforming CA issues (RFC 5280 4.1.2.2).
+const MAX_SERIAL_OCTETS: usize = 20;
+
+/// Schema migrations: entry `i` brings a file from version `i` to `i + 1`.
+/// The schema version of a file is `PRAGMA user_version`; a new file has 0.
+/// Append to this list, never edit an entry that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the request table and the CRL counter.
+    "CREATE TABLE requests (
+        -- AUTOINCREMENT: an ID a client was given is never handed out again.
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint       TEXT NOT NULL UNIQUE,
+        requester         TEXT NOT NULL,
+        requester_sid     TEXT,
+        template          TEXT,
+        request           BLOB NOT NULL,
+        disposition       TEXT NOT NULL
+                          CHECK (disposition IN ('pending', 'issued', 'denied', 'revoked')),
+        hresult           INTEGER,
+        reason            TEXT NOT NULL DEFAULT '',
+        certificate       BLOB,
+        serial            TEXT UNIQUE,
+        profile           TEXT,
+        renewal_of        TEXT,
+        approved          INTEGER NOT NULL DEFAULT 0 CHECK (approved IN (0, 1)),
+        submitted_at      INTEGER NOT NULL,
+        resolved_at       INTEGER,
+        not_after         INTEGER,
+        revoked_at        INTEGER,
+        revocation_reason INTEGER
+                          CHECK (revocation_reason IS NULL
+                                 OR (revocation_reason BETWEEN 0 AND 10 AND revocation_reason <> 7)),
+        -- A certificate exists exactly when one was issued.
+        CHECK ((disposition IN ('issued', 'revoked'))
+               = (certificate IS NOT NULL AND serial IS NOT NULL AND not_after IS NOT NULL)),
+        CHECK ((disposition = 'revoked') = (revoked_at IS NOT NULL AND revocation_reason IS NOT NULL))
+    );
+    CREATE INDEX requests_by_disposition ON requests (disposition);
+    CREATE TABLE crl_state (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        last_number INTEGER NOT NULL CHECK (last_number >= 0)
+    );
+    INSERT INTO crl_state (id, last_number) VALUES (1, 0);",
+];
+
+/// The schema version this code reads and writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Where a request stands. The numeric codes are the CR_DISP_* values of
+/// [MS-WCCE] 3.2.1.4.2.1 (certcli.h), which MS-WSTEP responses carry too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    /// Taken under submission: waiting for a decision (new) or for a CA
+    /// manager's approval (after [`Database::record_pending`]).
+    Pending,
+    Issued,
+    Denied,
+    /// Issued, then revoked. AD CS reports CR_DISP_REVOKED (6) when such a
+    /// request is queried, so [`Disposition::code`] does too; a caller that
+    /// must hand a client the certificate anyway (a retrieval of an old
+    /// request) decides that itself: the certificate stays in the record.
+    Revoked,
+}
+
+impl Disposition {
+    /// The CR_DISP_* code: 5 under submission, 3 issued, 2 denied, 6 revoked.
+    pub fn code(self) -> u32 {
+        match self {
+            Disposition::Pending => 5,
+            Disposition::Issued => 3,
+            Disposition::Denied => 2,
+            Disposition::Revoked => 6,
+        }
+    }
+
+    /// The name stored in the database and shown by the admin commands.
+    pub fn name(self) -> &'static str {
+        match self {
+            Disposition::Pending => "pending",
+            Disposition::Issued => "issued",
+            Disposition::Denied => "denied",
+            Disposition::Revoked => "revoked",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Disposition> {
+        [
+            Disposition::Pending,
+            Disposition::Issued,
+            Disposition::Denied,
+            Disposition::Revoked,
+        ]
+        .into_iter()
+        .find(|d| d.name() == name)
+    }
+}
+
+impl fmt::Display for Disposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromSql for Disposition {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let name = value.as_str()?;
+        Disposition::from_name(name)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown disposition {name:?}").into()))
+    }
+}
+
+/// One request and everything the CA decided about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// The request ID clients poll with (positive, never reused).
+    pub id: u64,
+    /// SHA-256 (lower-case hex) of [`RequestRecord::request`]; see [`fingerprint`].
+    pub fingerprint: String,
+    /// The account (sAMAccountName) as authenticated.
+    pub requester: String,
+    pub requester_sid: Option<String>,
+    /// The template's cn.
+    pub template: Option<String>,
+    /// The BinarySecurityToken bytes as received.
+    pub request: Vec<u8>,
+    pub disposition: Disposition,
+    pub hresult: Option<u32>,
+    /// The disposition message or the reason for a denial.
+    pub reason: String,
+    pub certificate: Option<Vec<u8>>,
+    /// Lower-case hex without leading zero bytes (see [`normalize_serial`]).
+    pub serial: Option<String>,
+    /// JSON of the profile decided for a pending request; opaque here. It is
+    /// kept after the decision, as a record of what was approved.
+    pub profile: Option<String>,
+    /// The serial of the certificate a renewal replaces.
+    pub renewal_of: Option<String>,
+    /// Issued after a CA manager's approval.
+    pub approved: bool,
+    pub submitted_at: OffsetDateTime,
+    /// When the request was issued or denied.
+    pub resolved_at: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+    /// RFC 5280 5.3.1 CRLReason code.
+    pub revocation_reason: Option<u8>,
+}
+
+/// What [`Database::submit`] stores for a new request.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRequest<'a> {
+    pub requester: &'a str,
+    pub requester_sid: Option<&'a str>,
+    pub template: Option<&'a str>,
+    pub request: &'a [u8],
+    /// The serial of the certificate being renewed, in any form
+    /// [`normalize_serial`] accepts.
+    pub renewal_of: Option<&'a str>,
+}
+
+/// Which requests [`Database::list`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter {
+    All,
+    Pending,
+}
+
+/// One revoked certificate, as a CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Normalized serial (see [`normalize_serial`]).
+    pub serial: String,
+    pub revoked_at: OffsetDateTime,
+    /// RFC 5280 5.3.1 CRLReason code.
+    pub reason: u8,
+}
+
+/// A serial number that cannot be read as one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("serial number {serial:?}: {problem}")]
+pub struct InvalidSerial {
+    pub serial: String,
+    pub problem: String,
+}
+
+/// A failure of the request database, with the file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("request database {}: {kind}", path.display())]
+pub struct DbError {
+    pub path: PathBuf,
+    #[source]
+    pub kind: DbErrorKind,
+}
+
+/// What went wrong, without the path (see [`DbError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DbErrorKind {
+    #[error("cannot create the file: {0}")]
+    Create(#[source] io::Error),
+    #[error("{what}: {source}")]
+    Sqlite {
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{what}: the file is not a request database or is corrupt ({source})")]
+    NotADatabase {
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("schema version {found} is newer than this program understands ({supported})")]
+    TooNew { found: u32, supported: u32 },
+    #[error("journal mode is {mode:?}, expected \"wal\" (the file system may not support WAL)")]
+    NotWal { mode: String },
+    #[error("no request with ID {id}")]
+    UnknownRequest { id: u64 },
+    #[error("request {id} is {disposition}, not pending")]
+    NotPending { id: u64, disposition: Disposition },
+    #[error("the same request was submitted as request {id} by {stored:?}, not by {given:?}")]
+    RequesterMismatch {
+        id: u64,
+        stored: String,
+        given: String,
+    },
+    #[error("serial {serial} is already used by request {id}")]
+    SerialInUse { serial: String, id: u64 },
+    #[error("no certificate with serial {serial}")]
+    UnknownSerial { serial: String },
+    #[error(
+        "certificate {serial} (request {id}) is {disposition}; only issued certificates can be revoked"
+    )]
+    NotIssued {
+        serial: String,
+        id: u64,
+        disposition: Disposition,
+    },
+    #[error("certificate {serial} was already revoked at {at} (reason {reason})")]
+    AlreadyRevoked {
+        serial: String,
+        at: String,
+        reason: u8,
+    },
+    #[error("revocation reason {reason} is not a CRLReason (RFC 5280 5.3.1: 0-6 or 8-10)")]
+    InvalidReason { reason: u8 },
+    #[error(transparent)]
+    InvalidSerial(#[from] InvalidSerial),
+}
+
+/// SHA-256 of the request bytes, lower-case hex: the key that makes a
+/// resubmission of the same bytes find the earlier request.
+pub fn fingerprint(request: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, request);
+    crate::pki::template_ext::hex(digest.as_ref())
+}
+
+/// Brings a serial number written by a person or another tool to the form
+/// the database keys on, the form `crate::pki::template_ext::serial_hex`
+/// gives for a certificate: lower-case hex, two digits per byte, no leading
+/// zero bytes ("00" for zero). Accepts upper case, an optional `0x`, and
+/// colons or spaces between digits (as openssl and certutil print serials).
+pub fn normalize_serial(text: &str) -> Result<String, InvalidSerial> {
+    let bad = |problem: &str| InvalidSerial {
+        serial: text.to_string(),
+        problem: problem.to_string(),
+    };
+    let trimmed = text.trim();
+    let body = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed);
+    let mut digits = String::with_capacity(body.len());
+    for c in body.chars() {
+        match c {
+            ':' | ' ' => {}
+            c if c.is_ascii_hexdigit() => digits.push(c.to_ascii_lowercase()),
+            _ => {
+                return Err(bad(
+                    "expected hexadecimal digits, optionally separated by ':'",
+                ));
+            }
+        }
+    }
+    if digits.is_empty() {
+        return Err(bad("no hexadecimal digits"));
+    }
+    let significant = digits.trim_start_matches('0');
+    let mut out = String::with_capacity(significant.len() + 2);
+    if significant.is_empty() {
+        out.push_str("00");
+    } else {
+        if significant.len() % 2 == 1 {
+            out.push('0');
+        }
+        out.push_str(significant);
+    }
+    if out.len() / 2 > MAX_SERIAL_OCTETS {
+        return Err(bad("longer than 20 octets (RFC 5280 4.1.2.2)"));
+    }
+    Ok(out)
+}
+
+/// Whether `reason` is a CRLReason code (RFC 5280 5.3.1; 7 is unassigned).
+pub fn is_crl_reason(reason: u8) -> bool {
+    matches!(reason, 0..=6 | 8..=10)
+}
+
+/// The request database. One connection; open one per process or thread
+/// (the type is `Send`, not `Sync`).
+pub struct Database {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// The columns of `requests`, in the order [`record_from_row`] reads them.
+const COLUMNS: &str = "id, fingerprint, requester, requester_sid, template, request, \
+     disposition, hresult, reason, certificate, serial, profile, renewal_of, approved, \
+     submitted_at, resolved_at, not_after, revoked_at, revocation_reason";
+
+impl Database {
+    /// Opens the database at `path`, creating the file (mode 0600: it holds
+    /// requests and the decisions about them) and the schema if needed, and
+    /// migrating an older schema.
+    pub fn open(path: &Path) -> Result<Database, DbError> {
+        let fail = |kind| DbError {
+            path: path.to_path_buf(),
+            kind,
+        };
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(DbErrorKind::Create(e))),
+        }
+        let mut conn = Connection::open(path).map_err(|e| fail(sqlite("opening", e)))?;
+        // Every write transaction takes the write lock when it begins: a
+        // deferred one that reads first cannot upgrade once another
+        // connection committed, and would fail with SQLITE_BUSY at once.
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
+        let db = Database {
+            conn,
+            path: path.to_path_buf(),
+        };
+        db.configure()?;
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// The file this database lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, kind: DbErrorKind) -> DbError {
+        DbError {
+            path: self.path.clone(),
+            kind,
+        }
+    }
+
+    fn sql(&self, what: &str) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+        let what = what.to_string();
+        move |e| self.err(sqlite(&what, e))
+    }
+
+    fn configure(&self) -> Result<(), DbError> {
+        self.conn
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(self.sql("setting busy_timeout"))?;
+        let mode: String = self
+            .conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(self.sql("setting journal_mode=WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(self.err(DbErrorKind::NotWal { mode }));
+        }
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(self.sql("setting synchronous=FULL"))?;
+        self.conn
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(self.sql("enabling foreign keys"))?;
+        Ok(())
+    }
+
+    /// Applies the migrations the file lacks, in one transaction, so that two
+    /// processes opening a new file at once do not both create the schema.
+    fn migrate(&self) -> Result<(), DbError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.sql("starting the schema migration"))?;
+        let found: u32 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(self.sql("reading the schema version"))?;
+        if found > SCHEMA_VERSION {
+            return Err(self.err(DbErrorKind::TooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            }));
+        }
+        for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql)
+                .map_err(self.sql(&format!("migrating the schema from version {from}")))?;
+        }
+        if found < SCHEMA_VERSION {
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(self.sql("writing the schema version"))?;
+        }
+        tx.commit()
+            .map_err(self.sql("committing the schema migration"))
+    }
+
+    /// Runs `f` in one write transaction; it is rolled back if `f` fails.
+    fn write<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(self.sql(&format!("{what}: starting a transaction")))?;
+        let out = f(&tx)?;
+        tx.commit()
+            .map_err(self.sql(&format!("{what}: committing")))?;
+        Ok(out)
+    }
+
+    /// Records a request, or finds the earlier record of the same bytes: a
+    /// client that resubmits (a retry after a lost response) gets the outcome
+    /// it was given the first time, never a second certificate. Returns the
+    /// record and whether it was created now. A new record is Pending until
+    /// the caller records the decision.
+    ///
+    /// The same bytes from a different account are refused: a request is not
+    /// a credential, and one account must not learn or collect the outcome
+    /// of another's request.
+    pub fn submit(
+        &self,
+        new: NewRequest<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(RequestRecord, bool), DbError> {
+        let fp = fingerprint(new.request);
+        let renewal_of = new
+            .renewal_of
+            .map(normalize_serial)
+            .transpose()
+            .map_err(|e| self.err(e.into()))?;
+        self.write("submitting a request", |tx| {
+            let select = format!("SELECT {COLUMNS} FROM requests WHERE fingerprint = ?1");
+            // Looked up first rather than with an upsert: a failed insert
+            // would still consume an AUTOINCREMENT ID. The write lock taken
+            // at BEGIN IMMEDIATE keeps the look-up and the insert atomic;
+            // UNIQUE(fingerprint) guards the rest.
+            let existing =
+                query_one(tx, &select, [&fp]).map_err(self.sql("looking up the request"))?;
+            if let Some(record) = existing {
+                // sAMAccountName compares case-insensitively in AD.
+                if !record.requester.eq_ignore_ascii_case(new.requester) {
+                    return Err(self.err(DbErrorKind::RequesterMismatch {
+                        id: record.id,
+                        stored: record.requester,
+                        given: new.requester.to_string(),
+                    }));
+                }
+                return Ok((record, false));
+            }
+            tx.execute(
+                "INSERT INTO requests (fingerprint, requester, requester_sid, template, \
+                 request, disposition, renewal_of, submitted_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                params![
+                    fp,
+                    new.requester,
+                    new.requester_sid,
+                    new.template,
+                    new.request,
+                    renewal_of,
+                    now.unix_timestamp()
+                ],
+            )
+            .map_err(self.sql("inserting the request"))?;
+            let record = query_one(tx, &select, [&fp])
+                .map_err(self.sql("reading the request back"))?
+                .ok_or_else(|| {
+                    self.err(sqlite(
+                        "reading the request back",
+                        rusqlite::Error::QueryReturnedNoRows,
+                    ))
+                })?;
+            Ok((record, true))
+        })
+    }
+
+    /// The disposition of request `id`, which must exist; inside `tx`.
+    fn disposition_of(&self, tx: &Connection, id: u64) -> Result<Disposition, DbError> {
+        let Ok(key) = i64::try_from(id) else {
+            return Err(self.err(DbErrorKind::UnknownRequest { id }));
+        };
+        tx.query_row(
+            "SELECT disposition FROM requests WHERE id = ?1",
+            [key],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(self.sql("reading the request"))?
+        .ok_or_else(|| self.err(DbErrorKind::UnknownRequest { id }))
+    }
+
+    /// Checks that request `id` exists and is pending; inside `tx`.
+    fn require_pending(&self, tx: &Connection, id: u64) -> Result<i64, DbError> {
+        let disposition = self.disposition_of(tx, id)?;
+        if disposition != Disposition::Pending {
+            return Err(self.err(DbErrorKind::NotPending { id, disposition }));
+        }
+        // disposition_of succeeded, so the ID fits.
+        i64::try_from(id).map_err(|_| self.err(DbErrorKind::UnknownRequest { id }))
+    }
+
+    /// Records the certificate issued for pending request `id` (at once or
+    /// after a CA manager's approval).
+    pub fn record_issued(
+        &self,
+        id: u64,
+        certificate: &[u8],
+        serial: &str,
+        not_after: OffsetDateTime,
+        approved: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), DbError> {
+        let serial = normalize_serial(serial).map_err(|e| self.err(e.into()))?;
+        self.write("recording an issued certificate", |tx| {
+            let key = self.require_pending(tx, id)?;
+            let holder: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM requests WHERE serial = ?1",
+                    [&serial],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(self.sql("checking the serial"))?;
+            if let Some(other) = holder {
+                return Err(self.err(DbErrorKind::SerialInUse {
+                    serial,
+                    id: other.unsigned_abs(),
+                }));
+            }
+            let reason = if approved {
+                "Issued after approval by a CA manager"
+            } else {
+                "Issued"
+            };
+            tx.execute(
+                "UPDATE requests SET disposition = 'issued', certificate = ?2, serial = ?3, \
+                 not_after = ?4, approved = ?5, resolved_at = ?6, reason = ?7, hresult = NULL \
+                 WHERE id = ?1",
+                params![
+                    key,
+                    certificate,
+                    serial,
+                    not_after.unix_timestamp(),
+                    approved,
+                    now.unix_timestamp(),
+                    reason
+                ],
+            )
+            .map_err(self.sql("recording the certificate"))?;
+            Ok(())
+        })
+    }
+
+    /// Keeps request `id` pending (CA manager approval required) with the
+    /// profile that will be issued on approval and the message for the client.
+    pub fn record_pending(&self, id: u64, profile_json: &str, reason: &str) -> Result<(), DbError> {
+        self.write("recording a pending request", |tx| {
+            let key = self.require_pending(tx, id)?;
+            tx.execute(
+                "UPDATE requests SET profile = ?2, reason = ?3 WHERE id = ?1",
+                params![key, profile_json, reason],
+            )
+            .map_err(self.sql("recording the pending request"))?;
+            Ok(())
+        })
+    }
+
+    /// Denies pending request `id` with an HRESULT ([MS-WCCE] 2.2.2.9, e.g.
+    /// 0x80094014 ADMIN_DENIED_REQUEST) and a reason. A denial is final.
+    pub fn record_denied(
+        &self,
+        id: u64,
+        hresult: u32,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), DbError> {
+        self.write("recording a denial", |tx| {
+            let key = self.require_pending(tx, id)?;
+            tx.execute(
+                "UPDATE requests SET disposition = 'denied', hresult = ?2, reason = ?3, \
+                 resolved_at = ?4 WHERE id = ?1",
+                params![key, hresult, reason, now.unix_timestamp()],
+            )
+            .map_err(self.sql("recording the denial"))?;
+            Ok(())
+        })
+    }
+
+    /// Request `id`, if there is one.
+    pub fn get(&self, id: u64) -> Result<Option<RequestRecord>, DbError> {
+        let Ok(key) = i64::try_from(id) else {
+            return Ok(None);
+        };
+        query_one(
+            &self.conn,
+            &format!("SELECT {COLUMNS} FROM requests WHERE id = ?1"),
+            [key],
+        )
+        .map_err(self.sql(&format!("reading request {id}")))
+    }
+
+    /// The request whose certificate has serial `serial` (any form
+    /// [`normalize_serial`] accepts).
+    pub fn by_serial(&self, serial: &str) -> Result<Option<RequestRecord>, DbError> {
+        let serial = normalize_serial(serial).map_err(|e| self.err(e.into()))?;
+        query_one(
+            &self.conn,
+            &format!("SELECT {COLUMNS} FROM requests WHERE serial = ?1"),
+            [&serial],
+        )
+        .map_err(self.sql(&format!("looking up serial {serial}")))
+    }
+
+    /// Whether a certificate with this serial was issued (the issuer draws
+    /// random serials and must not repeat one).
+    pub fn serial_exists(&self, serial: &str) -> Result<bool, DbError> {
+        let serial = normalize_serial(serial).map_err(|e| self.err(e.into()))?;
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM requests WHERE serial = ?1)",
+                [&serial],
+                |row| row.get(0),
+            )
+            .map_err(self.sql(&format!("looking up serial {serial}")))
+    }
+
+    /// Requests in ID order.
+    pub fn list(&self, filter: ListFilter) -> Result<Vec<RequestRecord>, DbError> {
+        let condition = match filter {
+            ListFilter::All => "",
+            ListFilter::Pending => "WHERE disposition = 'pending'",
+        };
+        let sql = format!("SELECT {COLUMNS} FROM requests {condition} ORDER BY id");
+        let read = || -> rusqlite::Result<Vec<RequestRecord>> {
+            let mut stmt = self.conn.prepare(&sql)?;
+            let rows = stmt.query_map([], record_from_row)?;
+            rows.collect()
+        };
+        read().map_err(self.sql("listing requests"))
+    }
+
+    /// Revokes the issued certificate `serial` with CRLReason `reason` (RFC
+    /// 5280 5.3.1). Returns the updated record. Only an issued certificate
+    /// can be revoked; a second revocation is refused with the date of the
+    /// first, so that an admin command never silently moves a revocation date.
+    pub fn revoke(
+        &self,
+        serial: &str,
+        reason: u8,
+        now: OffsetDateTime,
+    ) -> Result<RequestRecord, DbError> {
+        if !is_crl_reason(reason) {
+            return Err(self.err(DbErrorKind::InvalidReason { reason }));
+        }
+        let serial = normalize_serial(serial).map_err(|e| self.err(e.into()))?;
+        self.write("revoking a certificate", |tx| {
+            let select = format!("SELECT {COLUMNS} FROM requests WHERE serial = ?1");
+            let record = query_one(tx, &select, [&serial])
+                .map_err(self.sql("looking up the certificate"))?
+                .ok_or_else(|| {
+                    self.err(DbErrorKind::UnknownSerial {
+                        serial: serial.clone(),
+                    })
+                })?;
+            match record.disposition {
+                Disposition::Issued => {}
+                Disposition::Revoked => {
+                    return Err(self.err(DbErrorKind::AlreadyRevoked {
+                        serial: serial.clone(),
+                        at: record
+                            .revoked_at
+                            .and_then(|t| t.format(&Rfc3339).ok())
+                            .unwrap_or_else(|| "an unrecorded time".to_string()),
+                        reason: record.revocation_reason.unwrap_or_default(),
+                    }));
+                }
+                // Pending and denied requests carry no serial today; kept
+                // so a future disposition cannot be revoked by accident.
+                disposition => {
+                    return Err(self.err(DbErrorKind::NotIssued {
+                        serial: serial.clone(),
+                        id: record.id,
+                        disposition,
+                    }));
+                }
+            }
+            tx.execute(
+                "UPDATE requests SET disposition = 'revoked', revoked_at = ?2, \
+                 revocation_reason = ?3 WHERE serial = ?1",
+                params![serial, now.unix_timestamp(), reason],
+            )
+            .map_err(self.sql("recording the revocation"))?;
+            query_one(tx, &select, [&serial])
+                .map_err(self.sql("reading the revoked certificate back"))?
+                .ok_or_else(|| self.err(DbErrorKind::UnknownSerial { serial }))
+        })
+    }
+
+    /// Every revoked certificate, oldest revocation first: the entries of
+    /// the next CRL. Expired certificates stay listed (RFC 5280 3.3 allows
+    /// dropping them; keeping them is never wrong).
+    pub fn revoked(&self) -> Result<Vec<RevokedEntry>, DbError> {
+        let read = || -> rusqlite::Result<Vec<RevokedEntry>> {
+            let mut stmt = self.conn.prepare(
+                "SELECT serial, revoked_at, revocation_reason FROM requests \
+                 WHERE disposition = 'revoked' ORDER BY revoked_at, serial",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(RevokedEntry {
+                    serial: row.get(0)?,
+                    revoked_at: time_column(row, 1)?,
+                    reason: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(self.sql("listing revoked certificates"))
+    }
+
+    /// The next CRL number (RFC 5280 5.2.3: monotonically increasing). The
+    /// counter is in the file, so it increases across restarts and between
+    /// processes; the first number is 1.
+    pub fn next_crl_number(&self) -> Result<u64, DbError> {
+        self.write("drawing a CRL number", |tx| {
+            let number: i64 = tx
+                .query_row(
+                    "UPDATE crl_state SET last_number = last_number + 1 WHERE id = 1 \
+                     RETURNING last_number",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(self.sql("incrementing the CRL number"))?;
+            Ok(number.unsigned_abs())
+        })
+    }
+}
+
+fn sqlite(what: &str, source: rusqlite::Error) -> DbErrorKind {
+    let what = what.to_string();
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            DbErrorKind::NotADatabase { what, source }
+        }
+        _ => DbErrorKind::Sqlite { what, source },
+    }
+}
+
+fn query_one<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<Option<RequestRecord>> {
+    conn.query_row(sql, params, record_from_row).optional()
+}
+
+fn conversion(index: usize, problem: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Integer, problem.into())
+}
+
+fn time_column(row: &Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
+    let seconds: i64 = row.get(index)?;
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|e| conversion(index, format!("timestamp {seconds}: {e}")))
+}
+
+fn optional_time_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+    let seconds: Option<i64> = row.get(index)?;
+    seconds
+        .map(|s| {
+            OffsetDateTime::from_unix_timestamp(s)
+                .map_err(|e| conversion(index, format!("timestamp {s}: {e}")))
+        })
+        .transpose()
+}
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRecord> {
+    let id: i64 = row.get(0)?;
+    Ok(RequestRecord {
+        id: u64::try_from(id).map_err(|_| conversion(0, format!("request ID {id}")))?,
+        fingerprint: row.get(1)?,
+        requester: row.get(2)?,
+        requester_sid: row.get(3)?,
+        template: row.get(4)?,
+        request: row.get(5)?,
+        disposition: row.get(6)?,
+        hresult: row.get(7)?,
+        reason: row.get(8)?,
+        certificate: row.get(9)?,
+        serial: row.get(10)?,
+        profile: row.get(11)?,
+        renewal_of: row.get(12)?,
+        approved: row.get(13)?,
+        submitted_at: time_column(row, 14)?,
+        resolved_at: optional_time_column(row, 15)?,
+        not_after: optional_time_column(row, 16)?,
+        revoked_at: optional_time_column(row, 17)?,
+        revocation_reason: row.get(18)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::pki::template_ext::serial_hex;
+
+    const T0: OffsetDateTime = datetime!(2025-03-01 12:00:00 UTC);
+
+    fn open_temp() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("ca.db")).unwrap();
+        (dir, db)
+    }
+
+    fn request<'a>(requester: &'a str, bytes: &'a [u8]) -> NewRequest<'a> {
+        NewRequest {
+            requester,
+            requester_sid: Some("S-1-5-21-1-2-3-1104"),
+            template: Some("Machine"),
+            request: bytes,
+            renewal_of: None,
+        }
+    }
+
+    fn issued(db: &Database, bytes: &[u8], serial: &str) -> RequestRecord {
+        let (rec, _) = db.submit(request("WS01$", bytes), T0).unwrap();
+        db.record_issued(
+            rec.id,
+            b"cert",
+            serial,
+            T0 + time::Duration::days(365),
+            false,
+            T0,
+        )
+        .unwrap();
+        db.get(rec.id).unwrap().unwrap()
+    }
+
+    #[test]
+    fn new_file_is_private_wal_and_at_the_current_schema() {
+        let (dir, db) = open_temp();
+        let mode = std::fs::metadata(dir.path().join("ca.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let journal: String = db
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        let sync: i64 = db
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let fk: i64 = db
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let version: u32 = db
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(db.path(), dir.path().join("ca.db"));
+    }
+
+    #[test]
+    fn submit_creates_a_pending_record_then_finds_it_again() {
+        let (_dir, db) = open_temp();
+        let new = NewRequest {
+            renewal_of: Some("0A:BC"),
+            ..request("WS01$", b"pkcs10")
+        };
+        let (first, created) = db.submit(new, T0).unwrap();
+        assert!(created);
+        assert_eq!(first.id, 1);
+        assert_eq!(first.disposition, Disposition::Pending);
+        assert_eq!(first.fingerprint, fingerprint(b"pkcs10"));
+        assert_eq!(first.fingerprint.len(), 64);
+        assert_eq!(first.requester, "WS01$");
+        assert_eq!(first.requester_sid.as_deref(), Some("S-1-5-21-1-2-3-1104"));
+        assert_eq!(first.template.as_deref(), Some("Machine"));
+        assert_eq!(first.request, b"pkcs10");
+        assert_eq!(first.renewal_of.as_deref(), Some("0abc"));
+        assert_eq!(first.submitted_at, T0);
+        assert_eq!(first.resolved_at, None);
+        assert!(!first.approved);
+
+        // A retry, even later and with a differently cased account name.
+        let (again, created) = db
+            .submit(request("ws01$", b"pkcs10"), T0 + time::Duration::hours(1))
+            .unwrap();
+        assert!(!created);
+        assert_eq!(again, first);
+
+        let (other, created) = db.submit(request("WS01$", b"other"), T0).unwrap();
+        assert!(created);
+        assert_eq!(other.id, 2);
+        assert_eq!(db.list(ListFilter::All).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_same_request_from_another_account_is_refused() {
+        let (_dir, db) = open_temp();
+        db.submit(request("WS01$", b"pkcs10"), T0).unwrap();
+        let err = db.submit(request("WS02$", b"pkcs10"), T0).unwrap_err();
+        assert!(
+            matches!(err.kind, DbErrorKind::RequesterMismatch { id: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("ca.db"), "{err}");
+    }
+
+    #[test]
+    fn issue_at_once() {
+        let (_dir, db) = open_temp();
+        let (rec, _) = db.submit(request("WS01$", b"r"), T0).unwrap();
+        let not_after = T0 + time::Duration::days(365);
+        db.record_issued(rec.id, b"DER", "00:1F:AB", not_after, false, T0)
+            .unwrap();
+        let got = db.get(rec.id).unwrap().unwrap();
+        assert_eq!(got.disposition, Disposition::Issued);
+        assert_eq!(got.disposition.code(), 3);
+        assert_eq!(got.certificate.as_deref(), Some(&b"DER"[..]));
+        assert_eq!(got.serial.as_deref(), Some("1fab"));
+        assert_eq!(got.not_after, Some(not_after));
+        assert_eq!(got.resolved_at, Some(T0));
+        assert_eq!(got.reason, "Issued");
+        assert!(!got.approved);
+        assert_eq!(db.by_serial("1FAB").unwrap(), Some(got));
+        assert!(db.serial_exists("001fab").unwrap());
+        assert!(!db.serial_exists("1fac").unwrap());
+    }
+
+    #[test]
+    fn pending_then_approved() {
+        let (_dir, db) = open_temp();
+        let (rec, _) = db.submit(request("alice", b"r"), T0).unwrap();
+        db.record_pending(rec.id, r#"{"days":365}"#, "Taken under submission")
+            .unwrap();
+        let pending = db.get(rec.id).unwrap().unwrap();
+        assert_eq!(pending.disposition, Disposition::Pending);
+        assert_eq!(pending.disposition.code(), 5);
+        assert_eq!(pending.profile.as_deref(), Some(r#"{"days":365}"#));
+        assert_eq!(pending.reason, "Taken under submission");
+        assert_eq!(db.list(ListFilter::Pending).unwrap(), vec![pending]);
+
+        let later = T0 + time::Duration::hours(2);
+        db.record_issued(
+            rec.id,
+            b"DER",
+            "42",
+            later + time::Duration::days(1),
+            true,
+            later,
+        )
+        .unwrap();
+        let got = db.get(rec.id).unwrap().unwrap();
+        assert_eq!(got.disposition, Disposition::Issued);
+        assert!(got.approved);
+        assert_eq!(got.resolved_at, Some(later));
+        assert_eq!(got.profile.as_deref(), Some(r#"{"days":365}"#));
+        assert!(db.list(ListFilter::Pending).unwrap().is_empty());
+        // A resubmission now answers with the certificate.
+        let (again, created) = db.submit(request("alice", b"r"), later).unwrap();
+        assert!(!created);
+        assert_eq!(again.disposition, Disposition::Issued);
+    }
+
+    #[test]
+    fn denied_stays_denied() {
+        let (_dir, db) = open_temp();
+        let (rec, _) = db.submit(request("alice", b"r"), T0).unwrap();
+        db.record_denied(rec.id, 0x8009_4014, "Denied by a CA manager", T0)
+            .unwrap();
+        let got = db.get(rec.id).unwrap().unwrap();
+        assert_eq!(got.disposition, Disposition::Denied);
+        assert_eq!(got.disposition.code(), 2);
+        assert_eq!(got.hresult, Some(0x8009_4014));
+        assert_eq!(got.reason, "Denied by a CA manager");
+        assert_eq!(got.resolved_at, Some(T0));
+
+        let not_after = T0 + time::Duration::days(1);
+        let cases: Vec<(&str, Result<(), DbError>)> = vec![
+            (
+                "issue",
+                db.record_issued(rec.id, b"c", "01", not_after, true, T0),
+            ),
+            ("pend", db.record_pending(rec.id, "{}", "again")),
+            ("deny", db.record_denied(rec.id, 1, "again", T0)),
+        ];
+        for (what, result) in cases {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(
+                    err.kind,
+                    DbErrorKind::NotPending {
+                        disposition: Disposition::Denied,
+                        ..
+                    }
+                ),
+                "{what}: {err}"
+            );
+            assert!(err.to_string().contains("is denied, not pending"), "{err}");
+        }
+        assert_eq!(db.get(rec.id).unwrap().unwrap(), got);
+        assert!(!db.serial_exists("01").unwrap());
+    }
+
+    #[test]
+    fn transitions_from_issued_and_unknown_ids_are_refused() {
+        let (_dir, db) = open_temp();
+        let rec = issued(&db, b"r", "0a");
+        let not_after = T0 + time::Duration::days(1);
+        assert!(matches!(
+            db.record_issued(rec.id, b"c", "0b", not_after, false, T0)
+                .unwrap_err()
+                .kind,
+            DbErrorKind::NotPending {
+                disposition: Disposition::Issued,
+                ..
+            }
+        ));
+        assert!(matches!(
+            db.record_denied(rec.id, 1, "no", T0).unwrap_err().kind,
+            DbErrorKind::NotPending { .. }
+        ));
+        for id in [0, 99, u64::MAX] {
+            assert!(matches!(
+                db.record_pending(id, "{}", "x").unwrap_err().kind,
+                DbErrorKind::UnknownRequest { .. }
+            ));
+            assert_eq!(db.get(id).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn a_serial_is_issued_once() {
+        let (_dir, db) = open_temp();
+        issued(&db, b"a", "0a");
+        let (rec, _) = db.submit(request("WS01$", b"b"), T0).unwrap();
+        let err = db
+            .record_issued(rec.id, b"c", "0A", T0 + time::Duration::days(1), false, T0)
+            .unwrap_err();
+        assert!(
+            matches!(err.kind, DbErrorKind::SerialInUse { id: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            db.get(rec.id).unwrap().unwrap().disposition,
+            Disposition::Pending
+        );
+    }
+
+    #[test]
+    fn revoke_an_issued_certificate() {
+        let (_dir, db) = open_temp();
+        let rec = issued(&db, b"r", "7f01");
+        let when = T0 + time::Duration::days(3);
+        let revoked = db.revoke("7F:01", 1, when).unwrap();
+        assert_eq!(revoked.id, rec.id);
+        assert_eq!(revoked.disposition, Disposition::Revoked);
+        assert_eq!(revoked.disposition.code(), 6);
+        assert_eq!(revoked.revoked_at, Some(when));
+        assert_eq!(revoked.revocation_reason, Some(1));
+        assert_eq!(revoked.certificate, rec.certificate);
+        assert_eq!(
+            db.revoked().unwrap(),
+            vec![RevokedEntry {
+                serial: "7f01".into(),
+                revoked_at: when,
+                reason: 1
+            }]
+        );
+
+        let err = db
+            .revoke("7f01", 4, when + time::Duration::days(1))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("already revoked at 2025-03-04T12:00:00Z (reason 1)"),
+            "{err}"
+        );
+        assert_eq!(db.get(rec.id).unwrap().unwrap(), revoked);
+    }
+
+    #[test]
+    fn what_cannot_be_revoked() {
+        let (_dir, db) = open_temp();
+        issued(&db, b"ok", "10");
+        // A pending request has no serial yet, even when it renews one.
+        let renewal = NewRequest {
+            renewal_of: Some("77"),
+            ..request("a", b"p")
+        };
+        db.submit(renewal, T0).unwrap();
+        let cases: &[(&str, u8, &str)] = &[
+            ("99", 1, "no certificate with serial 99"),
+            ("77", 1, "no certificate with serial 77"),
+            ("10", 7, "revocation reason 7 is not a CRLReason"),
+            ("10", 11, "revocation reason 11 is not a CRLReason"),
+            ("zz", 1, "expected hexadecimal digits"),
+            ("", 1, "no hexadecimal digits"),
+        ];
+        for (serial, reason, message) in cases {
+            let err = db.revoke(serial, *reason, T0).unwrap_err();
+            assert!(
+                err.to_string().contains(message),
+                "{serial}/{reason}: {err}"
+            );
+        }
+        for reason in [0, 1, 2, 3, 4, 5, 6, 8, 9, 10] {
+            assert!(is_crl_reason(reason));
+        }
+        assert!(db.revoked().unwrap().is_empty());
+    }
+
+    #[test]
+    fn revoked_lists_every_revocation_in_order() {
+        let (_dir, db) = open_temp();
+        for serial in ["01", "02", "03", "04"] {
+            issued(&db, serial.as_bytes(), serial);
+        }
+        db.revoke("03", 0, T0 + time::Duration::days(1)).unwrap();
+        db.revoke("01", 4, T0 + time::Duration::days(2)).unwrap();
+        let got: Vec<(String, u8)> = db
+            .revoked()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.serial, e.reason))
+            .collect();
+        assert_eq!(got, vec![("03".into(), 0), ("01".into(), 4)]);
+    }
+
+    #[test]
+    fn crl_numbers_increase_across_reopen_and_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        {
+            let db = Database::open(&path).unwrap();
+            assert_eq!(db.next_crl_number().unwrap(), 1);
+            assert_eq!(db.next_crl_number().unwrap(), 2);
+        }
+        let a = Database::open(&path).unwrap();
+        let b = Database::open(&path).unwrap();
+        assert_eq!(a.next_crl_number().unwrap(), 3);
+        assert_eq!(b.next_crl_number().unwrap(), 4);
+        assert_eq!(a.next_crl_number().unwrap(), 5);
+    }
+
+    #[test]
+    fn two_handles_one_writing_one_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        let writer = Database::open(&path).unwrap();
+        let reader = Database::open(&path).unwrap();
+        let (rec, _) = writer.submit(request("WS01$", b"x"), T0).unwrap();
+        assert_eq!(
+            reader.get(rec.id).unwrap().unwrap().disposition,
+            Disposition::Pending
+        );
+        writer
+            .record_issued(rec.id, b"c", "05", T0 + time::Duration::days(1), false, T0)
+            .unwrap();
+        assert!(reader.serial_exists("05").unwrap());
+        reader.revoke("05", 5, T0).unwrap();
+        assert_eq!(
+            writer.get(rec.id).unwrap().unwrap().disposition,
+            Disposition::Revoked
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_and_a_reader_in_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        Database::open(&path).unwrap();
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let db = Database::open(&path).unwrap();
+                    for i in 0..40u32 {
+                        let bytes = format!("{w}-{i}");
+                        let (rec, created) =
+                            db.submit(request("WS01$", bytes.as_bytes()), T0).unwrap();
+                        assert!(created);
+                        db.record_denied(rec.id, 1, "no", T0).unwrap();
+                        db.next_crl_number().unwrap();
+                    }
+                })
+            })
+            .collect();
+        let reader = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let db = Database::open(&path).unwrap();
+                let mut seen = 0;
+                for _ in 0..50 {
+                    let n = db.list(ListFilter::All).unwrap().len();
+                    assert!(n >= seen, "the list never shrinks");
+                    seen = n;
+                }
+            })
+        };
+        for w in writers {
+            w.join().unwrap();
+        }
+        reader.join().unwrap();
+        let db = Database::open(&path).unwrap();
+        assert_eq!(db.list(ListFilter::All).unwrap().len(), 120);
+        assert_eq!(db.next_crl_number().unwrap(), 121);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = Database::open(&path).unwrap_err();
+        assert!(
+            matches!(err.kind, DbErrorKind::NotADatabase { .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("not a request database or is corrupt"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_header_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        {
+            let db = Database::open(&path).unwrap();
+            db.submit(request("a", b"r"), T0).unwrap();
+        } // closing the last connection checkpoints the WAL into the file
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[..16].copy_from_slice(b"garbage garbage!");
+        std::fs::write(&path, bytes).unwrap();
+        let err = Database::open(&path).unwrap_err();
+        assert!(
+            matches!(err.kind, DbErrorKind::NotADatabase { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_an_old_one_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        Database::open(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = Database::open(&path).unwrap_err();
+        assert!(matches!(err.kind, DbErrorKind::TooNew { .. }), "{err:?}");
+        assert!(err.to_string().contains("newer than this program"), "{err}");
+
+        // An empty SQLite file (version 0) gets the schema.
+        let empty = dir.path().join("empty.db");
+        Connection::open(&empty)
+            .unwrap()
+            .execute_batch("CREATE TABLE unrelated (x)")
+            .unwrap();
+        let db = Database::open(&empty).unwrap();
+        assert_eq!(db.next_crl_number().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_missing_directory_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/ca.db");
+        let err = Database::open(&path).unwrap_err();
+        assert!(matches!(err.kind, DbErrorKind::Create(_)), "{err:?}");
+        assert!(err.to_string().contains("no/such/ca.db"), "{err}");
+    }
+
+    #[test]
+    fn serial_normalization_table() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("1fab", Ok("1fab")),
+            ("1FAB", Ok("1fab")),
+            ("001fab", Ok("1fab")),
+            ("00:1F:AB", Ok("1fab")),
+            ("1f ab", Ok("1fab")),
+            ("0x1FAB", Ok("1fab")),
+            ("abc", Ok("0abc")),
+            ("0abc", Ok("0abc")),
+            ("5", Ok("05")),
+            ("0", Ok("00")),
+            ("00:00", Ok("00")),
+            ("  7f  ", Ok("7f")),
+            ("80", Ok("80")),
+            (
+                &"ab".repeat(20),
+                Ok("abababababababababababababababababababab"),
+            ),
+            (&"ab".repeat(21), Err("longer than 20 octets")),
+            ("", Err("no hexadecimal digits")),
+            ("::", Err("no hexadecimal digits")),
+            ("0x", Err("no hexadecimal digits")),
+            ("1g", Err("expected hexadecimal digits")),
+            ("-1", Err("expected hexadecimal digits")),
+        ];
+        for (input, want) in cases {
+            let got = normalize_serial(input);
+            match (want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(g, w, "{input:?}"),
+                (Err(w), Err(e)) => assert!(e.to_string().contains(w), "{input:?}: {e}"),
+                _ => panic!("{input:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    proptest! {
+        /// Whatever way a serial is written, it normalizes to what the
+        /// certificate parser reports for the same bytes.
+        #[test]
+        fn normalization_agrees_with_the_certificate_parser(
+            bytes in proptest::collection::vec(any::<u8>(), 1..=20),
+            zeros in 0usize..4,
+            upper in any::<bool>(),
+            colons in any::<bool>(),
+        ) {
+            let want = serial_hex(&bytes);
+            let mut written: Vec<String> = std::iter::repeat_n("00".to_string(), zeros)
+                .chain(bytes.iter().map(|b| format!("{b:02x}")))
+                .collect();
+            if upper {
+                written = written.into_iter().map(|s| s.to_uppercase()).collect();
+            }
+            let text = written.join(if colons { ":" } else { "" });
+            prop_assert_eq!(normalize_serial(&text).unwrap(), want.clone());
+            prop_assert_eq!(normalize_serial(&want).unwrap(), want);
+        }
+    }
+}
