@@ -21,6 +21,18 @@ pub enum PkiError {
     Certificate(String),
     #[error("extension {oid}: {problem}")]
     Extension { oid: &'static str, problem: String },
+    /// A key that cannot be generated, read or used.
+    #[error("key: {0}")]
+    Key(String),
+    /// A signature that does not verify, or an algorithm that is not accepted.
+    #[error("signature: {0}")]
+    Signature(String),
+    /// A malformed or unacceptable PKCS#10 certificate request.
+    #[error("certificate request: {0}")]
+    Request(String),
+    /// A malformed or unacceptable CMS message.
+    #[error("CMS: {0}")]
+    Cms(String),
 }
 
 /// Which template a certificate was issued from, as the certificate says.
