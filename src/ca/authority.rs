@@ -191,7 +191,7 @@ impl Authority {
                     }
                     return Ok(s);
                 }
-                Err(e @ (DirectoryError::Content { .. } | DirectoryError::Entry { .. })) => {
+                Err(e @ DirectoryError::Content { .. }) => {
                     return Err(e);
                 }
                 Err(e) if attempt == 1 => return Err(e),
@@ -282,7 +282,7 @@ impl Authority {
                     signer_certificate, ..
                 }),
                 None,
-            ) => match self.record_of(signer_certificate) {
+            ) => match self.record_of(&signer_certificate[..]) {
                 Some(r) => (r.requester.clone(), Some(r)),
                 None => {
                     return fault(

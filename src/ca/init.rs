@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdentifierMethod, KeyUsagePurpose, SanType, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -138,7 +138,7 @@ fn ca_params(
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
     ];
-    params.key_identifier_method = KeyIdentifierMethod::Sha256;
+    params.key_identifier_method = KeyIdMethod::Sha256;
     params.not_before = now;
     params.not_after = now + config.validity;
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
