@@ -15,8 +15,8 @@ use autoenroll::pki::CertificateInfo;
 use autoenroll::pki::csr::{CsrOptions, build_csr};
 use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
 use common::{TestCa, TestLab, run};
-use time::OffsetDateTime;
-use x509_parser::prelude::*;
+use ::time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 const DAY: Duration = Duration::from_secs(86_400);
 

@@ -30,7 +30,9 @@ use crate::pki::template_ext::serial_hex;
 use crate::pki::{CertificateInfo, PkiError};
 use crate::policy::PolicyError;
 use crate::store::fsutil::Fs;
-use crate::wstep::{Disposition as WireDisposition, UsernameToken, WstepFault, WstepResponse};
+use crate::wstep::{
+    Disposition as WireDisposition, FaultCode, UsernameToken, WstepFault, WstepResponse,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -696,7 +698,8 @@ fn fault(hresult: u32, message: String) -> Answer {
         message,
         request_id: None,
         invalid_request: true,
-        sender: false,
+        code: FaultCode::Receiver,
+        binary_response: None,
     })
 }
 
@@ -707,6 +710,7 @@ fn fault_for(record: &RequestRecord, hresult: u32, message: String) -> Answer {
         message,
         request_id: Some(record.id),
         invalid_request: true,
-        sender: false,
+        code: FaultCode::Receiver,
+        binary_response: None,
     })
 }

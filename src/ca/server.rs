@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::authority::{Answer, Authority, CaError, failure};
 use super::config::endpoint_path;
-use crate::wstep::{self, RequestKind, WstepFault, WstepRequest};
+use crate::wstep::{self, FaultCode, RequestKind, WstepFault, WstepRequest};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -216,7 +216,8 @@ fn malformed(message: String) -> Reply {
         message,
         request_id: None,
         invalid_request: true,
-        sender: true,
+        code: FaultCode::Sender,
+        binary_response: None,
     };
     soap(StatusCode::BAD_REQUEST, f.to_xml())
 }

@@ -13,7 +13,7 @@ use autoenroll::directory::sddl::{parse_sddl, to_sddl};
 use autoenroll::directory::{self, Directory, Verdict};
 use autoenroll::lab::{Lab, LabOptions};
 use autoenroll::model::{Sid, Template};
-use autoenroll::policy::{Bind, Policy};
+use autoenroll::policy::Policy;
 
 pub mod ca;
 pub mod plan;

@@ -2,16 +2,13 @@
 //! health of every certificate. Both read the directory and the store and change
 //! nothing.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use autoenroll::directory::{self, DirectorySnapshot, Verdict};
-use autoenroll::model::Template;
-use autoenroll::pki::Revocations;
+
 use autoenroll::planner::{self, ActionKind, Health, PlanInput};
 use autoenroll::policy::Policy;
 use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
