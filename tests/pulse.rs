@@ -179,15 +179,22 @@ async fn enroll_renew_retrieve_revoke_and_update() {
             "dn: {WORKSTATION_AUTH}\nchangetype: modify\nreplace: msPKI-Template-Minor-Revision\nmsPKI-Template-Minor-Revision: 7\n"
         ),
     );
+    // (ShortLived, one hour long, expired meanwhile and is re-enrolled.)
     let r = pulse_at(&lab, &ca, t0 + 4 * 60 * MINUTE).await;
-    assert!(events(&r, Event::Replaced).is_empty(), "{r:#?}");
+    assert!(
+        !events(&r, Event::Replaced).contains(&"WorkstationAuth".to_string()),
+        "{r:#?}"
+    );
     admin(
         &lab,
         "ldapmodify",
         &format!("dn: {WORKSTATION_AUTH}\nchangetype: modify\nreplace: revision\nrevision: 102\n"),
     );
     let r = pulse_at(&lab, &ca, t0 + 5 * 60 * MINUTE).await;
-    assert_eq!(events(&r, Event::Replaced), ["WorkstationAuth"], "{r:#?}");
+    assert!(
+        events(&r, Event::Replaced).contains(&"WorkstationAuth".to_string()),
+        "{r:#?}"
+    );
 
     // A template superseding WorkstationAuth is published: it is enrolled and
     // the old certificate archived.
@@ -198,10 +205,10 @@ async fn enroll_renew_retrieve_revoke_and_update() {
         &[
             (
                 "msPKI-Cert-Template-OID",
-                Some("1.3.6.1.4.1.311.21.8.1000.2000.3000.4000.5000.6000.8782410.99999".into()),
+                Some(": 1.3.6.1.4.1.311.21.8.1000.2000.3000.4000.5000.6000.8782410.99999".into()),
             ),
-            ("msPKI-Supersede-Templates", Some("WorkstationAuth".into())),
-            ("revision", Some("100".into())),
+            ("msPKI-Supersede-Templates", Some(": WorkstationAuth".into())),
+            ("revision", Some(": 100".into())),
         ],
     )
     .unwrap();
