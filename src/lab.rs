@@ -405,8 +405,16 @@ impl Lab {
         fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))
             .map_err(|e| io(secrets.display(), e))?;
         write_private(&secrets.join("ca-svc.secret"), b"ca-svc-Lab-Passw0rd")?;
-        let https_port = if https_port == 0 { free_port()? } else { https_port };
-        let http_port = if http_port == 0 { free_port()? } else { http_port };
+        let https_port = if https_port == 0 {
+            free_port()?
+        } else {
+            https_port
+        };
+        let http_port = if http_port == 0 {
+            free_port()?
+        } else {
+            http_port
+        };
         let config = format!(
             "# Lab CA: the forest's enterprise CA corp-CA, on loopback.\n\
              name = \"corp-CA\"\n\
@@ -530,7 +538,7 @@ pub fn ca_port(dir: &Path) -> Option<u16> {
 
 /// Signals the process of a pid file if its command line names `marker`.
 fn stop_pid_file(pid_file: &Path, marker: &Path) -> Result<bool, LabError> {
-    let text = match fs::read_to_string(&pid_file) {
+    let text = match fs::read_to_string(pid_file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(io(pid_file.display(), e)),

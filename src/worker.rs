@@ -55,11 +55,7 @@ pub enum WorkerError {
 
 /// The next scheduled pulse after `now`: the cron expression's next time, or
 /// `interval` after `now`, plus `jitter` (a random part of the policy's jitter).
-pub fn next_scheduled(
-    policy: &Policy,
-    now: OffsetDateTime,
-    jitter: Duration,
-) -> OffsetDateTime {
+pub fn next_scheduled(policy: &Policy, now: OffsetDateTime, jitter: Duration) -> OffsetDateTime {
     let base = policy
         .schedule
         .cron
@@ -278,9 +274,15 @@ mod tests {
     fn schedule_by_interval_and_cron() {
         let now = datetime!(2026-11-22 10:15:00 UTC);
         let p = policy("interval = \"8h\"");
-        assert_eq!(next_scheduled(&p, now, Duration::ZERO), datetime!(2026-11-22 18:15:00 UTC));
+        assert_eq!(
+            next_scheduled(&p, now, Duration::ZERO),
+            datetime!(2026-11-22 18:15:00 UTC)
+        );
         let p = policy("cron = \"0 0 */6 * * *\"");
-        assert_eq!(next_scheduled(&p, now, Duration::ZERO), datetime!(2026-11-22 12:00:00 UTC));
+        assert_eq!(
+            next_scheduled(&p, now, Duration::ZERO),
+            datetime!(2026-11-22 12:00:00 UTC)
+        );
         assert_eq!(
             next_scheduled(&p, now, Duration::from_secs(90)),
             datetime!(2026-11-22 12:01:30 UTC)

@@ -9,13 +9,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use ::time::OffsetDateTime;
 use autoenroll::enroll::{Outcome, enrollment_request, renewal_request};
 use autoenroll::model::Template;
 use autoenroll::pki::CertificateInfo;
 use autoenroll::pki::csr::{CsrOptions, build_csr};
 use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
 use common::{TestCa, TestLab, run};
-use ::time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -157,7 +157,10 @@ async fn issuance_by_template_and_denials() {
     );
     assert!(text.contains("DNS:ws01.corp.example"), "{text}");
     assert!(!text.contains("evil"), "{text}");
-    assert!(text.contains("S-1-5-21-1000-2000-3000-"), "SID extension: {text}");
+    assert!(
+        text.contains("S-1-5-21-1000-2000-3000-"),
+        "SID extension: {text}"
+    );
 
     // web01 gets ServerAuthECDSA with a P-256 key.
     let (outcome, _) = enroll(
@@ -205,7 +208,7 @@ async fn issuance_by_template_and_denials() {
 
     // Wrong password: refused before anything else.
     let stranger = autoenroll::enroll::EnrollmentClient::new(
-        &[ca.ca_certificate.clone()],
+        std::slice::from_ref(&ca.ca_certificate),
         Some(autoenroll::wstep::UsernameToken {
             username: "CN=ws01,CN=Computers,DC=corp,DC=example".into(),
             password: "guess".into(),
@@ -251,7 +254,11 @@ async fn pending_request_is_approved_then_retrieved() {
         Outcome::Pending { .. }
     ));
     // Another account may not read it.
-    let other = ca.client("web01").query(&ca.endpoint, request_id).await.unwrap();
+    let other = ca
+        .client("web01")
+        .query(&ca.endpoint, request_id)
+        .await
+        .unwrap();
     assert!(matches!(other, Outcome::Denied { .. }), "{other:?}");
 
     ca.clock.advance(DAY);
@@ -296,9 +303,8 @@ async fn renewals_and_their_checks() {
     let revoked_serial = CertificateInfo::from_der(&revoked_cert).unwrap().serial;
     ca.authority.revoke(&revoked_serial, 1).unwrap();
 
-    let renew = |old: &[u8], old_key: &PrivateKey| {
-        renewal_request(&t, &rsa(), old, old_key).unwrap()
-    };
+    let renew =
+        |old: &[u8], old_key: &PrivateKey| renewal_request(&t, &rsa(), old, old_key).unwrap();
 
     // Not yet inside the renewal period (6 weeks before the end of a year).
     let early = renew(&ws01_cert, &ws01_key);
@@ -339,7 +345,10 @@ async fn renewals_and_their_checks() {
         .await
         .unwrap();
     let (_, reason) = denial(&outcome);
-    assert!(reason.contains("only its own account may renew"), "{reason}");
+    assert!(
+        reason.contains("only its own account may renew"),
+        "{reason}"
+    );
 
     // A revoked certificate.
     let request = renew(&revoked_cert, &revoked_key);
@@ -382,7 +391,15 @@ async fn openssl_cms_renewal_and_crl() {
     std::fs::write(tmp.join("old.key"), old_key.to_pem()).unwrap();
     let old_pem = write_pem(tmp, "old.pem", &old_cert);
     run(Command::new("openssl")
-        .args(["cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-in"])
+        .args([
+            "cms",
+            "-sign",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-in",
+        ])
         .arg(tmp.join("renewal.csr.der"))
         .arg("-signer")
         .arg(&old_pem)
@@ -444,16 +461,24 @@ async fn hostile_requests_get_faults() {
         "<unclosed".to_string(),
         bomb.to_string(),
         xxe.to_string(),
-        envelope("<wst:RequestSecurityToken xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\"/>"),
+        envelope(
+            "<wst:RequestSecurityToken xmlns:wst=\"http://docs.oasis-open.org/ws-sx/ws-trust/200512\"/>",
+        ),
     ];
     for body in cases {
         let answer = https.post_soap(&ca.endpoint, body.clone()).await.unwrap();
         match autoenroll::wstep::parse_reply(&answer).unwrap() {
             autoenroll::wstep::Reply::Fault(f) => {
                 assert!(f.invalid_request, "{}", f.message);
-                assert!(!String::from_utf8_lossy(&answer).contains("root:"), "XXE leaked");
+                assert!(
+                    !String::from_utf8_lossy(&answer).contains("root:"),
+                    "XXE leaked"
+                );
             }
-            other => panic!("{}: expected a fault, got {other:?}", &body[..body.len().min(40)]),
+            other => panic!(
+                "{}: expected a fault, got {other:?}",
+                &body[..body.len().min(40)]
+            ),
         }
     }
 
@@ -477,7 +502,11 @@ async fn hostile_requests_get_faults() {
     let mut bad_signature = good.clone();
     let last = bad_signature.len() - 1;
     bad_signature[last] ^= 0x01;
-    for token in [good[..good.len() / 2].to_vec(), vec![0x30, 0x82, 0xff], bad_signature] {
+    for token in [
+        good[..good.len() / 2].to_vec(),
+        vec![0x30, 0x82, 0xff],
+        bad_signature,
+    ] {
         let outcome = ca
             .client("ws01")
             .submit(&ca.endpoint, &token, "WorkstationAuth")

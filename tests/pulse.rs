@@ -68,16 +68,22 @@ fn admin(lab: &TestLab, tool: &str, ldif: &str) {
     std::fs::write(&file, ldif).unwrap();
     run(Command::new(tool)
         .env("LDAPTLS_CACERT", &lab.lab.tls_ca_file)
-        .args(["-x", "-Z", "-H", &lab.lab.url, "-D", autoenroll::lab::ADMIN_DN, "-y"])
+        .args([
+            "-x",
+            "-Z",
+            "-H",
+            &lab.lab.url,
+            "-D",
+            autoenroll::lab::ADMIN_DN,
+            "-y",
+        ])
         .arg(lab.lab.dir.join("admin.secret"))
         .arg("-f")
         .arg(&file));
 }
 
-const WORKSTATION_AUTH: &str =
-    "CN=WorkstationAuth,CN=Certificate Templates,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
-const CORP_CA: &str =
-    "CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+const WORKSTATION_AUTH: &str = "CN=WorkstationAuth,CN=Certificate Templates,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+const CORP_CA: &str = "CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_renew_retrieve_revoke_and_update() {
@@ -92,9 +98,11 @@ async fn enroll_renew_retrieve_revoke_and_update() {
     installed.sort();
     assert_eq!(installed, ["ShortLived", "WorkstationAuth"], "{first:#?}");
     assert_eq!(events(&first, Event::Pending), ["PendingMachine"]);
-    assert!(first.planned.iter().all(|a| a.kind != "enroll"
-        || ["ShortLived", "WorkstationAuth", "PendingMachine"]
-            .contains(&a.template.as_deref().unwrap_or(""))));
+    assert!(first.planned.iter().all(|a| {
+        a.kind != "enroll"
+            || ["ShortLived", "WorkstationAuth", "PendingMachine"]
+                .contains(&a.template.as_deref().unwrap_or(""))
+    }));
     let trust = lab.policy("ws01").store.join("trust/roots");
     assert_eq!(std::fs::read_dir(trust).unwrap().count(), 1);
 
@@ -142,7 +150,12 @@ async fn enroll_renew_retrieve_revoke_and_update() {
     let pending = store(&lab).snapshot().unwrap().pending;
     assert_eq!(pending.len(), 1);
     let kept_key = std::fs::read(pending[0].path.join("key.pem")).unwrap();
-    let id: u64 = pending[0].ca_request_id.as_deref().unwrap().parse().unwrap();
+    let id: u64 = pending[0]
+        .ca_request_id
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
     ca.authority.approve(id).await.unwrap();
     let r = pulse_at(&lab, &ca, t0 + 2 * 60 * MINUTE).await;
     assert_eq!(events(&r, Event::Installed), ["PendingMachine"], "{r:#?}");
@@ -207,7 +220,10 @@ async fn enroll_renew_retrieve_revoke_and_update() {
                 "msPKI-Cert-Template-OID",
                 Some(": 1.3.6.1.4.1.311.21.8.1000.2000.3000.4000.5000.6000.8782410.99999".into()),
             ),
-            ("msPKI-Supersede-Templates", Some(": WorkstationAuth".into())),
+            (
+                "msPKI-Supersede-Templates",
+                Some(": WorkstationAuth".into()),
+            ),
             ("revision", Some(": 100".into())),
         ],
     )
@@ -216,7 +232,9 @@ async fn enroll_renew_retrieve_revoke_and_update() {
     admin(
         &lab,
         "ldapmodify",
-        &format!("dn: {CORP_CA}\nchangetype: modify\nadd: certificateTemplates\ncertificateTemplates: WorkstationAuthV2\n"),
+        &format!(
+            "dn: {CORP_CA}\nchangetype: modify\nadd: certificateTemplates\ncertificateTemplates: WorkstationAuthV2\n"
+        ),
     );
     let r = pulse_at(&lab, &ca, t0 + 6 * 60 * MINUTE).await;
     assert!(r.ok, "{r:#?}");
@@ -228,10 +246,15 @@ async fn enroll_renew_retrieve_revoke_and_update() {
     ca.stop().await;
     let held_before = store(&lab).snapshot().unwrap().certificates.len();
     let due = t0 + 6 * 60 * MINUTE + 50 * MINUTE; // ShortLived is due again
-    let r = pulse(&lab.policy("ws01"), PulseOptions::at(due)).await.unwrap();
+    let r = pulse(&lab.policy("ws01"), PulseOptions::at(due))
+        .await
+        .unwrap();
     assert!(!r.ok);
     assert!(!events(&r, Event::Failed).is_empty(), "{r:#?}");
-    assert_eq!(store(&lab).snapshot().unwrap().certificates.len(), held_before);
+    assert_eq!(
+        store(&lab).snapshot().unwrap().certificates.len(),
+        held_before
+    );
     let state = store(&lab).read_state().unwrap();
     assert_eq!(state.failures_of("ShortLived").map(|f| f.count), Some(1));
     let r = pulse(&lab.policy("ws01"), PulseOptions::at(due + MINUTE))

@@ -74,9 +74,8 @@ impl Signer {
     pub fn load(config: &CaConfig) -> Result<Signer, CaError> {
         let key = PrivateKey::from_pem(&read_file(&config.key_path(), "CA key")?)?;
         let cert = read_file(&config.certificate_path(), "CA certificate")?;
-        let der = crate::store::pem::certificate_der(&cert).map_err(|e| {
-            CaError::State(format!("{}: {e}", config.certificate_path().display()))
-        })?;
+        let der = crate::store::pem::certificate_der(&cert)
+            .map_err(|e| CaError::State(format!("{}: {e}", config.certificate_path().display())))?;
         let info = CertificateInfo::from_der(&der)?;
         let public = crate::store::pem::key_matches(&info.public_key, key.pkcs8_der());
         if !matches!(public, Ok(true)) {
@@ -269,7 +268,10 @@ impl Authority {
         let (requester, renewal_record) = match (&parsed, credentials) {
             (_, Some(creds)) => {
                 if let Err(e) = self.check_password(creds).await {
-                    return fault(failure::ACCESS_DENIED, format!("authentication failed: {e}"));
+                    return fault(
+                        failure::ACCESS_DENIED,
+                        format!("authentication failed: {e}"),
+                    );
                 }
                 let record = match &parsed {
                     Ok(RequestToken::Renewal {
@@ -447,7 +449,10 @@ impl Authority {
             );
         };
         if let Err(e) = self.check_password(creds).await {
-            return fault(failure::ACCESS_DENIED, format!("authentication failed: {e}"));
+            return fault(
+                failure::ACCESS_DENIED,
+                format!("authentication failed: {e}"),
+            );
         }
         let record = match self.db().get(request_id) {
             Ok(Some(r)) => r,
@@ -478,7 +483,9 @@ impl Authority {
             (Disposition::Issued | Disposition::Revoked, Some(cert)) => {
                 self.issued_response(record.id, cert.clone())
             }
-            (Disposition::Pending, _) => Answer::Response(pending_response(record.id, &record.reason)),
+            (Disposition::Pending, _) => {
+                Answer::Response(pending_response(record.id, &record.reason))
+            }
             _ => fault_for(
                 record,
                 record.hresult.unwrap_or(hresult::ADMIN_DENIED_REQUEST),
@@ -488,7 +495,10 @@ impl Authority {
     }
 
     fn deny_recorded(&self, record: &RequestRecord, code: u32, reason: String) -> Answer {
-        if let Err(e) = self.db().record_denied(record.id, code, &reason, self.now()) {
+        if let Err(e) = self
+            .db()
+            .record_denied(record.id, code, &reason, self.now())
+        {
             return fault(failure::INTERNAL, format!("database: {e}"));
         }
         fault_for(record, code, reason)
@@ -572,7 +582,9 @@ impl Authority {
         let record = self.pending(id)?;
         let profile: CertificateProfile =
             serde_json::from_str(record.profile.as_deref().unwrap_or_default()).map_err(|e| {
-                CaError::State(format!("request {id}: its stored profile cannot be read: {e}"))
+                CaError::State(format!(
+                    "request {id}: its stored profile cannot be read: {e}"
+                ))
             })?;
         let profile = profile.redated(self.now(), self.signer.info.not_after);
         let public_key = match parse_request_token(&record.request)? {
@@ -662,9 +674,16 @@ impl Authority {
 
 fn is_connection_failure(e: &DirectoryError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
-    ["connection", "broken pipe", "reset", "closed", "timed out", "eof"]
-        .iter()
-        .any(|w| text.contains(w))
+    [
+        "connection",
+        "broken pipe",
+        "reset",
+        "closed",
+        "timed out",
+        "eof",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
 }
 
 fn profile_publishes_to_ds(snapshot: &DirectorySnapshot, profile: &CertificateProfile) -> bool {

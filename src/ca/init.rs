@@ -41,7 +41,10 @@ pub fn ca_subject(name: &str, default_naming_context: &str) -> DistinguishedName
             .strip_prefix("DC=")
             .or_else(|| part.trim().strip_prefix("dc="))
         {
-            dn.push(DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]), dc);
+            dn.push(
+                DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
+                dc,
+            );
         }
     }
     dn.push(DnType::CommonName, name);
@@ -282,7 +285,10 @@ mod tests {
     #[test]
     fn hosts_of_urls() {
         assert_eq!(url_host("https://127.0.0.1:8443"), Some("127.0.0.1".into()));
-        assert_eq!(url_host("https://CA.corp.example/x"), Some("ca.corp.example".into()));
+        assert_eq!(
+            url_host("https://CA.corp.example/x"),
+            Some("ca.corp.example".into())
+        );
         assert_eq!(url_host("http://[::1]:80"), Some("::1".into()));
         assert_eq!(url_host("nonsense"), None);
     }

@@ -90,8 +90,12 @@ pub async fn start(authority: Arc<Authority>) -> Result<Listening, CaError> {
 fn tls_config(authority: &Authority) -> Result<rustls::ServerConfig, CaError> {
     let c = authority.config();
     let state = |what: &str, e: String| CaError::State(format!("{what}: {e}"));
-    let chain_pem = std::fs::read(c.tls_certificate_path())
-        .map_err(|e| state(&c.tls_certificate_path().display().to_string(), e.to_string()))?;
+    let chain_pem = std::fs::read(c.tls_certificate_path()).map_err(|e| {
+        state(
+            &c.tls_certificate_path().display().to_string(),
+            e.to_string(),
+        )
+    })?;
     let chain: Vec<_> = rustls_pemfile::certs(&mut chain_pem.as_slice())
         .collect::<Result<_, _>>()
         .map_err(|e| state("TLS certificate", e.to_string()))?;
@@ -227,7 +231,9 @@ async fn wstep_exchange(authority: &Authority, req: Request<Incoming>) -> Reply 
     let body = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => return malformed("the request body did not arrive in time".into()),
         Ok(Err(e)) => {
-            let too_big = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            let too_big = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
             let message = if too_big {
                 format!(
                     "the request is larger than {} bytes",

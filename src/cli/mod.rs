@@ -30,7 +30,11 @@ pub fn init_logging(default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).with_target(false).init();
+        builder
+            .without_time()
+            .with_ansi(false)
+            .with_target(false)
+            .init();
     } else {
         builder.init();
     }
@@ -203,7 +207,10 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, String> {
     let ca_config = lab.write_ca_config(0, 0).map_err(|e| e.to_string())?;
     let config = autoenroll::ca::CaConfig::load(&ca_config).map_err(|e| e.to_string())?;
     runtime()?
-        .block_on(autoenroll::ca::init::init(&config, OffsetDateTime::now_utc()))
+        .block_on(autoenroll::ca::init::init(
+            &config,
+            OffsetDateTime::now_utc(),
+        ))
         .map_err(|e| format!("ca init: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     autoenroll::lab::start_ca_detached(&lab.dir, &exe, config.listen.port())

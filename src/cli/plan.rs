@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-
 use autoenroll::planner::{self, ActionKind, Health, PlanInput};
 use autoenroll::policy::Policy;
 use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
@@ -48,7 +47,8 @@ impl Gathered {
     /// The store entry a status line is about.
     fn held(&self, s: &planner::CertificateStatus) -> Option<&HeldCertificate> {
         let th = s.thumbprint.as_deref()?;
-        self.observed.store
+        self.observed
+            .store
             .certificates
             .iter()
             .find(|c| c.info.thumbprint == th)

@@ -83,8 +83,12 @@ impl EnrollmentClient {
 
     /// Asks about a pending request.
     pub async fn query(&self, url: &str, request_id: u64) -> Result<Outcome, ClientError> {
-        self.exchange(url, RequestKind::QueryTokenStatus { request_id }, Vec::new())
-            .await
+        self.exchange(
+            url,
+            RequestKind::QueryTokenStatus { request_id },
+            Vec::new(),
+        )
+        .await
     }
 
     async fn exchange(

@@ -111,11 +111,29 @@ pub fn log(event: Event, template: Option<&str>, thumbprint: Option<&str>, messa
     let template = template.unwrap_or("");
     let thumbprint = thumbprint.unwrap_or("");
     if event.is_failure() || event == Event::HookFailed {
-        tracing::error!(event_id = id, event = name, template, thumbprint, "{message}");
+        tracing::error!(
+            event_id = id,
+            event = name,
+            template,
+            thumbprint,
+            "{message}"
+        );
     } else if event == Event::Expiring {
-        tracing::warn!(event_id = id, event = name, template, thumbprint, "{message}");
+        tracing::warn!(
+            event_id = id,
+            event = name,
+            template,
+            thumbprint,
+            "{message}"
+        );
     } else {
-        tracing::info!(event_id = id, event = name, template, thumbprint, "{message}");
+        tracing::info!(
+            event_id = id,
+            event = name,
+            template,
+            thumbprint,
+            "{message}"
+        );
     }
 }
 

@@ -83,7 +83,9 @@ impl<'a> Executor<'a> {
                 .map_err(|e| e.to_string()),
             );
         }
-        self.client.clone().unwrap_or_else(|| Err("no client".into()))
+        self.client
+            .clone()
+            .unwrap_or_else(|| Err("no client".into()))
     }
 
     pub(super) async fn run(&mut self, action: &Action, report: &mut Report) {
@@ -101,7 +103,10 @@ impl<'a> Executor<'a> {
                     Event::Removed
                 };
                 let Some(th) = thumbprint else { return };
-                match self.store.archive(self.lock, th, &action.reason, self.now()) {
+                match self
+                    .store
+                    .archive(self.lock, th, &action.reason, self.now())
+                {
                     Ok(()) => report.note(Outcome::new(
                         event,
                         template,
@@ -182,7 +187,11 @@ impl<'a> Executor<'a> {
         let (old_key, old_cert) = match (old_key, old_cert) {
             (Ok(k), Ok(c)) => (k, c),
             (Err(e), _) | (_, Err(e)) => {
-                return self.fail(report, action, &format!("cannot read the held certificate: {e}"));
+                return self.fail(
+                    report,
+                    action,
+                    &format!("cannot read the held certificate: {e}"),
+                );
             }
         };
         let key = match KeyAlgorithm::for_template(template).and_then(PrivateKey::generate) {
@@ -225,8 +234,16 @@ impl<'a> Executor<'a> {
             }
         };
         let preferred = replaces.and_then(|th| self.issuer_of(th));
-        self.send(template, &request.id, &key, &token, replaces, preferred, report)
-            .await;
+        self.send(
+            template,
+            &request.id,
+            &key,
+            &token,
+            replaces,
+            preferred,
+            report,
+        )
+        .await;
     }
 
     /// The CA that issued a held certificate, tried first for its renewal.
@@ -241,7 +258,12 @@ impl<'a> Executor<'a> {
 
     /// Every CA publishing the template, in directory order (the one named
     /// `preferred` first), each with its enrollment URLs by priority.
-    fn endpoints(&self, template: &str, renewal: bool, preferred: Option<&str>) -> Vec<Endpoint<'a>> {
+    fn endpoints(
+        &self,
+        template: &str,
+        renewal: bool,
+        preferred: Option<&str>,
+    ) -> Vec<Endpoint<'a>> {
         let mut services: Vec<&EnrollmentService> = self
             .observed
             .directory
@@ -301,7 +323,15 @@ impl<'a> Executor<'a> {
             match client.submit(&endpoint.url, token, &template.cn).await {
                 Ok(outcome) => {
                     return self
-                        .settle(template, id, key, endpoint.service, outcome, replaces, report)
+                        .settle(
+                            template,
+                            id,
+                            key,
+                            endpoint.service,
+                            outcome,
+                            replaces,
+                            report,
+                        )
                         .await;
                 }
                 Err(e) => errors.push(format!("{} ({}): {e}", endpoint.service.cn, endpoint.url)),
@@ -344,9 +374,9 @@ impl<'a> Executor<'a> {
                 ) {
                     Ok(info) => info,
                     Err(rejected) => {
-                        let _ = self
-                            .store
-                            .abandon_request(self.lock, id, &rejected.to_string(), now);
+                        let _ =
+                            self.store
+                                .abandon_request(self.lock, id, &rejected.to_string(), now);
                         report.note(Outcome::new(
                             Event::Rejected,
                             Some(&template.cn),
@@ -362,7 +392,10 @@ impl<'a> Executor<'a> {
                     request_id: Some(request_id.to_string()),
                     installed_at: Some(now),
                 };
-                match self.store.complete_request(self.lock, id, &certificate, &meta) {
+                match self
+                    .store
+                    .complete_request(self.lock, id, &certificate, &meta)
+                {
                     Ok(thumbprint) => {
                         self.failures.remove(&template.cn.to_ascii_lowercase());
                         let (event, message) = match replaces {
@@ -381,7 +414,12 @@ impl<'a> Executor<'a> {
                                 ),
                             ),
                         };
-                        report.note(Outcome::new(event, Some(&template.cn), Some(&thumbprint), message));
+                        report.note(Outcome::new(
+                            event,
+                            Some(&template.cn),
+                            Some(&thumbprint),
+                            message,
+                        ));
                         let mut full_chain = vec![certificate.clone()];
                         full_chain.extend(chain.into_iter().filter(|c| *c != certificate));
                         export::after_install(
@@ -434,9 +472,17 @@ impl<'a> Executor<'a> {
             CaOutcome::Denied {
                 hresult, message, ..
             } => {
-                let why = format!("{} denied the request (0x{hresult:08X}): {message}", service.cn);
+                let why = format!(
+                    "{} denied the request (0x{hresult:08X}): {message}",
+                    service.cn
+                );
                 let _ = self.store.abandon_request(self.lock, id, &why, now);
-                report.note(Outcome::new(Event::Denied, Some(&template.cn), replaces, why.clone()));
+                report.note(Outcome::new(
+                    Event::Denied,
+                    Some(&template.cn),
+                    replaces,
+                    why.clone(),
+                ));
                 self.record_failure(&template.cn, &why);
             }
         }
@@ -445,9 +491,11 @@ impl<'a> Executor<'a> {
     /// Retrieve: a pending request is asked about; one never sent (the last
     /// pulse stopped in between) is sent now, with the same bytes.
     async fn retrieve(&mut self, action: &Action, report: &mut Report) {
-        let Some(request) = action.request.as_deref().and_then(|id| {
-            self.observed.store.pending.iter().find(|p| p.id == id)
-        }) else {
+        let Some(request) = action
+            .request
+            .as_deref()
+            .and_then(|id| self.observed.store.pending.iter().find(|p| p.id == id))
+        else {
             return;
         };
         let Some(template) = self.template(Some(&request.template)) else {
@@ -472,10 +520,18 @@ impl<'a> Executor<'a> {
                     .iter()
                     .find(|s| s.cn.eq_ignore_ascii_case(ca))
                 else {
-                    return self.fail(report, action, &format!("CA {ca} is no longer in the directory"));
+                    return self.fail(
+                        report,
+                        action,
+                        &format!("CA {ca} is no longer in the directory"),
+                    );
                 };
                 let Ok(ca_id) = ca_id.parse::<u64>() else {
-                    return self.fail(report, action, &format!("request id {ca_id:?} is not a number"));
+                    return self.fail(
+                        report,
+                        action,
+                        &format!("request id {ca_id:?} is not a number"),
+                    );
                 };
                 let client = match self.client() {
                     Ok(c) => c,
@@ -504,22 +560,44 @@ impl<'a> Executor<'a> {
                         }
                         Ok(outcome) => {
                             return self
-                                .settle(template, &request.id, &key, service, outcome, replaces, report)
+                                .settle(
+                                    template,
+                                    &request.id,
+                                    &key,
+                                    service,
+                                    outcome,
+                                    replaces,
+                                    report,
+                                )
                                 .await;
                         }
                         Err(e) => errors.push(format!("{}: {e}", server.url)),
                     }
                 }
-                self.fail(report, action, &format!("no answer from {ca}: {}", errors.join("; ")));
+                self.fail(
+                    report,
+                    action,
+                    &format!("no answer from {ca}: {}", errors.join("; ")),
+                );
             }
             _ => {
                 let token = match std::fs::read(request.path.join("request.der")) {
                     Ok(t) => t,
-                    Err(e) => return self.fail(report, action, &format!("the stored request: {e}")),
+                    Err(e) => {
+                        return self.fail(report, action, &format!("the stored request: {e}"));
+                    }
                 };
                 let preferred = replaces.and_then(|th| self.issuer_of(th));
-                self.send(template, &request.id, &key, &token, replaces, preferred, report)
-                    .await;
+                self.send(
+                    template,
+                    &request.id,
+                    &key,
+                    &token,
+                    replaces,
+                    preferred,
+                    report,
+                )
+                .await;
             }
         }
     }
@@ -529,7 +607,13 @@ impl<'a> Executor<'a> {
         self.fail_template(report, &template, action.certificate.as_deref(), why);
     }
 
-    fn fail_template(&mut self, report: &mut Report, template: &str, thumbprint: Option<&str>, why: &str) {
+    fn fail_template(
+        &mut self,
+        report: &mut Report,
+        template: &str,
+        thumbprint: Option<&str>,
+        why: &str,
+    ) {
         report.note(Outcome::new(
             Event::Failed,
             Some(template),
@@ -570,6 +654,11 @@ impl<'a> Executor<'a> {
 /// PKCS#10: its ContentInfo starts with the id-signedData OID
 /// 1.2.840.113549.1.7.2 (RFC 5652 5.1).
 fn is_signed_data(token: &[u8]) -> bool {
-    const SIGNED_DATA: [u8; 11] = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
-    token.len() > 16 && token[..16].windows(SIGNED_DATA.len()).any(|w| w == SIGNED_DATA)
+    const SIGNED_DATA: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+    ];
+    token.len() > 16
+        && token[..16]
+            .windows(SIGNED_DATA.len())
+            .any(|w| w == SIGNED_DATA)
 }

@@ -32,7 +32,12 @@ pub async fn after_install(
         let fs = Fs::default();
         let pem_chain: String = chain.iter().map(|c| encode("CERTIFICATE", c)).collect();
         let files = [
-            ("CERTIFICATE", export.certificate.as_ref(), chain.first().map(|c| encode("CERTIFICATE", c)), 0o644),
+            (
+                "CERTIFICATE",
+                export.certificate.as_ref(),
+                chain.first().map(|c| encode("CERTIFICATE", c)),
+                0o644,
+            ),
             ("KEY", export.key.as_ref(), Some(key.to_pem()), KEY_MODE),
             ("CHAIN", export.chain.as_ref(), Some(pem_chain), 0o644),
         ];
@@ -72,7 +77,12 @@ pub async fn after_install(
             ("AUTOENROLL_THUMBPRINT".to_string(), thumbprint.to_string()),
             (
                 "AUTOENROLL_CERTIFICATE_DIR".to_string(),
-                policy.store.join("my").join(thumbprint).display().to_string(),
+                policy
+                    .store
+                    .join("my")
+                    .join(thumbprint)
+                    .display()
+                    .to_string(),
             ),
         ];
         for (name, path) in &paths {
@@ -113,7 +123,15 @@ pub async fn run_hook(
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: String = stderr.trim().chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = stderr
+        .trim()
+        .chars()
+        .rev()
+        .take(400)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     Err(format!("{} {tail}", output.status))
 }
 
@@ -159,13 +177,17 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("autoenroll-") && name.ends_with(".crt") && !wanted.contains(&name) {
+            if name.starts_with("autoenroll-") && name.ends_with(".crt") && !wanted.contains(&name)
+            {
                 let _ = std::fs::remove_file(entry.path());
                 report.note(Outcome::new(
                     Event::TrustUpdated,
                     None,
                     None,
-                    format!("root {name} no longer published; removed from {}", dir.display()),
+                    format!(
+                        "root {name} no longer published; removed from {}",
+                        dir.display()
+                    ),
                 ));
             }
         }

@@ -76,7 +76,10 @@ pub fn render(
             out,
             "{health}{{template=\"{}\",thumbprint=\"{}\",health=\"{}\"}} {}",
             label(s.template.as_deref().unwrap_or("")),
-            s.thumbprint.as_deref().or(s.request.as_deref()).unwrap_or(""),
+            s.thumbprint
+                .as_deref()
+                .or(s.request.as_deref())
+                .unwrap_or(""),
             s.health.name(),
             s.health.severity()
         );

@@ -104,8 +104,8 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     // second then sees what the first did and never enrolls twice.
     let root = policy.store.clone();
     let lock = tokio::task::spawn_blocking(move || Store::open(&root)?.lock())
-    .await
-    .map_err(|e| PulseError::Setup(format!("waiting for the store lock: {e}")))??;
+        .await
+        .map_err(|e| PulseError::Setup(format!("waiting for the store lock: {e}")))??;
     let recovered = store.recover(&lock)?;
     let observed = Observation::new(
         policy,
@@ -120,7 +120,12 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     let plan = planner::plan(&observed.input(now));
     let mut report = Report::new(&account, now, &plan);
     for r in recovered {
-        report.note(Outcome::new(Event::Skipped, None, None, format!("recovered: {r}")));
+        report.note(Outcome::new(
+            Event::Skipped,
+            None,
+            None,
+            format!("recovered: {r}"),
+        ));
     }
 
     // Trust first: the new certificates' chains are then in place when hooks run.
@@ -155,14 +160,8 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     }
 
     let credentials = credentials(policy).map_err(PulseError::Setup)?;
-    let mut executor = execute::Executor::new(
-        policy,
-        &store,
-        &lock,
-        &observed,
-        credentials,
-        options,
-    )?;
+    let mut executor =
+        execute::Executor::new(policy, &store, &lock, &observed, credentials, options)?;
     for action in &plan.actions {
         executor.run(action, &mut report).await;
     }

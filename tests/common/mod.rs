@@ -123,7 +123,7 @@ impl TestCa {
             .find(|a| a.name == account)
             .expect("a sample account");
         autoenroll::enroll::EnrollmentClient::new(
-            &[self.ca_certificate.clone()],
+            std::slice::from_ref(&self.ca_certificate),
             Some(autoenroll::wstep::UsernameToken {
                 username: sample.dn.to_string(),
                 password: sample.password(),
@@ -136,7 +136,7 @@ impl TestCa {
     /// A client without credentials (renewals authenticated by signature).
     pub fn anonymous_client(&self) -> autoenroll::enroll::EnrollmentClient {
         autoenroll::enroll::EnrollmentClient::new(
-            &[self.ca_certificate.clone()],
+            std::slice::from_ref(&self.ca_certificate),
             None,
             std::time::Duration::from_secs(20),
         )
