@@ -19,6 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::error::StoreError;
 
+/// The environment variable of [`Faults::from_env`].
+#[doc(hidden)]
+pub const KILL_AT_STEP: &str = "AUTOENROLL_TEST_KILL_AT_STEP";
+
 /// Where a simulated crash happens, and the steps taken so far.
 #[doc(hidden)]
 #[derive(Debug, Default)]
@@ -30,6 +34,9 @@ pub struct Faults {
     taken: AtomicUsize,
     dead: AtomicBool,
     log: Mutex<Vec<String>>,
+    /// Step at which the process kills itself (SIGKILL): the crash test of
+    /// the pulse uses real process deaths, set through the environment.
+    kill_at: Option<usize>,
 }
 
 /// What a step may do.
@@ -62,9 +69,24 @@ impl Faults {
         }
     }
 
+    /// No fault, unless `AUTOENROLL_TEST_KILL_AT_STEP=n` is set: then the
+    /// process kills itself with SIGKILL before its n-th filesystem step.
+    /// Only the crash tests set it.
+    pub fn from_env() -> Faults {
+        Faults {
+            kill_at: std::env::var(KILL_AT_STEP)
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            ..Faults::default()
+        }
+    }
+
     /// Accounts for one step; says whether it may happen.
     pub(crate) fn step(&self, action: &'static str, path: &Path) -> Step {
         let n = self.taken.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.kill_at == Some(n) {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
         if self.record
             && let Ok(mut log) = self.log.lock()
         {

@@ -25,7 +25,7 @@
 //!   read is reported in [`StoreSnapshot::unparseable`] and left alone.
 
 mod error;
-mod fault;
+pub mod fault;
 pub(crate) mod fsutil;
 mod layout;
 mod lock;
@@ -73,7 +73,9 @@ impl Store {
             layout: Layout {
                 root: root.to_path_buf(),
             },
-            fs: Fs::default(),
+            fs: Fs {
+                faults: Faults::from_env(),
+            },
         };
         for dir in store.layout.dirs() {
             store.fs.ensure_dir(&dir)?;
