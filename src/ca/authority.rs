@@ -16,7 +16,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::config::CaConfig;
 use super::crl::{CrlInput, build_crl};
-use super::db::{Database, DbError, Disposition, NewRequest, RequestRecord};
+use super::db::{Database, DbError, DbErrorKind, Disposition, NewRequest, RequestRecord};
 use super::init::{random_serial, read_file};
 use super::issue::{IssuerUrls, build_certificate};
 use super::policy::{CaFacts, Decision, IssuanceRequest, RenewalFacts, decide, hresult};
@@ -329,6 +329,15 @@ impl Authority {
                 now,
             ) {
                 Ok(r) => r,
+                Err(DbError {
+                    kind: DbErrorKind::RequesterMismatch { .. },
+                    ..
+                }) => {
+                    return fault(
+                        hresult::ENROLL_DENIED,
+                        "this request was submitted by another account".into(),
+                    );
+                }
                 Err(e) => return fault(failure::INTERNAL, format!("database: {e}")),
             }
         };
