@@ -76,7 +76,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     );
     // The directory first: if it cannot be read, nothing is touched, not
     // even the store's recovery (no destructive step on partial knowledge).
-    let snapshot = match read_directory(policy, &account).await {
+    let (snapshot, searches) = match read_directory(policy, &account).await {
         Ok(s) => s,
         Err(e) => {
             events::log(Event::PulseFailed, None, None, &e.to_string());
@@ -96,7 +96,9 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         };
         let observed = Observation::new(policy, snapshot, store_snapshot, state, now);
         let plan = planner::plan(&observed.input(now));
-        return Ok(Report::dry_run(&account, now, &plan, &observed));
+        let mut report = Report::dry_run(&account, now, &plan, &observed);
+        report.directory_searches = searches;
+        return Ok(report);
     }
 
     let store = Store::open(&policy.store)?;
@@ -119,6 +121,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     }
     let plan = planner::plan(&observed.input(now));
     let mut report = Report::new(&account, now, &plan);
+    report.directory_searches = searches;
     for r in recovered {
         report.note(Outcome::new(
             Event::Skipped,
@@ -193,14 +196,16 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     Ok(report)
 }
 
+/// The snapshot and the number of LDAP searches it took.
 async fn read_directory(
     policy: &Policy,
     account: &str,
-) -> Result<crate::directory::DirectorySnapshot, DirectoryError> {
+) -> Result<(crate::directory::DirectorySnapshot, usize), DirectoryError> {
     let mut dir = Directory::connect(&policy.directory).await?;
     let snapshot = dir.snapshot(account).await;
+    let searches = dir.searches();
     dir.close().await;
-    snapshot
+    Ok((snapshot?, searches))
 }
 
 /// A pulse that could not read the directory still says so in the state

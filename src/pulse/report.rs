@@ -50,6 +50,8 @@ pub struct Report {
     pub ok: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_wake: Option<OffsetDateTime>,
+    /// LDAP searches the directory snapshot took.
+    pub directory_searches: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +85,7 @@ impl Report {
             outcomes: Vec::new(),
             ok: true,
             next_wake: plan.next_wake,
+            directory_searches: 0,
         }
     }
 
