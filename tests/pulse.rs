@@ -94,6 +94,10 @@ async fn enroll_renew_retrieve_revoke_and_update() {
     // A fresh ws01 enrolls what it may, pends PendingMachine, skips the rest.
     let first = pulse_at(&lab, &ca, t0).await;
     assert!(first.ok, "{first:#?}");
+    assert_eq!(
+        first.directory_searches, 4,
+        "a pulse reads the directory in 4 searches"
+    );
     let mut installed = events(&first, Event::Installed);
     installed.sort();
     assert_eq!(installed, ["ShortLived", "WorkstationAuth"], "{first:#?}");
