@@ -57,6 +57,19 @@ async fn enroll(
     (outcome, key)
 }
 
+/// Sends a WorkstationAuth request as `account` (None: without credentials,
+/// as a renewal may come).
+async fn submit_workstation_auth(ca: &TestCa, account: Option<&str>, token: &[u8]) -> Outcome {
+    let client = match account {
+        Some(a) => ca.client(a),
+        None => ca.anonymous_client(),
+    };
+    client
+        .submit(&ca.endpoint, token, "WorkstationAuth")
+        .await
+        .unwrap()
+}
+
 fn issued(outcome: &Outcome) -> Vec<u8> {
     match outcome {
         Outcome::Issued { certificate, .. } => certificate.clone(),
@@ -126,11 +139,7 @@ async fn issuance_by_template_and_denials() {
         },
     )
     .unwrap();
-    let outcome = ca
-        .client("ws01")
-        .submit(&ca.endpoint, &csr, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, Some("ws01"), &csr).await;
     let der = issued(&outcome);
     let (_, cert) = X509Certificate::from_der(&der).unwrap();
     assert_eq!(cert.subject().to_string(), "CN=ws01.corp.example");
@@ -308,42 +317,26 @@ async fn renewals_and_their_checks() {
 
     // Not yet inside the renewal period (6 weeks before the end of a year).
     let early = renew(&ws01_cert, &ws01_key);
-    let outcome = ca
-        .anonymous_client()
-        .submit(&ca.endpoint, &early, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, None, &early).await;
     let (_, reason) = denial(&outcome);
     assert!(reason.contains("renewal period"), "{reason}");
 
     // Inside it.
     ca.clock.set(t0 + 330 * DAY);
     let request = renew(&ws01_cert, &ws01_key);
-    let outcome = ca
-        .anonymous_client()
-        .submit(&ca.endpoint, &request, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, None, &request).await;
     let renewed = issued(&outcome);
     let info = CertificateInfo::from_der(&renewed).unwrap();
     assert_eq!(info.subject, "CN=ws01.corp.example");
     openssl_verify(lab.tmp.path(), &ca, &renewed);
     // The same request again: the same answer (a client that crashed after
     // sending may send again).
-    let again = ca
-        .anonymous_client()
-        .submit(&ca.endpoint, &request, "WorkstationAuth")
-        .await
-        .unwrap();
+    let again = submit_workstation_auth(&ca, None, &request).await;
     assert_eq!(issued(&again), renewed);
 
     // web01's certificate presented by ws01: another requester.
     let request = renew(&web01_cert, &web01_key);
-    let outcome = ca
-        .client("ws01")
-        .submit(&ca.endpoint, &request, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, Some("ws01"), &request).await;
     let (_, reason) = denial(&outcome);
     assert!(
         reason.contains("only its own account may renew"),
@@ -352,22 +345,14 @@ async fn renewals_and_their_checks() {
 
     // A revoked certificate.
     let request = renew(&revoked_cert, &revoked_key);
-    let outcome = ca
-        .anonymous_client()
-        .submit(&ca.endpoint, &request, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, None, &request).await;
     let (_, reason) = denial(&outcome);
     assert!(reason.contains("revoked"), "{reason}");
 
     // An expired one.
     ca.clock.set(t0 + 400 * DAY);
     let request = renew(&ws01_cert, &ws01_key);
-    let outcome = ca
-        .anonymous_client()
-        .submit(&ca.endpoint, &request, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, None, &request).await;
     let (_, reason) = denial(&outcome);
     assert!(reason.contains("expired"), "{reason}");
     ca.stop().await;
@@ -408,11 +393,7 @@ async fn openssl_cms_renewal_and_crl() {
         .arg("-out")
         .arg(tmp.join("renewal.p7")));
     let request = std::fs::read(tmp.join("renewal.p7")).unwrap();
-    let outcome = ca
-        .anonymous_client()
-        .submit(&ca.endpoint, &request, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, None, &request).await;
     let renewed = issued(&outcome);
     let info = CertificateInfo::from_der(&renewed).unwrap();
     assert_eq!(info.public_key, new_key.public_key_der());
@@ -507,19 +488,11 @@ async fn hostile_requests_get_faults() {
         vec![0x30, 0x82, 0xff],
         bad_signature,
     ] {
-        let outcome = ca
-            .client("ws01")
-            .submit(&ca.endpoint, &token, "WorkstationAuth")
-            .await
-            .unwrap();
+        let outcome = submit_workstation_auth(&ca, Some("ws01"), &token).await;
         assert!(matches!(outcome, Outcome::Denied { .. }), "{outcome:?}");
     }
     // The server is still well.
-    let outcome = ca
-        .client("ws01")
-        .submit(&ca.endpoint, &good, "WorkstationAuth")
-        .await
-        .unwrap();
+    let outcome = submit_workstation_auth(&ca, Some("ws01"), &good).await;
     issued(&outcome);
     ca.stop().await;
 }

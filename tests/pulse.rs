@@ -4,12 +4,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
 use autoenroll::store::Store;
-use common::{TestCa, TestLab, run};
+use common::{TestCa, TestLab};
 use time::OffsetDateTime;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -60,26 +59,6 @@ fn archived(lab: &TestLab) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// `ldapmodify` / `ldapadd` as the lab's directory administrator over StartTLS.
-fn admin(lab: &TestLab, tool: &str, ldif: &str) {
-    let file = lab.tmp.path().join("change.ldif");
-    std::fs::write(&file, ldif).unwrap();
-    run(Command::new(tool)
-        .env("LDAPTLS_CACERT", &lab.lab.tls_ca_file)
-        .args([
-            "-x",
-            "-Z",
-            "-H",
-            &lab.lab.url,
-            "-D",
-            autoenroll::lab::ADMIN_DN,
-            "-y",
-        ])
-        .arg(lab.lab.dir.join("admin.secret"))
-        .arg("-f")
-        .arg(&file));
 }
 
 const WORKSTATION_AUTH: &str = "CN=WorkstationAuth,CN=Certificate Templates,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
@@ -189,8 +168,7 @@ async fn enroll_renew_retrieve_revoke_and_update() {
     assert!(archived(&lab).contains(&wa[0]));
 
     // A minor revision change does nothing; a major one re-enrolls.
-    admin(
-        &lab,
+    lab.admin(
         "ldapmodify",
         &format!(
             "dn: {WORKSTATION_AUTH}\nchangetype: modify\nreplace: msPKI-Template-Minor-Revision\nmsPKI-Template-Minor-Revision: 7\n"
@@ -202,8 +180,7 @@ async fn enroll_renew_retrieve_revoke_and_update() {
         !events(&r, Event::Replaced).contains(&"WorkstationAuth".to_string()),
         "{r:#?}"
     );
-    admin(
-        &lab,
+    lab.admin(
         "ldapmodify",
         &format!("dn: {WORKSTATION_AUTH}\nchangetype: modify\nreplace: revision\nrevision: 102\n"),
     );
@@ -232,9 +209,8 @@ async fn enroll_renew_retrieve_revoke_and_update() {
         ],
     )
     .unwrap();
-    admin(&lab, "ldapadd", &ldif);
-    admin(
-        &lab,
+    lab.admin("ldapadd", &ldif);
+    lab.admin(
         "ldapmodify",
         &format!(
             "dn: {CORP_CA}\nchangetype: modify\nadd: certificateTemplates\ncertificateTemplates: WorkstationAuthV2\n"

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use autoenroll::clock::Clock;
-use common::{TestLab, run};
 
 /// The daemon's stderr lines, collected by a thread.
 struct Daemon {
@@ -77,25 +76,6 @@ impl Drop for Daemon {
     }
 }
 
-fn admin(lab: &TestLab, tool: &str, ldif: &str) {
-    let file = lab.tmp.path().join("change.ldif");
-    std::fs::write(&file, ldif).unwrap();
-    run(Command::new(tool)
-        .env("LDAPTLS_CACERT", &lab.lab.tls_ca_file)
-        .args([
-            "-x",
-            "-Z",
-            "-H",
-            &lab.lab.url,
-            "-D",
-            autoenroll::lab::ADMIN_DN,
-            "-y",
-        ])
-        .arg(lab.lab.dir.join("admin.secret"))
-        .arg("-f")
-        .arg(&file));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_pulses_at_the_right_moments() {
     let lab = common::start(None);
@@ -125,9 +105,8 @@ async fn the_worker_pulses_at_the_right_moments() {
         ],
     )
     .unwrap();
-    admin(&lab, "ldapadd", &ldif);
-    admin(
-        &lab,
+    lab.admin("ldapadd", &ldif);
+    lab.admin(
         "ldapmodify",
         "dn: CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example\nchangetype: modify\nadd: certificateTemplates\ncertificateTemplates: Blink\n",
     );
@@ -158,8 +137,7 @@ async fn the_worker_pulses_at_the_right_moments() {
     daemon.wait_for("policy_changed", 1, Duration::from_secs(20));
 
     // An administrator changes a template.
-    admin(
-        &lab,
+    lab.admin(
         "ldapmodify",
         "dn: CN=WorkstationAuth,CN=Certificate Templates,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example\nchangetype: modify\nreplace: msPKI-Template-Minor-Revision\nmsPKI-Template-Minor-Revision: 9\n",
     );

@@ -44,7 +44,7 @@ use x509_parser::x509::SubjectPublicKeyInfo as ParsedSpki;
 use super::profile::{
     CertificateProfile, SubjectAltName, subject_attribute_name, subject_attribute_oid,
 };
-use crate::pki::template_ext::{encode_template_information, encode_template_name};
+use crate::pki::template_ext::{der_tlv, encode_template_information, encode_template_name};
 
 /// Where relying parties find the CA's CRL and certificate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -255,8 +255,8 @@ fn extensions(
     }
     if let Some(sid) = &p.requester_sid {
         // otherName = [0] IMPLICIT SEQUENCE { type-id, [0] EXPLICIT value }.
-        let value = tlv(0xa0, &tlv(0x04, sid.as_bytes()));
-        let other_name = tlv(0xa0, &[der_oid(oid::REQUESTER_SID_VALUE)?, value].concat());
+        let value = der_tlv(0xa0, &der_tlv(0x04, sid.as_bytes()));
+        let other_name = der_tlv(0xa0, &[der_oid(oid::REQUESTER_SID_VALUE)?, value].concat());
         out.push((oid::REQUESTER_SID, seq(&other_name)));
     }
     if !p.subject_alt_names.is_empty() {
@@ -267,7 +267,7 @@ fn extensions(
     }
     let ski =
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &key.key_bits);
-    out.push((oid::SUBJECT_KEY_IDENTIFIER, tlv(0x04, ski.as_ref())));
+    out.push((oid::SUBJECT_KEY_IDENTIFIER, der_tlv(0x04, ski.as_ref())));
     if p.basic_constraints_end_entity {
         // cA DEFAULT FALSE is omitted in DER.
         out.push((oid::BASIC_CONSTRAINTS, seq(&[])));
@@ -279,7 +279,7 @@ fn extensions(
             .map(|u| ia5(0x86, u, "CRL distribution point URL"))
             .collect::<Result<Vec<_>, _>>()?;
         // DistributionPoint { distributionPoint [0] { fullName [0] GeneralNames } }
-        let point = seq(&tlv(0xa0, &tlv(0xa0, &names.concat())));
+        let point = seq(&der_tlv(0xa0, &der_tlv(0xa0, &names.concat())));
         out.push((oid::CRL_DISTRIBUTION_POINTS, seq(&point)));
     }
     if p.include_revocation_info && !urls.aia.is_empty() {
@@ -313,7 +313,7 @@ fn key_usage_bit_string(bytes: &[u8]) -> Option<Vec<u8>> {
     let unused = bits[len - 1].trailing_zeros() as u8;
     let mut content = vec![unused];
     content.extend_from_slice(bits);
-    Some(tlv(0x03, &content))
+    Some(der_tlv(0x03, &content))
 }
 
 /// `SEQUENCE OF PolicyInformation { policyIdentifier }`.
@@ -331,17 +331,25 @@ fn subject_alt_names(names: &[SubjectAltName]) -> Result<Vec<u8>, String> {
         let entry = match name {
             SubjectAltName::Dns(d) => ia5(0x82, d, "DNS name")?,
             SubjectAltName::Email(m) => ia5(0x81, m, "e-mail address")?,
-            SubjectAltName::Upn(u) => tlv(
+            SubjectAltName::Upn(u) => der_tlv(
                 0xa0,
-                &[der_oid(oid::UPN)?, tlv(0xa0, &tlv(0x0c, u.as_bytes()))].concat(),
+                &[
+                    der_oid(oid::UPN)?,
+                    der_tlv(0xa0, &der_tlv(0x0c, u.as_bytes())),
+                ]
+                .concat(),
             ),
             SubjectAltName::DirectoryGuid(g) => {
                 if g.len() != 16 {
                     return Err(format!("a directory GUID is 16 bytes, found {}", g.len()));
                 }
-                tlv(
+                der_tlv(
                     0xa0,
-                    &[der_oid(oid::DIRECTORY_GUID)?, tlv(0xa0, &tlv(0x04, g))].concat(),
+                    &[
+                        der_oid(oid::DIRECTORY_GUID)?,
+                        der_tlv(0xa0, &der_tlv(0x04, g)),
+                    ]
+                    .concat(),
                 )
             }
         };
@@ -373,12 +381,12 @@ fn encode_name(attributes: &[(String, String)]) -> Result<Vec<u8>, String> {
                         what()
                     ));
                 }
-                tlv(0x13, value.as_bytes())
+                der_tlv(0x13, value.as_bytes())
             }
-            _ => tlv(0x0c, value.as_bytes()),
+            _ => der_tlv(0x0c, value.as_bytes()),
         };
         let atv = seq(&[der_oid(&attr_oid)?, encoded_value].concat());
-        rdns.extend(tlv(0x31, &atv));
+        rdns.extend(der_tlv(0x31, &atv));
     }
     Ok(seq(&rdns))
 }
@@ -408,7 +416,7 @@ fn resign_with_subject(
     let mut bits = vec![0u8];
     bits.extend(signature);
     Ok(seq(
-        &[new_tbs.as_slice(), algorithm, &tlv(0x03, &bits)].concat()
+        &[new_tbs.as_slice(), algorithm, &der_tlv(0x03, &bits)].concat()
     ))
 }
 
@@ -453,26 +461,8 @@ fn split_tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, content, &der[end..]))
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 fn seq(content: &[u8]) -> Vec<u8> {
-    tlv(0x30, content)
+    der_tlv(0x30, content)
 }
 
 /// An IA5String-valued field under `tag` (implicit GeneralName tags or the
@@ -481,7 +471,7 @@ fn ia5(tag: u8, value: &str, what: &str) -> Result<Vec<u8>, String> {
     if !value.is_ascii() {
         return Err(format!("{what} must be ASCII (IA5String), found {value:?}"));
     }
-    Ok(tlv(tag, value.as_bytes()))
+    Ok(der_tlv(tag, value.as_bytes()))
 }
 
 /// PrintableString characters (X.680 41.4).
@@ -492,7 +482,7 @@ fn is_printable(b: u8) -> bool {
 fn der_oid(dotted: &str) -> Result<Vec<u8>, String> {
     let parsed = der::asn1::ObjectIdentifier::new(dotted)
         .map_err(|e| format!("{dotted:?} is not an OID: {e}"))?;
-    Ok(tlv(0x06, parsed.as_bytes()))
+    Ok(der_tlv(0x06, parsed.as_bytes()))
 }
 
 fn oid_arcs(dotted: &str) -> Result<Vec<u64>, String> {

@@ -151,9 +151,9 @@ impl<'a> Executor<'a> {
         let Some(template) = self.template(action.template.as_deref()) else {
             return self.fail(report, action, "the template is no longer in the directory");
         };
-        let key = match KeyAlgorithm::for_template(template).and_then(PrivateKey::generate) {
+        let key = match new_key(template) {
             Ok(k) => k,
-            Err(e) => return self.fail(report, action, &format!("no key: {e}")),
+            Err(e) => return self.fail(report, action, &e),
         };
         let token = match enrollment_request(template, &key, None) {
             Ok(t) => t,
@@ -194,9 +194,9 @@ impl<'a> Executor<'a> {
                 );
             }
         };
-        let key = match KeyAlgorithm::for_template(template).and_then(PrivateKey::generate) {
+        let key = match new_key(template) {
             Ok(k) => k,
-            Err(e) => return self.fail(report, action, &format!("no key: {e}")),
+            Err(e) => return self.fail(report, action, &e),
         };
         let token = match renewal_request(template, &key, &old_cert, &old_key) {
             Ok(t) => t,
@@ -233,17 +233,8 @@ impl<'a> Executor<'a> {
                 );
             }
         };
-        let preferred = replaces.and_then(|th| self.issuer_of(th));
-        self.send(
-            template,
-            &request.id,
-            &key,
-            &token,
-            replaces,
-            preferred,
-            report,
-        )
-        .await;
+        self.send(template, &request.id, &key, &token, replaces, report)
+            .await;
     }
 
     /// The CA that issued a held certificate, tried first for its renewal.
@@ -292,8 +283,8 @@ impl<'a> Executor<'a> {
         out
     }
 
-    /// Sends a stored request to the CAs in turn until one answers.
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a stored request to the CAs in turn until one answers (the CA
+    /// that issued the certificate it replaces first).
     async fn send(
         &mut self,
         template: &Template,
@@ -301,10 +292,10 @@ impl<'a> Executor<'a> {
         key: &PrivateKey,
         token: &[u8],
         replaces: Option<&str>,
-        preferred: Option<String>,
         report: &mut Report,
     ) {
         let renewal = is_signed_data(token);
+        let preferred = replaces.and_then(|th| self.issuer_of(th));
         let endpoints = self.endpoints(&template.cn, renewal, preferred.as_deref());
         if endpoints.is_empty() {
             return self.fail_template(
@@ -581,23 +572,14 @@ impl<'a> Executor<'a> {
                 );
             }
             _ => {
-                let token = match std::fs::read(request.path.join("request.der")) {
+                let token = match self.store.request_der(&request.id) {
                     Ok(t) => t,
                     Err(e) => {
                         return self.fail(report, action, &format!("the stored request: {e}"));
                     }
                 };
-                let preferred = replaces.and_then(|th| self.issuer_of(th));
-                self.send(
-                    template,
-                    &request.id,
-                    &key,
-                    &token,
-                    replaces,
-                    preferred,
-                    report,
-                )
-                .await;
+                self.send(template, &request.id, &key, &token, replaces, report)
+                    .await;
             }
         }
     }
@@ -648,6 +630,13 @@ impl<'a> Executor<'a> {
             directory_marker: self.observed.state.directory_marker.clone(),
         }
     }
+}
+
+/// A fresh key of the algorithm and size the template asks for.
+fn new_key(template: &Template) -> Result<PrivateKey, String> {
+    KeyAlgorithm::for_template(template)
+        .and_then(PrivateKey::generate)
+        .map_err(|e| format!("no key: {e}"))
 }
 
 /// Whether a request token is CMS SignedData (a renewal) rather than a bare

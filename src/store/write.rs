@@ -245,6 +245,13 @@ impl Store {
         read_existing("read request key", &dir.join(layout::KEY))
     }
 
+    /// The request (DER as sent to the CA) kept for a request: a request
+    /// never sent, or sent before a crash, is sent again with these bytes.
+    pub fn request_der(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let dir = self.request_dir("read request", id)?;
+        read_existing("read request", &dir.join(layout::REQUEST_DER))
+    }
+
     /// Installs the certificate the CA issued for a request, with the
     /// request's key, archives the certificate the request replaces (unless
     /// foreign), then removes the request folder; returns the thumbprint.

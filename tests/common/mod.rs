@@ -115,6 +115,29 @@ impl TestLab {
     }
 }
 
+impl TestLab {
+    /// `ldapmodify` / `ldapadd` (`tool`) as the lab's directory administrator
+    /// over StartTLS.
+    pub fn admin(&self, tool: &str, ldif: &str) {
+        let file = self.tmp.path().join("change.ldif");
+        std::fs::write(&file, ldif).expect("LDIF written");
+        run(std::process::Command::new(tool)
+            .env("LDAPTLS_CACERT", &self.lab.tls_ca_file)
+            .args([
+                "-x",
+                "-Z",
+                "-H",
+                &self.lab.url,
+                "-D",
+                autoenroll::lab::ADMIN_DN,
+                "-y",
+            ])
+            .arg(self.lab.dir.join("admin.secret"))
+            .arg("-f")
+            .arg(&file));
+    }
+}
+
 impl TestCa {
     /// A WSTEP client logged in as a sample account.
     pub fn client(&self, account: &str) -> autoenroll::enroll::EnrollmentClient {
