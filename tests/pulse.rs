@@ -284,3 +284,132 @@ fn listing(root: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Items 25 and 22: the report's next wake comes from what the pulse left.
+/// After a first enrollment it is the renewal time of the shortest-lived
+/// certificate just installed (ShortLived: one hour, renewed at its 80%
+/// point), not "nothing" as the plan made before acting said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_wake_is_the_renewal_of_a_certificate_just_installed() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let ca = lab.start_ca(t0).await;
+    let r = pulse_at(&lab, &ca, t0).await;
+    assert!(r.ok, "{r:#?}");
+    let held = store(&lab).snapshot().unwrap();
+    let short = held
+        .certificates
+        .iter()
+        .find(|c| c.meta.template.as_deref() == Some("ShortLived"))
+        .expect("ShortLived installed");
+    let snapshot = lab.snapshot("ws01").await;
+    let template = snapshot
+        .templates
+        .iter()
+        .find(|t| t.template.cn == "ShortLived")
+        .unwrap();
+    let renew_at = autoenroll::planner::renewal_time(
+        short.info.not_before,
+        short.info.not_after,
+        template.template.renewal_period,
+        None,
+    );
+    assert_eq!(r.next_wake, Some(renew_at), "{r:#?}");
+    // Item 23: the lab's root is published under AIA too; it is not an
+    // intermediate.
+    let trust = lab.policy("ws01").store.join("trust");
+    assert_eq!(std::fs::read_dir(trust.join("roots")).unwrap().count(), 1);
+    let intermediates = std::fs::read_dir(trust.join("intermediates"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(intermediates, 0, "a self-signed AIA certificate is a root");
+}
+
+/// Item 25: after a pulse whose every request failed, the next wake is the
+/// end of the backoff it started (an hour after a first failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_wake_is_the_end_of_a_backoff_just_started() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let mut ca = lab.start_ca(t0).await;
+    ca.stop().await;
+    let r = pulse(&lab.policy("ws01"), PulseOptions::at(t0))
+        .await
+        .unwrap();
+    assert!(!r.ok);
+    assert_eq!(events(&r, Event::Failed).len(), 3, "{r:#?}");
+    assert_eq!(r.next_wake, Some(t0 + 60 * MINUTE), "{r:#?}");
+}
+
+/// Item 10: an unusable template entry is a warning event naming the entry,
+/// the attribute and the problem, and `pulse --json` lists its skip in
+/// `planned`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_templates_are_reported() {
+    let broken = autoenroll::lab::template_variant_ldif(
+        "WorkstationAuth",
+        "BrokenTemplate",
+        &[
+            (
+                "msPKI-Cert-Template-OID",
+                Some(": 1.3.6.1.4.1.311.21.8.1000.2000.3000.4000.5000.6000.8782410.777".into()),
+            ),
+            ("msPKI-Template-Schema-Version", Some(": 9".into())),
+        ],
+    )
+    .unwrap();
+    let lab = common::start(Some(broken));
+    let t0 = start_time();
+    let ca = lab.start_ca(t0).await;
+    ca.clock.set(OffsetDateTime::now_utc());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_autoenroll"))
+        .args(["pulse", "--json", "--policy"])
+        .arg(lab.lab.policy_path("ws01"))
+        .env("AUTOENROLL_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let warning = report["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["event"] == "template_unusable")
+        .unwrap_or_else(|| panic!("no template_unusable event: {stdout}"));
+    assert_eq!(warning["event_id"], 1110);
+    assert_eq!(warning["template"], "BrokenTemplate");
+    let message = warning["message"].as_str().unwrap();
+    assert!(
+        message
+            .to_lowercase()
+            .contains("cn=brokentemplate,cn=certificate templates"),
+        "{message}"
+    );
+    assert!(
+        message.contains("msPKI-Template-Schema-Version"),
+        "{message}"
+    );
+    assert!(message.contains("found 9"), "{message}");
+    let skip = report["planned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "skip" && a["template"] == "BrokenTemplate")
+        .unwrap_or_else(|| panic!("no skip for BrokenTemplate in planned: {stdout}"));
+    assert!(
+        skip["reason"]
+            .as_str()
+            .unwrap()
+            .contains("msPKI-Template-Schema-Version"),
+        "{skip}"
+    );
+    // Logged as a warning (the default level shows it).
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("BrokenTemplate")),
+        "{stderr}"
+    );
+}

@@ -20,6 +20,13 @@ pub enum ClientError {
     Answer { url: String, what: String },
 }
 
+impl ClientError {
+    /// Whether the CA did not answer within the limit.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Transport(t) if t.is_timeout())
+    }
+}
+
 /// What the CA said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -71,31 +78,59 @@ impl EnrollmentClient {
         token: &[u8],
         template: &str,
     ) -> Result<Outcome, ClientError> {
+        self.submit_within(url, token, template, Duration::MAX)
+            .await
+    }
+
+    /// [`EnrollmentClient::submit`] with the whole exchange bounded by
+    /// `limit` (and by the client's timeout).
+    pub async fn submit_within(
+        &self,
+        url: &str,
+        token: &[u8],
+        template: &str,
+        limit: Duration,
+    ) -> Result<Outcome, ClientError> {
         self.exchange(
             url,
             RequestKind::Issue {
                 token: token.to_vec(),
             },
             vec![("CertificateTemplate".to_string(), template.to_string())],
+            limit,
         )
         .await
     }
 
     /// Asks about a pending request.
     pub async fn query(&self, url: &str, request_id: u64) -> Result<Outcome, ClientError> {
+        self.query_within(url, request_id, Duration::MAX).await
+    }
+
+    /// [`EnrollmentClient::query`] bounded by `limit`.
+    pub async fn query_within(
+        &self,
+        url: &str,
+        request_id: u64,
+        limit: Duration,
+    ) -> Result<Outcome, ClientError> {
         self.exchange(
             url,
             RequestKind::QueryTokenStatus { request_id },
             Vec::new(),
+            limit,
         )
         .await
     }
 
+    /// One request and its answer. The URL must be `https://` (checked by the
+    /// transport before anything is sent): the message carries the password.
     async fn exchange(
         &self,
         url: &str,
         kind: RequestKind,
         context: Vec<(String, String)>,
+        limit: Duration,
     ) -> Result<Outcome, ClientError> {
         let request = WstepRequest {
             message_id: wstep::new_message_id(),
@@ -104,7 +139,10 @@ impl EnrollmentClient {
             kind,
             context,
         };
-        let body = self.https.post_soap(url, request.to_xml()).await?;
+        let body = self
+            .https
+            .post_soap_within(url, request.to_xml(), limit)
+            .await?;
         let reply = wstep::parse_reply(&body).map_err(|source| ClientError::Protocol {
             url: url.to_string(),
             source,

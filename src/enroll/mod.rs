@@ -6,4 +6,6 @@ pub mod request;
 pub mod transport;
 
 pub use client::{ClientError, EnrollmentClient, Outcome};
-pub use request::{Rejected, check_issued, enrollment_request, renewal_request};
+pub use request::{
+    Rejected, check_issued, enrollment_request, renewal_refusal_needs_enrollment, renewal_request,
+};

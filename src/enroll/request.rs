@@ -50,6 +50,31 @@ pub fn renewal_request(
     build_renewal_request(&csr, old_certificate, old_key)
 }
 
+/// Whether a CA's denial of a renewal means "this certificate cannot be
+/// renewed here, enroll anew" rather than "you may not have this template".
+/// On these the client falls back, in the same pulse, to a new enrollment with
+/// the account's own credentials, as Windows autoenrollment does when a
+/// renewal fails: the held certificate, not the account, is what the CA
+/// refuses. The codes are those of [MS-WCCE] 3.2.2.6.2.1.4.5.7 (renewal
+/// checks) and winerror.h:
+/// - 0x8009400E CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE: not issued by this CA
+///   (a CA migrated without its database, a certificate copied in from
+///   another CA) or not renewable here;
+/// - 0x80094806 CERTSRV_E_BAD_RENEWAL_SUBJECT: issued to another account (a
+///   certificate copied in from another host);
+/// - 0x80092010 CRYPT_E_REVOKED: the CA knows it revoked it;
+/// - 0x800B0101 CERT_E_EXPIRED: the CA's clock says it is no longer valid.
+///
+/// Denials about the account or the template (no Enroll right, template not
+/// published, key too short, ...) are not in the list: a new enrollment
+/// would be refused for the same reason.
+pub fn renewal_refusal_needs_enrollment(hresult: u32) -> bool {
+    matches!(
+        hresult,
+        0x8009_400E | 0x8009_4806 | 0x8009_2010 | 0x800B_0101
+    )
+}
+
 /// Why an issued certificate is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the CA's answer is refused: {0}")]
@@ -112,4 +137,32 @@ pub fn check_issued(
         )));
     }
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_refusals_that_fall_back_to_enrollment() {
+        use crate::ca::policy::hresult;
+        for code in [
+            hresult::BAD_RENEWAL_CERT_ATTRIBUTE,
+            hresult::BAD_RENEWAL_SUBJECT,
+            hresult::REVOKED,
+            hresult::CERT_EXPIRED,
+        ] {
+            assert!(renewal_refusal_needs_enrollment(code), "{code:08X}");
+        }
+        for code in [
+            hresult::TEMPLATE_DENIED,
+            hresult::UNSUPPORTED_CERT_TYPE,
+            hresult::KEY_LENGTH,
+            hresult::BAD_SIGNATURE,
+            hresult::ADMIN_DENIED_REQUEST,
+            0x8000_4005,
+        ] {
+            assert!(!renewal_refusal_needs_enrollment(code), "{code:08X}");
+        }
+    }
 }

@@ -27,6 +27,46 @@ pub enum TransportError {
     Timeout { url: String, timeout: Duration },
     #[error("{url}: HTTP {status} and a body that is not SOAP")]
     Status { url: String, status: StatusCode },
+    /// An enrollment URL that is not `https://`: the request carries the
+    /// account's password, which never crosses the wire in cleartext.
+    #[error(
+        "{url}: refused: not an https:// URL, and enrollment requests carry the account's password"
+    )]
+    NotHttps { url: String },
+    /// A redirect is an error, never followed: the request (and the password
+    /// in it) goes only to the URL the directory publishes.
+    #[error("{url}: HTTP {status} redirect to {location:?}: redirects are not followed")]
+    Redirect {
+        url: String,
+        status: StatusCode,
+        location: String,
+    },
+}
+
+impl TransportError {
+    /// Whether the server did not answer in time (as opposed to answering
+    /// badly or refusing the connection).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, TransportError::Timeout { .. })
+    }
+}
+
+/// Refuses any URL whose scheme is not `https` (compared without regard to
+/// case, RFC 3986 3.1). Enrollment requests carry a UsernameToken with the
+/// password in clear text ([MS-WSTEP] 2.2.1 leaves its protection to TLS).
+pub fn require_https(url: &str) -> Result<(), TransportError> {
+    let https = url
+        .parse::<hyper::Uri>()
+        .ok()
+        .and_then(|u| u.scheme_str().map(|s| s.eq_ignore_ascii_case("https")))
+        .unwrap_or(false);
+    if https {
+        Ok(())
+    } else {
+        Err(TransportError::NotHttps {
+            url: url.to_string(),
+        })
+    }
 }
 
 /// A pooled HTTPS client.
@@ -64,7 +104,8 @@ impl Https {
         .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
+        // No connect timeout of its own: every exchange is bounded as a whole
+        // (connection, TLS, request and answer) by the caller's limit.
         http.set_nodelay(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
@@ -78,6 +119,20 @@ impl Https {
     /// POSTs a SOAP 1.2 message and returns the body of the answer. SOAP
     /// faults come with HTTP 400/500: their body is returned too.
     pub async fn post_soap(&self, url: &str, xml: String) -> Result<Vec<u8>, TransportError> {
+        self.post_soap_within(url, xml, self.timeout).await
+    }
+
+    /// [`Https::post_soap`] bounded by `limit` (at most the client's own
+    /// timeout) for the whole exchange. Only `https://` URLs are sent to, and
+    /// a redirect is answered with an error, never followed.
+    pub async fn post_soap_within(
+        &self,
+        url: &str,
+        xml: String,
+        limit: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        require_https(url)?;
+        let limit = limit.min(self.timeout);
         let failed = |cause: String| TransportError::Failed {
             url: url.to_string(),
             cause,
@@ -98,6 +153,18 @@ impl Https {
                 .await
                 .map_err(|e| failed(describe(&e)))?;
             let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(hyper::header::LOCATION)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                return Err(TransportError::Redirect {
+                    url: url.to_string(),
+                    status,
+                    location,
+                });
+            }
             let soap = response
                 .headers()
                 .get(hyper::header::CONTENT_TYPE)
@@ -116,11 +183,11 @@ impl Https {
             }
             Ok(body.to_vec())
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(limit, exchange)
             .await
             .map_err(|_| TransportError::Timeout {
                 url: url.to_string(),
-                timeout: self.timeout,
+                timeout: limit,
             })?
     }
 
@@ -156,5 +223,50 @@ impl Https {
                 url: url.to_string(),
                 timeout: self.timeout,
             })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_urls_are_enrollment_urls() {
+        assert!(require_https("https://ca.corp.example/CES").is_ok());
+        assert!(require_https("HTTPS://ca.corp.example/CES").is_ok());
+        for url in [
+            "http://ca.corp.example/CES",
+            "ldap://ca.corp.example",
+            "ca.corp.example/CES",
+            "",
+            "https//ca",
+        ] {
+            let e = require_https(url).unwrap_err();
+            assert!(matches!(e, TransportError::NotHttps { .. }), "{url}: {e}");
+        }
+    }
+
+    /// A plain-HTTP URL is refused before any connection is made: a listener
+    /// on that address sees nobody.
+    #[tokio::test]
+    async fn nothing_is_sent_to_a_plain_http_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/CES", listener.local_addr().unwrap());
+        let (root, _) = test_root();
+        let https = Https::new(&[root], Duration::from_secs(5)).unwrap();
+        let e = https.post_soap(&url, "<secret/>".into()).await.unwrap_err();
+        assert!(matches!(e, TransportError::NotHttps { .. }), "{e}");
+        assert!(e.to_string().contains("password"), "{e}");
+        assert!(listener.accept().is_err(), "a connection was made");
+    }
+
+    fn test_root() -> (Vec<u8>, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.der().to_vec(), key)
     }
 }

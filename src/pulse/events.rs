@@ -25,6 +25,10 @@ pub enum Event {
     Rejected,
     HookFailed,
     Skipped,
+    TemplateUnusable,
+    CrlIgnored,
+    EndpointRefused,
+    EnrollingAnew,
 }
 
 impl Event {
@@ -48,6 +52,10 @@ impl Event {
             Event::Failed => 1201,
             Event::Rejected => 1202,
             Event::HookFailed => 1203,
+            Event::TemplateUnusable => 1110,
+            Event::CrlIgnored => 1111,
+            Event::EndpointRefused => 1112,
+            Event::EnrollingAnew => 1113,
         }
     }
 
@@ -71,6 +79,10 @@ impl Event {
             Event::Failed => "failed",
             Event::Rejected => "rejected",
             Event::HookFailed => "hook_failed",
+            Event::TemplateUnusable => "template_unusable",
+            Event::CrlIgnored => "crl_ignored",
+            Event::EndpointRefused => "endpoint_refused",
+            Event::EnrollingAnew => "enrolling_anew",
         }
     }
 
@@ -82,7 +94,20 @@ impl Event {
         )
     }
 
-    pub const ALL: [Event; 17] = [
+    /// Whether the event is a warning: something an administrator should fix
+    /// or know about, that did not stop the pulse from doing its work.
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            Event::Expiring
+                | Event::TemplateUnusable
+                | Event::CrlIgnored
+                | Event::EndpointRefused
+                | Event::EnrollingAnew
+        )
+    }
+
+    pub const ALL: [Event; 21] = [
         Event::PulseStarted,
         Event::PulseFinished,
         Event::PulseFailed,
@@ -100,11 +125,15 @@ impl Event {
         Event::Failed,
         Event::Rejected,
         Event::HookFailed,
+        Event::TemplateUnusable,
+        Event::CrlIgnored,
+        Event::EndpointRefused,
+        Event::EnrollingAnew,
     ];
 }
 
-/// Logs an event through tracing: failures as errors, the expiry warning as a
-/// warning, the rest as info. Fields: `event_id`, `event`, `template`,
+/// Logs an event through tracing: failures as errors, warnings (see
+/// [`Event::is_warning`]) as warnings, the rest as info. Fields: `event_id`, `event`, `template`,
 /// `thumbprint`, then the message.
 pub fn log(event: Event, template: Option<&str>, thumbprint: Option<&str>, message: &str) {
     let (id, name) = (event.id(), event.name());
@@ -118,7 +147,7 @@ pub fn log(event: Event, template: Option<&str>, thumbprint: Option<&str>, messa
             thumbprint,
             "{message}"
         );
-    } else if event == Event::Expiring {
+    } else if event.is_warning() {
         tracing::warn!(
             event_id = id,
             event = name,

@@ -5,7 +5,8 @@
 //! sent, so a crash at any point leaves either nothing or a request the next
 //! pulse sends again or retrieves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -14,8 +15,9 @@ use super::export;
 use super::observe::Observation;
 use super::report::{Outcome, Report};
 use super::{PulseError, PulseOptions};
+use crate::enroll::transport::require_https;
 use crate::enroll::{EnrollmentClient, Outcome as CaOutcome, check_issued};
-use crate::enroll::{enrollment_request, renewal_request};
+use crate::enroll::{enrollment_request, renewal_refusal_needs_enrollment, renewal_request};
 use crate::model::{EnrollmentService, Template};
 use crate::pki::keys::{KeyAlgorithm, PrivateKey};
 use crate::planner::{Action, ActionKind, ReenrollWhy};
@@ -32,6 +34,31 @@ pub(super) struct Executor<'a> {
     options: PulseOptions,
     client: Option<Result<EnrollmentClient, String>>,
     failures: BTreeMap<String, TemplateFailures>,
+    /// CAs (lower-case cn) that did not answer in time in this pulse: they
+    /// are not asked again before the next pulse.
+    timed_out: BTreeSet<String>,
+    /// Time spent in CA exchanges so far, against `options.ca_budget`.
+    ca_spent: Duration,
+    /// Enrollment URLs refused in this pulse (reported once each).
+    refused: BTreeSet<String>,
+}
+
+/// What is asked of a CA endpoint.
+#[derive(Clone, Copy)]
+enum Ask<'t> {
+    Submit { token: &'t [u8], template: &'t str },
+    Query { request_id: u64 },
+}
+
+/// How a CA's answer was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+enum Settled {
+    Done,
+    /// The CA refused a renewal in a way that calls for a new enrollment
+    /// (see [`renewal_refusal_needs_enrollment`]); the renewal request is
+    /// abandoned and nothing is recorded as a failure yet.
+    EnrollAnew,
 }
 
 /// Where a request goes: a CA and one of its enrollment URLs.
@@ -64,6 +91,9 @@ impl<'a> Executor<'a> {
             options,
             client: None,
             failures,
+            timed_out: BTreeSet::new(),
+            ca_spent: Duration::ZERO,
+            refused: BTreeSet::new(),
         })
     }
 
@@ -160,7 +190,35 @@ impl<'a> Executor<'a> {
             Err(e) => return self.fail(report, action, &format!("no request: {e}")),
         };
         let replaces = why.and(action.certificate.as_deref());
-        self.submit(template, key, token, replaces, report).await;
+        // Not a renewal: the CA's answer never calls for another enrollment.
+        let _ = self.submit(template, key, token, replaces, report).await;
+    }
+
+    /// The fallback of a renewal the CA refused because the certificate
+    /// cannot be renewed there: a new key and a PKCS#10 sent with the
+    /// account's credentials, replacing the same certificate.
+    async fn enroll_anew(
+        &mut self,
+        template: &Template,
+        replaces: Option<&str>,
+        report: &mut Report,
+    ) {
+        let key = match new_key(template) {
+            Ok(k) => k,
+            Err(e) => return self.fail_template(report, &template.cn, replaces, &e),
+        };
+        let token = match enrollment_request(template, &key, None) {
+            Ok(t) => t,
+            Err(e) => {
+                return self.fail_template(
+                    report,
+                    &template.cn,
+                    replaces,
+                    &format!("no request: {e}"),
+                );
+            }
+        };
+        let _ = self.submit(template, key, token, replaces, report).await;
     }
 
     /// Renew: a new key, and a PKCS#10 wrapped in CMS signed with the current
@@ -202,8 +260,10 @@ impl<'a> Executor<'a> {
             Ok(t) => t,
             Err(e) => return self.fail(report, action, &format!("no renewal request: {e}")),
         };
-        self.submit(template, key, token, action.certificate.as_deref(), report)
-            .await;
+        let replaces = action.certificate.as_deref();
+        if self.submit(template, key, token, replaces, report).await == Settled::EnrollAnew {
+            self.enroll_anew(template, replaces, report).await;
+        }
     }
 
     /// Writes the request to the store, then sends it.
@@ -214,7 +274,7 @@ impl<'a> Executor<'a> {
         token: Vec<u8>,
         replaces: Option<&str>,
         report: &mut Report,
-    ) {
+    ) -> Settled {
         let request = match self.store.create_request(
             self.lock,
             &template.cn,
@@ -225,16 +285,17 @@ impl<'a> Executor<'a> {
         ) {
             Ok(r) => r,
             Err(e) => {
-                return self.fail_template(
+                self.fail_template(
                     report,
                     &template.cn,
                     replaces,
                     &format!("cannot store the request: {e}"),
                 );
+                return Settled::Done;
             }
         };
         self.send(template, &request.id, &key, &token, replaces, report)
-            .await;
+            .await
     }
 
     /// The CA that issued a held certificate, tried first for its renewal.
@@ -293,25 +354,36 @@ impl<'a> Executor<'a> {
         token: &[u8],
         replaces: Option<&str>,
         report: &mut Report,
-    ) {
+    ) -> Settled {
         let renewal = is_signed_data(token);
         let preferred = replaces.and_then(|th| self.issuer_of(th));
         let endpoints = self.endpoints(&template.cn, renewal, preferred.as_deref());
         if endpoints.is_empty() {
-            return self.fail_template(
+            self.fail_template(
                 report,
                 &template.cn,
                 replaces,
                 "no CA publishes an enrollment URL for this template (msPKI-Enrollment-Servers)",
             );
+            return Settled::Done;
         }
         let client = match self.client() {
             Ok(c) => c,
-            Err(e) => return self.fail_template(report, &template.cn, replaces, &e),
+            Err(e) => {
+                self.fail_template(report, &template.cn, replaces, &e);
+                return Settled::Done;
+            }
         };
         let mut errors = Vec::new();
+        let ask = Ask::Submit {
+            token,
+            template: &template.cn,
+        };
         for endpoint in endpoints {
-            match client.submit(&endpoint.url, token, &template.cn).await {
+            match self
+                .ask(&client, endpoint.service, &endpoint.url, ask, report)
+                .await
+            {
                 Ok(outcome) => {
                     return self
                         .settle(
@@ -321,6 +393,7 @@ impl<'a> Executor<'a> {
                             endpoint.service,
                             outcome,
                             replaces,
+                            renewal,
                             report,
                         )
                         .await;
@@ -335,6 +408,65 @@ impl<'a> Executor<'a> {
             replaces,
             &format!("no CA answered: {}", errors.join("; ")),
         );
+        Settled::Done
+    }
+
+    /// One exchange with a CA endpoint, within this pulse's limits: only
+    /// `https://` URLs (the request carries the account's password; any
+    /// other is refused and reported once, and the next endpoint is tried),
+    /// never a CA that already timed out in this pulse, and never beyond the
+    /// pulse's budget for CA exchanges.
+    async fn ask(
+        &mut self,
+        client: &EnrollmentClient,
+        service: &EnrollmentService,
+        url: &str,
+        ask: Ask<'_>,
+        report: &mut Report,
+    ) -> Result<CaOutcome, String> {
+        if let Err(e) = require_https(url) {
+            if self.refused.insert(url.to_string()) {
+                report.note(Outcome::new(
+                    Event::EndpointRefused,
+                    None,
+                    None,
+                    format!(
+                        "{} publishes {url} in msPKI-Enrollment-Servers: {e}; it is never sent to, the next endpoint is tried",
+                        service.cn
+                    ),
+                ));
+            }
+            return Err(e.to_string());
+        }
+        let ca = service.cn.to_ascii_lowercase();
+        if self.timed_out.contains(&ca) {
+            return Err(format!(
+                "{} did not answer in time earlier in this pulse: not asked again before the next pulse",
+                service.cn
+            ));
+        }
+        let left = self.options.ca_budget.saturating_sub(self.ca_spent);
+        if left.is_zero() {
+            return Err(format!(
+                "this pulse's time for CA exchanges ({:?}) is spent: not sent before the next pulse",
+                self.options.ca_budget
+            ));
+        }
+        let limit = left.min(self.options.ca_timeout);
+        let started = tokio::time::Instant::now();
+        let result = match ask {
+            Ask::Submit { token, template } => {
+                client.submit_within(url, token, template, limit).await
+            }
+            Ask::Query { request_id } => client.query_within(url, request_id, limit).await,
+        };
+        self.ca_spent += started.elapsed();
+        result.map_err(|e| {
+            if e.is_timeout() {
+                self.timed_out.insert(ca);
+            }
+            e.to_string()
+        })
     }
 
     /// Acts on a CA's answer.
@@ -347,8 +479,9 @@ impl<'a> Executor<'a> {
         service: &EnrollmentService,
         outcome: CaOutcome,
         replaces: Option<&str>,
+        renewal: bool,
         report: &mut Report,
-    ) {
+    ) -> Settled {
         let now = self.now();
         match outcome {
             CaOutcome::Issued {
@@ -374,7 +507,8 @@ impl<'a> Executor<'a> {
                             replaces,
                             format!("{} (from {})", rejected, service.cn),
                         ));
-                        return self.record_failure(&template.cn, &rejected.to_string());
+                        self.record_failure(&template.cn, &rejected.to_string());
+                        return Settled::Done;
                     }
                 };
                 let meta = CertificateMeta {
@@ -446,12 +580,13 @@ impl<'a> Executor<'a> {
                     Some(&id_text),
                     Some(now),
                 ) {
-                    return self.fail_template(
+                    self.fail_template(
                         report,
                         &template.cn,
                         replaces,
                         &format!("cannot record the pending request: {e}"),
                     );
+                    return Settled::Done;
                 }
                 report.note(Outcome::new(
                     Event::Pending,
@@ -463,11 +598,28 @@ impl<'a> Executor<'a> {
             CaOutcome::Denied {
                 hresult, message, ..
             } => {
-                let why = format!(
+                let mut why = format!(
                     "{} denied the request (0x{hresult:08X}): {message}",
                     service.cn
                 );
                 let _ = self.store.abandon_request(self.lock, id, &why, now);
+                if renewal && renewal_refusal_needs_enrollment(hresult) {
+                    if self.credentials.is_some() {
+                        report.note(Outcome::new(
+                            Event::EnrollingAnew,
+                            Some(&template.cn),
+                            replaces,
+                            format!(
+                                "{} refused to renew (0x{hresult:08X}): {message}; enrolling anew with the account's credentials",
+                                service.cn
+                            ),
+                        ));
+                        return Settled::EnrollAnew;
+                    }
+                    why.push_str(
+                        "; a new enrollment needs the account's password, which a SASL EXTERNAL bind does not have",
+                    );
+                }
                 report.note(Outcome::new(
                     Event::Denied,
                     Some(&template.cn),
@@ -477,6 +629,7 @@ impl<'a> Executor<'a> {
                 self.record_failure(&template.cn, &why);
             }
         }
+        Settled::Done
     }
 
     /// Retrieve: a pending request is asked about; one never sent (the last
@@ -530,9 +683,14 @@ impl<'a> Executor<'a> {
                 };
                 let mut servers: Vec<_> = service.enrollment_servers.iter().collect();
                 servers.sort_by_key(|s| s.priority);
+                let renewal = self
+                    .store
+                    .request_der(&request.id)
+                    .is_ok_and(|t| is_signed_data(&t));
                 let mut errors = Vec::new();
+                let ask = Ask::Query { request_id: ca_id };
                 for server in servers {
-                    match client.query(&server.url, ca_id).await {
+                    match self.ask(&client, service, &server.url, ask, report).await {
                         Ok(CaOutcome::Pending { .. }) => {
                             let _ = self.store.update_request(
                                 self.lock,
@@ -550,7 +708,7 @@ impl<'a> Executor<'a> {
                             return;
                         }
                         Ok(outcome) => {
-                            return self
+                            let settled = self
                                 .settle(
                                     template,
                                     &request.id,
@@ -558,9 +716,14 @@ impl<'a> Executor<'a> {
                                     service,
                                     outcome,
                                     replaces,
+                                    renewal,
                                     report,
                                 )
                                 .await;
+                            if settled == Settled::EnrollAnew {
+                                self.enroll_anew(template, replaces, report).await;
+                            }
+                            return;
                         }
                         Err(e) => errors.push(format!("{}: {e}", server.url)),
                     }
@@ -578,8 +741,12 @@ impl<'a> Executor<'a> {
                         return self.fail(report, action, &format!("the stored request: {e}"));
                     }
                 };
-                self.send(template, &request.id, &key, &token, replaces, report)
+                let settled = self
+                    .send(template, &request.id, &key, &token, replaces, report)
                     .await;
+                if settled == Settled::EnrollAnew {
+                    self.enroll_anew(template, replaces, report).await;
+                }
             }
         }
     }

@@ -42,6 +42,11 @@ pub struct PulseOptions {
     pub now: OffsetDateTime,
     /// Limit of each exchange with a CA.
     pub ca_timeout: Duration,
+    /// Limit of all the exchanges with CAs of one pulse together: the store
+    /// lock is held meanwhile, so a slow or hung CA must not hold it for a
+    /// time that grows with the number of templates. Once it is spent, the
+    /// remaining requests fail (and stay in the store for the next pulse).
+    pub ca_budget: Duration,
 }
 
 impl PulseOptions {
@@ -50,6 +55,7 @@ impl PulseOptions {
             dry_run: false,
             now,
             ca_timeout: Duration::from_secs(60),
+            ca_budget: Duration::from_secs(300),
         }
     }
 }
@@ -98,6 +104,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         let plan = planner::plan(&observed.input(now));
         let mut report = Report::dry_run(&account, now, &plan, &observed);
         report.directory_searches = searches;
+        note_directory_problems(&observed, &mut report);
         return Ok(report);
     }
 
@@ -116,12 +123,10 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         store.read_state()?,
         now,
     );
-    for p in &observed.crl_problems {
-        tracing::warn!("ignoring a CRL from the directory: {p}");
-    }
     let plan = planner::plan(&observed.input(now));
     let mut report = Report::new(&account, now, &plan);
     report.directory_searches = searches;
+    note_directory_problems(&observed, &mut report);
     for r in recovered {
         report.note(Outcome::new(
             Event::Skipped,
@@ -132,10 +137,11 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     }
 
     // Trust first: the new certificates' chains are then in place when hooks run.
+    let intermediates = observed.intermediates();
     for (kind, certs) in [
         (TrustKind::Roots, &observed.directory.roots),
         (TrustKind::NtAuth, &observed.directory.ntauth),
-        (TrustKind::Intermediates, &observed.directory.aia),
+        (TrustKind::Intermediates, &intermediates),
     ] {
         match store.write_trust(&lock, kind, certs) {
             Ok(change) if !change.is_empty() => report.note(Outcome::new(
@@ -170,7 +176,15 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     }
     let state = executor.finish(now, &report);
     store.write_state(&lock, &state)?;
-    report.finish(&plan, &state);
+    // What the pulse left, planned again: its next wake is the renewal of a
+    // certificate just installed, the end of a backoff just started, the
+    // next poll of a request just pended.
+    let after = Observation {
+        store: store.snapshot()?,
+        state: state.clone(),
+        ..observed.clone()
+    };
+    report.finish(&planner::plan(&after.input(now)));
     events::log(
         if report.ok {
             Event::PulseFinished
@@ -182,11 +196,6 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         &report.summary(),
     );
     if let Some(path) = &policy.metrics_file {
-        let after = Observation {
-            store: store.snapshot()?,
-            state: state.clone(),
-            ..observed.clone()
-        };
         let status = planner::assess(&after.input(now));
         if let Err(e) = metrics::write(path, &report, &status, &after.store, &state) {
             tracing::warn!("metrics file {}: {e}", path.display());
@@ -194,6 +203,29 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     }
     drop(lock);
     Ok(report)
+}
+
+/// Reports what the directory holds that cannot be used, as warnings: each
+/// unusable template entry (its DN, the attribute and the problem; the
+/// planner keeps its certificates and enrolls nothing for it) and each CRL
+/// that is ignored because it cannot be read or verified.
+fn note_directory_problems(observed: &Observation, report: &mut Report) {
+    for u in &observed.directory.unusable {
+        report.note(Outcome::new(
+            Event::TemplateUnusable,
+            u.cn.as_deref(),
+            None,
+            format!("template entry {} is unusable: {}", u.dn, u.problem),
+        ));
+    }
+    for p in &observed.crl_problems {
+        report.note(Outcome::new(
+            Event::CrlIgnored,
+            None,
+            None,
+            format!("ignored, revokes nothing: {p}"),
+        ));
+    }
 }
 
 /// The snapshot and the number of LDAP searches it took.

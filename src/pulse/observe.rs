@@ -23,7 +23,8 @@ pub struct Observation {
     pub state: State,
     pub revocations: Revocations,
     pub settings: planner::Settings,
-    /// CRLs of the directory that could not be read (logged, not fatal).
+    /// CRLs of the directory that could not be read or verified, each with
+    /// its CDP object: ignored (they revoke nothing) and reported.
     pub crl_problems: Vec<String>,
 }
 
@@ -43,12 +44,14 @@ impl Observation {
             },
             now,
         );
-        let crls = directory
-            .crls
-            .iter()
-            .flat_map(|c| c.base.iter().chain(c.delta.iter()))
-            .map(Vec::as_slice);
-        let (revocations, crl_problems) = Revocations::from_crls(crls);
+        let crls = directory.crls.iter().flat_map(|c| {
+            c.base
+                .iter()
+                .chain(c.delta.iter())
+                .map(|der| (c.dn.as_str(), der.as_slice()))
+        });
+        let (revocations, crl_problems) =
+            Revocations::from_crls(crls, &crl_issuers(&directory), now);
         Observation {
             settings: planner_settings(policy),
             templates: directory
@@ -65,6 +68,19 @@ impl Observation {
         }
     }
 
+    /// The AIA certificates that are intermediates: the self-signed ones are
+    /// roots (published under AIA so that chains can be built, as AD CS does
+    /// for a root CA), not intermediates, and whether a root is trusted is
+    /// decided by Certification Authorities alone.
+    pub fn intermediates(&self) -> Vec<Vec<u8>> {
+        self.directory
+            .aia
+            .iter()
+            .filter(|der| !is_self_signed(der))
+            .cloned()
+            .collect()
+    }
+
     pub fn input(&self, now: OffsetDateTime) -> PlanInput<'_> {
         PlanInput {
             settings: &self.settings,
@@ -78,6 +94,39 @@ impl Observation {
             now,
         }
     }
+}
+
+/// The certificates a CRL read from the directory may be signed by: those of
+/// the enterprise CAs (`cACertificate` of their enrollment services, which
+/// issue the certificates a host holds) and the trusted roots. AIA objects
+/// are not among them: they only help build chains.
+fn crl_issuers(directory: &DirectorySnapshot) -> Vec<Vec<u8>> {
+    directory
+        .services
+        .iter()
+        .flat_map(|s| s.ca_certificates.iter())
+        .chain(directory.roots.iter())
+        .cloned()
+        .collect()
+}
+
+/// Whether a certificate is self-signed: issuer and subject are the same name
+/// and its signature verifies with its own key (RFC 5280 6.1: a self-issued
+/// certificate with another key, a key rollover, is not). A certificate that
+/// cannot be read is not.
+pub fn is_self_signed(der: &[u8]) -> bool {
+    use x509_parser::prelude::FromDer;
+    let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(der) else {
+        return false;
+    };
+    cert.subject().as_raw() == cert.issuer().as_raw()
+        && crate::pki::keys::verify_signature(
+            cert.public_key().raw,
+            &cert.signature_algorithm.algorithm.to_id_string(),
+            cert.tbs_certificate.as_ref(),
+            &cert.signature_value.data,
+        )
+        .is_ok()
 }
 
 /// The planner's settings from the policy file.
@@ -108,5 +157,34 @@ pub fn policy_account(policy: &Policy) -> Result<String, String> {
             "{}: account: SASL EXTERNAL needs the account named in the policy",
             policy.source.display()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    fn params(name: &str) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    }
+
+    #[test]
+    fn self_signed_certificates_are_told_from_intermediates() {
+        let root_key = KeyPair::generate().unwrap();
+        let root = params("root").self_signed(&root_key).unwrap();
+        let issuer = Issuer::new(params("root"), root_key);
+        let sub_key = KeyPair::generate().unwrap();
+        let sub = params("sub").signed_by(&sub_key, &issuer).unwrap();
+        // Same name as the root, another key: self-issued, not self-signed.
+        let rollover_key = KeyPair::generate().unwrap();
+        let rollover = params("root").signed_by(&rollover_key, &issuer).unwrap();
+        assert!(is_self_signed(root.der()));
+        assert!(!is_self_signed(sub.der()));
+        assert!(!is_self_signed(rollover.der()));
+        assert!(!is_self_signed(b"garbage"));
     }
 }

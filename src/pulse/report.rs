@@ -7,7 +7,6 @@ use time::OffsetDateTime;
 use super::events::Event;
 use super::observe::Observation;
 use crate::planner::{ActionKind, Plan};
-use crate::store::State;
 
 /// One thing that happened (or, in a dry run, would happen).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -43,11 +42,17 @@ pub struct Report {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     pub dry_run: bool,
-    /// The plan's actions, by kind name, that were due (keep and skip excluded).
+    /// The plan's actions, by kind name, that were due, and the skips with
+    /// their reasons (why a template is not enrolled: not published, no
+    /// right, unusable entry...), as `plan --json` lists them; keeps are left
+    /// out. A skip has kind `"skip"` and changes nothing.
     pub planned: Vec<PlannedAction>,
     pub outcomes: Vec<Outcome>,
     /// Whether no failure happened.
     pub ok: bool,
+    /// When something falls due next (a renewal, a poll, the end of a
+    /// backoff), planned from the state the pulse left; None when nothing is
+    /// scheduled besides the worker's own schedule.
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_wake: Option<OffsetDateTime>,
     /// LDAP searches the directory snapshot took.
@@ -65,7 +70,7 @@ pub struct PlannedAction {
 fn planned(plan: &Plan) -> Vec<PlannedAction> {
     plan.actions
         .iter()
-        .filter(|a| !matches!(a.kind, ActionKind::Keep | ActionKind::Skip))
+        .filter(|a| a.kind != ActionKind::Keep)
         .map(|a| PlannedAction {
             kind: a.kind.name(),
             template: a.template.clone(),
@@ -115,10 +120,12 @@ impl Report {
         self.outcomes.push(outcome);
     }
 
-    /// Once all actions ran: when to pulse next (the plan's wake, or sooner
-    /// for a backoff the state now holds).
-    pub fn finish(&mut self, plan: &Plan, _state: &State) {
-        self.next_wake = plan.next_wake;
+    /// Once all actions ran: when to pulse next, from `after`, a plan of what
+    /// the pulse left (the certificates it installed, the backoffs it
+    /// started, the requests left pending). The plan made before acting
+    /// cannot know any of those.
+    pub fn finish(&mut self, after: &Plan) {
+        self.next_wake = after.next_wake;
     }
 
     /// Number of outcomes of an event.
