@@ -112,7 +112,7 @@ mod tests {
                 assert!(l.chars().count() <= 2 * MAX_CELL_CHARS + 2, "{}", l.len());
             }
             assert!(
-                out[1].ends_with("… after"),
+                out[1].ends_with("…  after"),
                 "{}",
                 &out[1][out[1].len() - 20..]
             );
