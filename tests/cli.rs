@@ -100,6 +100,22 @@ fn json_commands_print_a_json_error_with_its_kind() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("machine.toml"));
 }
 
+#[test]
+fn a_closed_stdout_ends_a_command_without_a_panic() {
+    // The read end is gone before the command writes: every write fails
+    // with a broken pipe, which the standard println! turns into a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_autoenroll"))
+        .args(["sddl", "encode", "O:BAG:BAD:(A;;RPWP;;;AU)"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+}
+
 /// Every line of a table stays within what the printer allows, whatever the
 /// cells hold.
 fn assert_bounded(stdout: &str) {

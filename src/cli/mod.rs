@@ -226,7 +226,12 @@ pub fn sddl_decode(b64: &str, domain: &str) -> Result<ExitCode, CliError> {
 
 pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
     if autoenroll::lab::stop_detached(dir).map_err(error::lab)? {
-        eprintln!("stopped the lab that was running in {}", dir.display());
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "stopped the lab that was running in {}",
+            dir.display()
+        );
     }
     let lab = Lab::start(
         dir,
