@@ -6,6 +6,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `print!` and `println!` that never panic: the standard ones panic when
+/// stdout is a closed pipe (`autoenroll status | head -1`).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod cli;
 
 #[derive(Parser)]
@@ -177,8 +187,25 @@ enum LabAction {
     },
 }
 
+impl Command {
+    /// Whether the command was asked for JSON (then its failure is JSON too).
+    fn json(&self) -> bool {
+        match self {
+            Command::Templates { json, .. }
+            | Command::Plan { json, .. }
+            | Command::Status { json, .. }
+            | Command::Pulse { json, .. } => *json,
+            Command::Ca {
+                action: CaAction::Init { json, .. } | CaAction::Requests { json, .. },
+            } => *json,
+            _ => false,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    let json = args.command.json();
     cli::init_logging(match args.command {
         Command::Daemon { .. } | Command::Ca { .. } => "info",
         _ => "warn",
@@ -231,9 +258,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("autoenroll: {message}");
-            ExitCode::from(1)
-        }
+        Err(e) => e.report(json),
     }
 }

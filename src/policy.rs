@@ -99,6 +99,79 @@ impl Default for Schedule {
     }
 }
 
+/// The range each `[schedule]` duration must fall in. The upper bound is
+/// Group Policy's longest refresh interval (44,640 minutes, 31 days): longer
+/// than that no one would notice a broken worker, and any bound keeps the
+/// worker's date arithmetic far from overflow. The lower bounds keep a typo
+/// from pulsing (and asking the CA) in a tight loop.
+pub const SCHEDULE_MAX: Duration = Duration::from_secs(44_640 * 60);
+/// `interval`'s lower bound; it also caps the failure backoff.
+pub const INTERVAL_MIN: Duration = Duration::from_secs(60);
+/// `directory_check` and `policy_check`'s lower bound.
+pub const CHECK_MIN: Duration = Duration::from_secs(1);
+
+/// Refuses `[schedule]` durations outside their ranges, naming the line and key.
+fn check_schedule_ranges(
+    src: &Source<'_>,
+    raw: &RawSchedule,
+    schedule: &Schedule,
+) -> Result<(), PolicyError> {
+    let checks = [
+        (
+            &raw.interval,
+            "schedule.interval",
+            schedule.interval,
+            INTERVAL_MIN,
+        ),
+        (
+            &raw.jitter,
+            "schedule.jitter",
+            schedule.jitter,
+            Duration::ZERO,
+        ),
+        (
+            &raw.directory_check,
+            "schedule.directory_check",
+            schedule.directory_check,
+            CHECK_MIN,
+        ),
+        (
+            &raw.policy_check,
+            "schedule.policy_check",
+            schedule.policy_check,
+            CHECK_MIN,
+        ),
+    ];
+    for (value, key, got, min) in checks {
+        let Some(value) = value else { continue };
+        if !(min..=SCHEDULE_MAX).contains(&got) {
+            return Err(src.invalid(
+                value.span(),
+                key,
+                format!(
+                    "a duration from {} to {}, found {:?}",
+                    short_duration(min),
+                    short_duration(SCHEDULE_MAX),
+                    value.get_ref()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A bound as a person writes it (`1m`, `31d`); humantime would print 31
+/// days as months and hours.
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        _ if s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s.is_multiple_of(60) => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
 /// Settings of one template.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateSettings {
@@ -462,7 +535,7 @@ impl Policy {
                 false,
             )?;
             if let Some(c) = &sc.cron {
-                cron::Schedule::from_str(c.get_ref()).map_err(|e| {
+                let parsed = cron::Schedule::from_str(c.get_ref()).map_err(|e| {
                     invalid(
                         c.span(),
                         "schedule.cron",
@@ -471,8 +544,19 @@ impl Policy {
                         ),
                     )
                 })?;
+                if parsed.upcoming(chrono::Utc).next().is_none() {
+                    return Err(invalid(
+                        c.span(),
+                        "schedule.cron",
+                        format!(
+                            "a cron expression that fires again, found {:?}",
+                            c.get_ref()
+                        ),
+                    ));
+                }
                 schedule.cron = Some(c.get_ref().clone());
             }
+            check_schedule_ranges(&src, sc, &schedule)?;
         }
         let mut templates = BTreeMap::new();
         for (cn, t) in &raw.templates {
@@ -752,6 +836,36 @@ export = { certificate = "/home/alice/.certs/user.pem", key = "keys/user.key" }
                 "post_install = \"systemctl --user restart mail-client\"",
                 "post_install = \" \"",
                 "templates.User.post_install: a command",
+            ),
+            (
+                "jitter = \"0s\"",
+                "interval = \"18446744073709551615s\"",
+                "machine.toml:18: schedule.interval: a duration from 1m to 31d",
+            ),
+            (
+                "jitter = \"0s\"",
+                "interval = \"30s\"",
+                "machine.toml:18: schedule.interval: a duration from 1m",
+            ),
+            (
+                "jitter = \"0s\"",
+                "jitter = \"32days\"",
+                "machine.toml:18: schedule.jitter: a duration from 0s to 31d",
+            ),
+            (
+                "jitter = \"0s\"",
+                "directory_check = \"100years\"",
+                "machine.toml:18: schedule.directory_check: a duration from 1s",
+            ),
+            (
+                "jitter = \"0s\"",
+                "policy_check = \"10ms\"",
+                "machine.toml:18: schedule.policy_check: a duration from 1s",
+            ),
+            (
+                "cron = \"0 0 */4 * * *\"",
+                "cron = \"0 0 0 30 2 *\"",
+                "schedule.cron: a cron expression that fires again",
             ),
             ("enroll = true", "enroll = \"yes\"", "invalid type"),
             (

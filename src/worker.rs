@@ -9,6 +9,12 @@
 //! One worker per store: it holds `worker.lock` in the store for its whole
 //! life. Pulses take the store's own lock, so a manual `autoenroll pulse`
 //! waits for a running one and never enrolls twice.
+//!
+//! A pulse runs on a thread of its own while the loop keeps sending systemd's
+//! watchdog keep-alive ([sd_watchdog_enabled(3)]: every half of
+//! `WATCHDOG_USEC`): a pulse may legitimately outlast `WatchdogSec` (hooks
+//! may take 120 s each, CA timeouts add up), and a worker that is alive must
+//! not be killed in the middle of it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::directory::Directory;
 use crate::policy::Policy;
-use crate::pulse::{self, PulseOptions};
+use crate::pulse::{self, PulseError, PulseOptions, Report};
 
 /// Why a pulse ran (logged with it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,8 @@ pub enum WorkerError {
 
 /// The next scheduled pulse after `now`: the cron expression's next time, or
 /// `interval` after `now`, plus `jitter` (a random part of the policy's jitter).
+/// The sums saturate: the policy bounds its durations, and a date beyond
+/// the calendar means "not in this worker's life", never a panic.
 pub fn next_scheduled(policy: &Policy, now: OffsetDateTime, jitter: Duration) -> OffsetDateTime {
     let base = policy
         .schedule
@@ -66,8 +74,29 @@ pub fn next_scheduled(policy: &Policy, now: OffsetDateTime, jitter: Duration) ->
             s.after(&from).next()
         })
         .and_then(|t| OffsetDateTime::from_unix_timestamp(t.timestamp()).ok())
-        .unwrap_or(now + policy.schedule.interval);
-    base + jitter
+        .unwrap_or_else(|| add(now, policy.schedule.interval));
+    add(base, jitter)
+}
+
+/// `at + d`, saturating at the last representable moment.
+fn add(at: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| at.checked_add(d))
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+}
+
+/// What the worker waits for next: the earlier of the last report's
+/// `next_wake` (a renewal, a pending poll, the end of a backoff) and the
+/// scheduled run.
+pub fn next_wake(
+    due: Option<OffsetDateTime>,
+    scheduled: OffsetDateTime,
+) -> (OffsetDateTime, Trigger) {
+    match due {
+        Some(d) if d < scheduled => (d, Trigger::RenewalDue),
+        _ => (scheduled, Trigger::Schedule),
+    }
 }
 
 /// `cron` works on chrono times; convert through the Unix timestamp.
@@ -156,9 +185,74 @@ fn watchdog_period() -> Option<Duration> {
     Some(Duration::from_micros(usec / 2).max(Duration::from_millis(100)))
 }
 
+/// The longest the worker sleeps before it looks at the wall clock again.
+/// Timers follow the monotonic clock, which stands still while the host is
+/// suspended and ignores clock corrections; a wake-up due by the wall clock
+/// is then late by at most this much.
+const RECHECK: Duration = Duration::from_secs(60);
+
+/// The monotonic instant to sleep until for a wall-clock `at`: no later than
+/// [`RECHECK`] from now, never an overflow.
 fn instant_at(now: OffsetDateTime, at: OffsetDateTime) -> Instant {
     let ahead = (at - now).max(time::Duration::ZERO);
-    Instant::now() + Duration::try_from(ahead).unwrap_or(Duration::ZERO)
+    let ahead = Duration::try_from(ahead)
+        .unwrap_or(Duration::ZERO)
+        .min(RECHECK);
+    let start = Instant::now();
+    start.checked_add(ahead).unwrap_or(start)
+}
+
+/// Runs one pulse on a thread of its own with its own runtime, so nothing
+/// the pulse does (blocking file work included) can stall the loop that
+/// feeds the watchdog.
+fn spawn_pulse(
+    policy: &Policy,
+    options: PulseOptions,
+) -> tokio::sync::oneshot::Receiver<Result<Report, PulseError>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let policy = policy.clone();
+    let spawned = std::thread::Builder::new()
+        .name("pulse".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| PulseError::Setup(format!("cannot start the pulse's runtime: {e}")))
+                .and_then(|rt| rt.block_on(pulse::pulse(&policy, options)));
+            let _ = tx.send(result);
+        });
+    if let Err(e) = spawned {
+        // The sender went with the closure: the receiver reports the failure.
+        tracing::error!("cannot start the pulse's thread: {e}");
+    }
+    rx
+}
+
+/// Drives `work` to its end while sending `WATCHDOG=1` every `period`.
+async fn fed<T>(work: impl std::future::Future<Output = T>, period: Option<Duration>) -> T {
+    let Some(period) = period else {
+        return work.await;
+    };
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => sd_notify("WATCHDOG=1"),
+        }
+    }
+}
+
+/// Runs a pulse, keeping the watchdog fed until it ends.
+async fn run_pulse(
+    policy: &Policy,
+    now: OffsetDateTime,
+    watchdog: Option<Duration>,
+) -> Result<Report, PulseError> {
+    fed(spawn_pulse(policy, PulseOptions::at(now)), watchdog)
+        .await
+        .unwrap_or_else(|_| Err(PulseError::Setup("the pulse ended without a result".into())))
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -175,6 +269,7 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
 
     let watchdog = watchdog_period();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut policy_tick = tokio::time::interval(policy.schedule.policy_check);
     let mut directory_tick = tokio::time::interval(policy.schedule.directory_check);
     policy_tick.reset();
@@ -189,7 +284,8 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
         if let Some(why) = trigger.take() {
             let now = OffsetDateTime::now_utc();
             tracing::info!(trigger = why.name(), "pulse");
-            let result = pulse::pulse(&policy, PulseOptions::at(now)).await;
+            sd_notify(&format!("STATUS=pulsing ({})", why.name()));
+            let result = run_pulse(&policy, now, watchdog).await;
             let status = match &result {
                 Ok(report) => {
                     due = report.next_wake;
@@ -202,18 +298,24 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
                 }
             };
             sd_notify(&format!("STATUS={status}"));
-            scheduled = next_scheduled(&policy, now, random_jitter(policy.schedule.jitter));
+            scheduled = next_scheduled(
+                &policy,
+                OffsetDateTime::now_utc(),
+                random_jitter(policy.schedule.jitter),
+            );
             if marker.is_none() || why == Trigger::DirectoryChanged {
-                marker = directory_marker(&policy).await;
+                marker = fed(directory_marker(&policy), watchdog).await;
             }
         }
         let now = OffsetDateTime::now_utc();
-        let (wake, wake_trigger) = match due {
-            Some(d) if d < scheduled => (d, Trigger::RenewalDue),
-            _ => (scheduled, Trigger::Schedule),
-        };
+        let (wake, wake_trigger) = next_wake(due, scheduled);
         tokio::select! {
-            _ = tokio::time::sleep_until(instant_at(now, wake)) => trigger = Some(wake_trigger),
+            _ = tokio::time::sleep_until(instant_at(now, wake)) => {
+                // A capped sleep ends early: pulse only once the wall clock is there.
+                if OffsetDateTime::now_utc() >= wake {
+                    trigger = Some(wake_trigger);
+                }
+            }
             _ = hup.recv() => {
                 if let Ok(p) = load(policy_path) {
                     policy = p;
@@ -241,7 +343,7 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
                 }
             }
             _ = directory_tick.tick() => {
-                let now_marker = directory_marker(&policy).await;
+                let now_marker = fed(directory_marker(&policy), watchdog).await;
                 if now_marker.is_some() && marker.is_some() && now_marker != marker {
                     marker = now_marker;
                     trigger = Some(Trigger::DirectoryChanged);
@@ -287,6 +389,52 @@ mod tests {
             next_scheduled(&p, now, Duration::from_secs(90)),
             datetime!(2026-11-22 12:01:30 UTC)
         );
+    }
+
+    #[test]
+    fn a_schedule_beyond_the_calendar_saturates_instead_of_panicking() {
+        // The policy refuses such values at load; the worker must not panic
+        // on one anyway (a policy built in code, a future bound that is wrong).
+        let now = datetime!(2026-11-22 10:15:00 UTC);
+        let mut p = policy("interval = \"8h\"");
+        p.schedule.interval = Duration::from_secs(u64::MAX);
+        let max = time::PrimitiveDateTime::MAX.assume_utc();
+        assert_eq!(next_scheduled(&p, now, Duration::ZERO), max);
+        assert_eq!(next_scheduled(&p, now, Duration::from_secs(u64::MAX)), max);
+        p.schedule.interval = Duration::from_secs(3600);
+        assert_eq!(
+            next_scheduled(&p, max, Duration::from_secs(1)),
+            max,
+            "the last moment plus anything stays the last moment"
+        );
+        // Sleeping until then is capped, not an overflow of the monotonic clock.
+        let until = instant_at(now, max);
+        assert!(until <= Instant::now() + RECHECK);
+    }
+
+    #[test]
+    fn the_worker_wakes_for_the_earlier_of_due_and_scheduled() {
+        let scheduled = datetime!(2026-11-22 18:00:00 UTC);
+        let renewal = datetime!(2026-11-22 12:00:00 UTC);
+        assert_eq!(
+            next_wake(Some(renewal), scheduled),
+            (renewal, Trigger::RenewalDue)
+        );
+        assert_eq!(next_wake(None, scheduled), (scheduled, Trigger::Schedule));
+        let later = datetime!(2026-11-23 00:00:00 UTC);
+        assert_eq!(
+            next_wake(Some(later), scheduled),
+            (scheduled, Trigger::Schedule)
+        );
+    }
+
+    #[test]
+    fn a_wake_in_the_past_is_now_and_a_far_one_is_rechecked() {
+        let now = datetime!(2026-11-22 10:15:00 UTC);
+        let before = Instant::now();
+        assert!(instant_at(now, now - time::Duration::hours(1)) <= Instant::now());
+        let far = instant_at(now, now + time::Duration::days(20));
+        assert!(far >= before + RECHECK && far <= Instant::now() + RECHECK);
     }
 
     #[test]

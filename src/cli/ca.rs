@@ -7,29 +7,28 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use autoenroll::ca::db::{Disposition, ListFilter, RequestRecord};
-use autoenroll::ca::{Authority, CaConfig, init, server};
+use autoenroll::ca::{Authority, CaConfig, CaError, init, server};
 use autoenroll::clock::SystemClock;
 
+use super::error::{CliError, config, internal};
 use super::table::Table;
 use super::{print_json, runtime};
 
-fn load(config: &Path) -> Result<CaConfig, String> {
-    CaConfig::load(config).map_err(|e| e.to_string())
+fn load(path: &Path) -> Result<CaConfig, CliError> {
+    CaConfig::load(path).map_err(config)
 }
 
-fn open(config: &Path) -> Result<Authority, String> {
-    Authority::open(load(config)?, Arc::new(SystemClock)).map_err(|e| e.to_string())
+fn open(config: &Path) -> Result<Authority, CliError> {
+    Ok(Authority::open(load(config)?, Arc::new(SystemClock))?)
 }
 
-pub fn init(config: &Path, json: bool) -> Result<ExitCode, String> {
+pub fn init(config: &Path, json: bool) -> Result<ExitCode, CliError> {
     let config = load(config)?;
-    let report = runtime()?
-        .block_on(init::init(&config, time::OffsetDateTime::now_utc()))
-        .map_err(|e| e.to_string())?;
+    let report = runtime()?.block_on(init::init(&config, time::OffsetDateTime::now_utc()))?;
     if json {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "CA {} ({}): {}",
             config.name,
             report.ca_subject,
@@ -39,31 +38,31 @@ pub fn init(config: &Path, json: bool) -> Result<ExitCode, String> {
                 "existing key and certificate kept"
             }
         );
-        println!("thumbprint {}", report.ca_thumbprint);
+        outln!("thumbprint {}", report.ca_thumbprint);
         for c in &report.changes {
-            println!("  {c}");
+            outln!("  {c}");
         }
-        println!("WSTEP endpoint {}", config.endpoint_url());
+        outln!("WSTEP endpoint {}", config.endpoint_url());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves until SIGTERM or SIGINT, then lets requests in progress finish.
-pub fn serve(config: &Path) -> Result<ExitCode, String> {
+pub fn serve(config: &Path) -> Result<ExitCode, CliError> {
     let authority = Arc::new(open(config)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(|e| internal(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async move {
         let endpoint = authority.config().endpoint_url();
-        let listening = server::start(authority).await.map_err(|e| e.to_string())?;
-        println!("listening on https://{} ({endpoint})", listening.https);
+        let listening = server::start(authority).await?;
+        outln!("listening on https://{} ({endpoint})", listening.https);
         if let Some(http) = listening.http {
-            println!("downloads on http://{http}/CertEnroll/");
+            outln!("downloads on http://{http}/CertEnroll/");
         }
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut term = signal(SignalKind::terminate()).map_err(internal)?;
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
@@ -114,14 +113,14 @@ fn row(r: &RequestRecord) -> RequestRow {
     }
 }
 
-pub fn requests(config: &Path, pending: bool, json: bool) -> Result<ExitCode, String> {
+pub fn requests(config: &Path, pending: bool, json: bool) -> Result<ExitCode, CliError> {
     let authority = open(config)?;
     let filter = if pending {
         ListFilter::Pending
     } else {
         ListFilter::All
     };
-    let records = authority.db().list(filter).map_err(|e| e.to_string())?;
+    let records = authority.db().list(filter).map_err(CaError::from)?;
     let rows: Vec<RequestRow> = records.iter().map(row).collect();
     if json {
         print_json(&rows)?;
@@ -152,16 +151,14 @@ pub fn requests(config: &Path, pending: bool, json: bool) -> Result<ExitCode, St
             r.reason.clone(),
         ]);
     }
-    print!("{t}");
+    out!("{t}");
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn approve(config: &Path, id: u64) -> Result<ExitCode, String> {
+pub fn approve(config: &Path, id: u64) -> Result<ExitCode, CliError> {
     let authority = open(config)?;
-    let record = runtime()?
-        .block_on(authority.approve(id))
-        .map_err(|e| e.to_string())?;
-    println!(
+    let record = runtime()?.block_on(authority.approve(id))?;
+    outln!(
         "request {id} approved: certificate {} issued to {}",
         record.serial.unwrap_or_default(),
         record.requester
@@ -169,17 +166,15 @@ pub fn approve(config: &Path, id: u64) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn deny(config: &Path, id: u64, reason: &str) -> Result<ExitCode, String> {
-    let record = open(config)?.deny(id, reason).map_err(|e| e.to_string())?;
-    println!("request {id} of {} denied", record.requester);
+pub fn deny(config: &Path, id: u64, reason: &str) -> Result<ExitCode, CliError> {
+    let record = open(config)?.deny(id, reason)?;
+    outln!("request {id} of {} denied", record.requester);
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn revoke(config: &Path, serial: &str, reason: u8) -> Result<ExitCode, String> {
-    let record = open(config)?
-        .revoke(serial, reason)
-        .map_err(|e| e.to_string())?;
-    println!(
+pub fn revoke(config: &Path, serial: &str, reason: u8) -> Result<ExitCode, CliError> {
+    let record = open(config)?.revoke(serial, reason)?;
+    outln!(
         "certificate {} of {} revoked (reason {reason}); run `autoenroll ca crl` to publish",
         record.serial.unwrap_or_default(),
         record.requester
@@ -187,13 +182,11 @@ pub fn revoke(config: &Path, serial: &str, reason: u8) -> Result<ExitCode, Strin
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn crl(config: &Path) -> Result<ExitCode, String> {
+pub fn crl(config: &Path) -> Result<ExitCode, CliError> {
     let authority = open(config)?;
-    let crl = runtime()?
-        .block_on(authority.publish_crl())
-        .map_err(|e| e.to_string())?;
-    let parsed = autoenroll::pki::Crl::from_der(&crl).map_err(|e| e.to_string())?;
-    println!(
+    let crl = runtime()?.block_on(authority.publish_crl())?;
+    let parsed = autoenroll::pki::Crl::from_der(&crl).map_err(CaError::from)?;
+    outln!(
         "CRL published ({} revoked, next update {}) to the directory and {}",
         parsed.revoked.len(),
         parsed

@@ -1,5 +1,6 @@
 //! The commands behind `main`: each loads what it needs through the library and
-//! prints a table or JSON. Errors come back as one line of text for people.
+//! prints a table or JSON. Errors come back as a [`CliError`]: one line of
+//! text for people and a kind for `--json`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,7 +16,11 @@ use autoenroll::lab::{Lab, LabOptions};
 use autoenroll::model::{Sid, Template};
 use autoenroll::policy::Policy;
 
+pub use error::CliError;
+use error::{config, directory, internal, usage};
+
 pub mod ca;
+pub mod error;
 pub mod plan;
 pub mod pulse;
 mod table;
@@ -42,34 +47,58 @@ pub fn init_logging(default_level: &str) {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(|e| internal(format!("cannot start the async runtime: {e}")))
 }
 
-pub use autoenroll::pulse::observe::policy_account;
+/// The account the policy manages (a policy without one is a configuration error).
+pub fn policy_account(policy: &Policy) -> Result<String, CliError> {
+    autoenroll::pulse::observe::policy_account(policy).map_err(config)
+}
+
+/// Reads and validates the policy file.
+pub fn load_policy(path: &Path) -> Result<Policy, CliError> {
+    Policy::load(path).map_err(config)
+}
 
 /// Connects as the policy says and takes one directory snapshot for `account`.
 pub fn read_directory(
     policy: &Policy,
     account: &str,
-) -> Result<autoenroll::directory::DirectorySnapshot, String> {
+) -> Result<autoenroll::directory::DirectorySnapshot, CliError> {
     runtime()?.block_on(async {
         let mut dir = Directory::connect(&policy.directory)
             .await
-            .map_err(|e| e.to_string())?;
-        let snap = dir.snapshot(account).await.map_err(|e| e.to_string());
+            .map_err(directory)?;
+        let snap = dir.snapshot(account).await.map_err(directory);
         dir.close().await;
         snap
     })
 }
 
+/// Writes to stdout; a write that fails ends the command (exit 1), quietly
+/// when the reader has gone (a closed pipe), with the reason otherwise.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = writeln!(
+                std::io::stderr(),
+                "autoenroll: cannot write the output: {e}"
+            );
+        }
+        std::process::exit(1);
+    }
+}
+
 /// Prints a value as pretty JSON on stdout.
-pub fn print_json(value: &impl Serialize) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    println!("{text}");
+pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(internal)?;
+    outln!("{text}");
     Ok(())
 }
 
@@ -103,8 +132,8 @@ fn row(v: &Verdict, t: Option<&Template>) -> TemplateRow {
     }
 }
 
-pub fn templates(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
-    let policy = Policy::load(policy_path).map_err(|e| e.to_string())?;
+pub fn templates(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
+    let policy = load_policy(policy_path)?;
     let account = policy_account(&policy)?;
     let now = OffsetDateTime::now_utc();
     let snapshot = read_directory(&policy, &account)?;
@@ -128,9 +157,11 @@ pub fn templates(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
         print_json(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{} ({} context) at {}",
-        snapshot.account.dn, policy.context, policy.directory.url
+        snapshot.account.dn,
+        policy.context,
+        policy.directory.url
     );
     let mut t = table::Table::new([
         "TEMPLATE",
@@ -163,39 +194,44 @@ pub fn templates(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
             },
         ]);
     }
-    print!("{t}");
+    out!("{t}");
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_domain(domain: &str) -> Result<Sid, String> {
+fn parse_domain(domain: &str) -> Result<Sid, CliError> {
     domain
         .parse()
-        .map_err(|e| format!("--domain {domain:?}: {e}"))
+        .map_err(|e| usage(format!("--domain {domain:?}: {e}")))
 }
 
-pub fn sddl_encode(sddl: &str, domain: &str) -> Result<ExitCode, String> {
-    let sd = parse_sddl(sddl, &parse_domain(domain)?).map_err(|e| format!("SDDL: {e}"))?;
-    println!(
+pub fn sddl_encode(sddl: &str, domain: &str) -> Result<ExitCode, CliError> {
+    let sd = parse_sddl(sddl, &parse_domain(domain)?).map_err(|e| usage(format!("SDDL: {e}")))?;
+    outln!(
         "{}",
         base64::engine::general_purpose::STANDARD.encode(sd.to_bytes())
     );
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn sddl_decode(b64: &str, domain: &str) -> Result<ExitCode, String> {
+pub fn sddl_decode(b64: &str, domain: &str) -> Result<ExitCode, CliError> {
     let compact: String = b64.split_whitespace().collect();
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(compact)
-        .map_err(|e| format!("base64: {e}"))?;
-    let sd =
-        SecurityDescriptor::from_bytes(&bytes).map_err(|e| format!("security descriptor: {e}"))?;
-    println!("{}", to_sddl(&sd, Some(&parse_domain(domain)?)));
+        .map_err(|e| usage(format!("base64: {e}")))?;
+    let sd = SecurityDescriptor::from_bytes(&bytes)
+        .map_err(|e| usage(format!("security descriptor: {e}")))?;
+    outln!("{}", to_sddl(&sd, Some(&parse_domain(domain)?)));
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn lab_up(dir: &Path) -> Result<ExitCode, String> {
-    if autoenroll::lab::stop_detached(dir).map_err(|e| e.to_string())? {
-        eprintln!("stopped the lab that was running in {}", dir.display());
+pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
+    if autoenroll::lab::stop_detached(dir).map_err(error::lab)? {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "stopped the lab that was running in {}",
+            dir.display()
+        );
     }
     let lab = Lab::start(
         dir,
@@ -204,49 +240,49 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, String> {
             ..LabOptions::default()
         },
     )
-    .map_err(|e| e.to_string())?;
-    let policies = lab.write_policies().map_err(|e| e.to_string())?;
-    let ca_config = lab.write_ca_config(0, 0).map_err(|e| e.to_string())?;
-    let config = autoenroll::ca::CaConfig::load(&ca_config).map_err(|e| e.to_string())?;
+    .map_err(error::lab)?;
+    let policies = lab.write_policies().map_err(error::lab)?;
+    let ca_config = lab.write_ca_config(0, 0).map_err(error::lab)?;
+    let config = autoenroll::ca::CaConfig::load(&ca_config).map_err(error::lab)?;
     runtime()?
         .block_on(autoenroll::ca::init::init(
             &config,
             OffsetDateTime::now_utc(),
         ))
-        .map_err(|e| format!("ca init: {e}"))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    autoenroll::lab::start_ca_detached(&lab.dir, &exe, config.listen.port())
-        .map_err(|e| e.to_string())?;
-    println!(
+        .map_err(|e| error::lab(format!("ca init: {e}")))?;
+    let exe =
+        std::env::current_exe().map_err(|e| internal(format!("cannot find this program: {e}")))?;
+    autoenroll::lab::start_ca_detached(&lab.dir, &exe, config.listen.port()).map_err(error::lab)?;
+    outln!(
         "lab CA:        {} ({}, config {})",
         config.name,
         config.endpoint_url(),
         ca_config.display()
     );
-    println!(
+    outln!(
         "lab directory: {} (StartTLS, CA {})",
         lab.url,
         lab.tls_ca_file.display()
     );
-    println!("ldapi:         {}", lab.ldapi_url);
-    println!(
+    outln!("ldapi:         {}", lab.ldapi_url);
+    outln!(
         "admin:         {} (password in {}/admin.secret)",
         autoenroll::lab::ADMIN_DN,
         lab.dir.display()
     );
-    println!("policies:");
+    outln!("policies:");
     for p in &policies {
-        println!("  {}", p.display());
+        outln!("  {}", p.display());
     }
-    println!("stop with:     autoenroll lab down --dir {}", dir.display());
+    outln!("stop with:     autoenroll lab down --dir {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn lab_down(dir: &Path) -> Result<ExitCode, String> {
-    if autoenroll::lab::stop_detached(dir).map_err(|e| e.to_string())? {
-        println!("lab in {} stopped", dir.display());
+pub fn lab_down(dir: &Path) -> Result<ExitCode, CliError> {
+    if autoenroll::lab::stop_detached(dir).map_err(error::lab)? {
+        outln!("lab in {} stopped", dir.display());
     } else {
-        println!("no lab running in {}", dir.display());
+        outln!("no lab running in {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
 }

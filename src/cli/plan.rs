@@ -12,9 +12,10 @@ use autoenroll::planner::{self, ActionKind, Health, PlanInput};
 use autoenroll::policy::Policy;
 use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
 
+use super::error::{CliError, store, usage};
 use super::table::Table;
-use super::{print_json, read_directory};
-use autoenroll::pulse::observe::{Observation, policy_account};
+use super::{load_policy, policy_account, print_json, read_directory};
+use autoenroll::pulse::observe::Observation;
 
 /// Everything a plan is made of, read once.
 struct Gathered {
@@ -22,17 +23,14 @@ struct Gathered {
     observed: Observation,
 }
 
-fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, String> {
-    let policy = Policy::load(policy_path).map_err(|e| e.to_string())?;
+fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, CliError> {
+    let policy = load_policy(policy_path)?;
     let account = policy_account(&policy)?;
     let snapshot = read_directory(&policy, &account)?;
     // Reading never creates the store: a host that never pulsed holds nothing.
     let (store, state) = if policy.store.exists() {
-        let s = Store::open(&policy.store).map_err(|e| e.to_string())?;
-        (
-            s.snapshot().map_err(|e| e.to_string())?,
-            s.read_state().map_err(|e| e.to_string())?,
-        )
+        let s = Store::open(&policy.store).map_err(store)?;
+        (s.snapshot().map_err(store)?, s.read_state().map_err(store)?)
     } else {
         (StoreSnapshot::default(), State::default())
     };
@@ -59,11 +57,13 @@ impl Gathered {
     }
 }
 
-fn parse_time(at: Option<&str>) -> Result<OffsetDateTime, String> {
+fn parse_time(at: Option<&str>) -> Result<OffsetDateTime, CliError> {
     match at {
         None => Ok(OffsetDateTime::now_utc()),
         Some(t) => OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
-            format!("--at {t:?}: expected an RFC 3339 time such as 2027-01-31T12:00:00Z ({e})")
+            usage(format!(
+                "--at {t:?}: expected an RFC 3339 time such as 2027-01-31T12:00:00Z ({e})"
+            ))
         }),
     }
 }
@@ -79,7 +79,7 @@ fn short(thumb: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode, String> {
+pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode, CliError> {
     let now = parse_time(at)?;
     let g = gather(policy_path, now)?;
     let plan = planner::plan(&g.input(now));
@@ -87,7 +87,7 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
         print_json(&plan)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "plan for {} ({} context) at {}",
         g.observed.directory.account.dn,
         g.policy.context,
@@ -102,10 +102,10 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
             a.reason.clone(),
         ]);
     }
-    print!("{t}");
+    out!("{t}");
     match plan.next_wake {
-        Some(w) => println!("next wake: {}", rfc3339(w)),
-        None => println!("next wake: none (nothing changes until the directory or the store does)"),
+        Some(w) => outln!("next wake: {}", rfc3339(w)),
+        None => outln!("next wake: none (nothing changes until the directory or the store does)"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -125,7 +125,7 @@ fn exit_code(health: &[Health], missing: bool) -> u8 {
     }
 }
 
-pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
+pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let now = OffsetDateTime::now_utc();
     let g = gather(policy_path, now)?;
     let input = g.input(now);
@@ -169,7 +169,7 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
         print_json(&out)?;
         return Ok(ExitCode::from(code));
     }
-    println!(
+    outln!(
         "{} ({} context), store {}",
         g.observed.directory.account.dn,
         g.policy.context,
@@ -198,9 +198,9 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, String> {
             s.detail.clone(),
         ]);
     }
-    print!("{t}");
+    out!("{t}");
     for m in &missing {
-        println!("missing: {m} is eligible and has no certificate");
+        outln!("missing: {m} is eligible and has no certificate");
     }
     Ok(ExitCode::from(code))
 }

@@ -9,8 +9,9 @@ use time::format_description::well_known::Rfc3339;
 use autoenroll::policy::Policy;
 use autoenroll::pulse::{self, PulseOptions, Report};
 
+use super::error::{CliError, config, internal, setup, usage};
 use super::table::Table;
-use super::{print_json, runtime};
+use super::{load_policy, print_json, runtime};
 
 /// The policy file: the one given, else the context's default.
 pub fn policy_path(given: Option<PathBuf>, user: bool) -> PathBuf {
@@ -27,23 +28,23 @@ pub fn policy_path(given: Option<PathBuf>, user: bool) -> PathBuf {
     })
 }
 
-fn load(path: &Path, user: bool) -> Result<Policy, String> {
-    let policy = Policy::load(path).map_err(|e| e.to_string())?;
+fn load(path: &Path, user: bool) -> Result<Policy, CliError> {
+    let policy = load_policy(path)?;
     if user && policy.context != autoenroll::model::Context::User {
-        return Err(format!(
+        return Err(config(format!(
             "{}: --user needs a policy with context = \"user\"",
             path.display()
-        ));
+        )));
     }
     Ok(policy)
 }
 
 /// `--now` is for tests and rehearsals: the pulse acts as if it were then.
-fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, String> {
+fn parse_now(now: Option<&str>) -> Result<OffsetDateTime, CliError> {
     match now {
         None => Ok(OffsetDateTime::now_utc()),
         Some(t) => OffsetDateTime::parse(t, &Rfc3339)
-            .map_err(|e| format!("--now {t:?}: expected an RFC 3339 time ({e})")),
+            .map_err(|e| usage(format!("--now {t:?}: expected an RFC 3339 time ({e})"))),
     }
 }
 
@@ -53,15 +54,13 @@ pub fn pulse(
     dry_run: bool,
     json: bool,
     now: Option<&str>,
-) -> Result<ExitCode, String> {
+) -> Result<ExitCode, CliError> {
     let policy = load(policy, user)?;
     let options = PulseOptions {
         dry_run,
         ..PulseOptions::at(parse_now(now)?)
     };
-    let report = runtime()?
-        .block_on(pulse::pulse(&policy, options))
-        .map_err(|e| e.to_string())?;
+    let report = runtime()?.block_on(pulse::pulse(&policy, options))?;
     if json {
         print_json(&report)?;
     } else {
@@ -76,7 +75,7 @@ pub fn pulse(
 
 fn print_report(report: &Report) {
     if report.dry_run {
-        println!("dry run for {}: nothing was changed", report.account);
+        outln!("dry run for {}: nothing was changed", report.account);
         let mut t = Table::new(["WOULD", "TEMPLATE", "CERTIFICATE", "REASON"]);
         for a in &report.planned {
             t.row([
@@ -86,11 +85,11 @@ fn print_report(report: &Report) {
                 a.reason.clone(),
             ]);
         }
-        print!("{t}");
+        out!("{t}");
         return;
     }
     if report.outcomes.is_empty() {
-        println!("pulse for {}: nothing to do", report.account);
+        outln!("pulse for {}: nothing to do", report.account);
     } else {
         let mut t = Table::new(["EVENT", "ID", "TEMPLATE", "CERTIFICATE", "DETAIL"]);
         for o in &report.outcomes {
@@ -102,11 +101,11 @@ fn print_report(report: &Report) {
                 o.message.clone(),
             ]);
         }
-        print!("{t}");
-        println!("{}", report.summary());
+        out!("{t}");
+        outln!("{}", report.summary());
     }
     if let Some(at) = report.next_wake {
-        println!(
+        outln!(
             "next due: {}",
             at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
         );
@@ -117,13 +116,13 @@ fn short(thumbprint: &str) -> String {
     thumbprint.chars().take(12).collect()
 }
 
-pub fn daemon(policy: &Path, user: bool) -> Result<ExitCode, String> {
+pub fn daemon(policy: &Path, user: bool) -> Result<ExitCode, CliError> {
     load(policy, user)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(|e| internal(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(autoenroll::worker::run(policy))
-        .map_err(|e| e.to_string())?;
+        .map_err(setup)?;
     Ok(ExitCode::SUCCESS)
 }
