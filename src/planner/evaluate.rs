@@ -20,7 +20,9 @@ use time::OffsetDateTime;
 use super::PlanInput;
 use super::health::{CertificateStatus, Health};
 use super::plan::{Action, ActionKind, ReenrollWhy, cmp_cn};
-use super::renewal::{backoff_until, fmt_span, fmt_time, notify_from, percent_remaining, renewal};
+use super::renewal::{
+    backoff_until, failure_time, fmt_span, fmt_time, notify_from, percent_remaining, renewal,
+};
 use crate::directory::Verdict;
 use crate::model::{EnrollmentFlags, SkipReason, Template};
 use crate::store::{HeldCertificate, KeyStatus, PendingRequest, TemplateFailures};
@@ -1115,20 +1117,29 @@ impl<'i, 'a> Evaluator<'i, 'a> {
     /// Whether template `cn` may send a request now.
     fn slot(&mut self, cn: &str, pending: &[&'a PendingRequest]) -> Slot<'a> {
         let s = self.settings();
-        if let Some(&f) = self.index.failures.get(&lower(cn))
-            && let Some(until) = backoff_until(f.count, f.last_failure, s.schedule_interval)
-            && self.now < until
-        {
-            self.wake(until);
-            return Slot::Busy(format!(
-                "backing off after {} failed attempt{} (last at {}: {}): next attempt after {} ({} after the last failure)",
-                f.count,
-                if f.count == 1 { "" } else { "s" },
-                fmt_time(f.last_failure),
-                f.last_error,
-                fmt_time(until),
-                fmt_span(until - f.last_failure),
-            ));
+        if let Some(&f) = self.index.failures.get(&lower(cn)) {
+            let last = failure_time(f.last_failure, self.now);
+            if let Some(until) = backoff_until(f.count, last, s.schedule_interval)
+                && self.now < until
+            {
+                self.wake(until);
+                let when = if last < f.last_failure {
+                    format!(
+                        "recorded at {}, later than now, so counted as now",
+                        fmt_time(f.last_failure)
+                    )
+                } else {
+                    format!("last at {}", fmt_time(last))
+                };
+                return Slot::Busy(format!(
+                    "backing off after {} failed attempt{} ({when}: {}): next attempt after {} ({} after the last failure)",
+                    f.count,
+                    if f.count == 1 { "" } else { "s" },
+                    f.last_error,
+                    fmt_time(until),
+                    fmt_span(until - last),
+                ));
+            }
         }
         let Some(first) = pending.first() else {
             return Slot::Free;

@@ -54,7 +54,9 @@ use crate::store::{State, StoreSnapshot};
 
 pub use health::{CertificateStatus, Health};
 pub use plan::{Action, ActionKind, Plan, ReenrollWhy};
-pub use renewal::{Renewal, RenewalBasis, backoff_until, notify_from, renewal, renewal_time};
+pub use renewal::{
+    Renewal, RenewalBasis, backoff_until, failure_time, notify_from, renewal, renewal_time,
+};
 pub use settings::Settings;
 
 /// What the planner needs from the directory.

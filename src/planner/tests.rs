@@ -1026,6 +1026,28 @@ fn cases() -> Vec<Case> {
             &["enroll WorkstationAuth -"],
         ),
         case(
+            "failure recorded in the future counts as now: one hour, not a year",
+            || {
+                let mut w = ws();
+                let ahead = w.now + Duration::days(365);
+                w.failures(WS, 1, ahead);
+                w
+            },
+            &["skip WorkstationAuth -"],
+        )
+        .wakes(Some(T0 + Duration::days(100) + Duration::hours(1))),
+        case(
+            "failure recorded in the future, backoff capped at the schedule",
+            || {
+                let mut w = ws();
+                let ahead = w.now + Duration::days(3650);
+                w.failures(WS, 9, ahead);
+                w
+            },
+            &["skip WorkstationAuth -"],
+        )
+        .wakes(Some(T0 + Duration::days(100) + Duration::hours(8))),
+        case(
             "backoff holds a due renewal",
             || {
                 let mut w = ws();
@@ -1219,6 +1241,33 @@ fn reasons_read_well() {
     w.year_cert("c1", WS).key = KeyStatus::Missing;
     let r = &w.plan().actions[0].reason;
     assert!(r.contains("private key is missing"), "{r}");
+}
+
+#[test]
+fn a_failure_recorded_in_the_future_counts_as_now() {
+    let mut w = ws();
+    let ahead = w.now + Duration::days(30);
+    w.failures(WS, 2, ahead);
+    let p = w.plan();
+    let skip = &p.actions[0];
+    assert!(
+        skip.reason
+            .contains("recorded at 2026-05-11T00:00:00Z, later than now, so counted as now"),
+        "{}",
+        skip.reason
+    );
+    assert!(
+        skip.reason
+            .contains("next attempt after 2026-04-11T02:00:00Z (2 hours after the last failure)"),
+        "{}",
+        skip.reason
+    );
+    assert_eq!(p.next_wake, Some(w.now + Duration::hours(2)));
+    assert_eq!(failure_time(ahead, w.now), w.now);
+    assert_eq!(
+        failure_time(w.now - Duration::hours(1), w.now),
+        w.now - Duration::hours(1)
+    );
 }
 
 #[test]
