@@ -197,3 +197,55 @@ fn plan_and_status_of_a_hand_filled_store() {
         "{out}"
     );
 }
+
+/// A published template that cannot be read (a bad `flags` value) may list any
+/// other in its `msPKI-Supersede-Templates`: no template is newly enrolled while
+/// it is unreadable, and `plan` says which template to fix. Before, the
+/// templates it superseded were enrolled on partial knowledge.
+#[test]
+fn an_unreadable_published_template_holds_back_new_enrollments() {
+    let broken = autoenroll::lab::template_variant_ldif(
+        "WorkstationAuth",
+        "WorkstationAuthV2",
+        &[
+            ("flags", Some(": not-a-number".into())),
+            (
+                "msPKI-Supersede-Templates",
+                Some(": WorkstationAuth".into()),
+            ),
+        ],
+    )
+    .expect("WorkstationAuth is in the sample forest");
+    let lab = common::start(Some(broken));
+    lab.admin(
+        "ldapmodify",
+        "dn: CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example\n\
+         changetype: modify\n\
+         add: certificateTemplates\n\
+         certificateTemplates: WorkstationAuthV2\n",
+    );
+    let policy = lab.lab.policy_path("ws01");
+    let (code, out) = run(&["plan", "--json"], &policy);
+    assert_eq!(code, 0, "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions = plan["actions"].as_array().unwrap();
+    assert!(
+        actions.iter().all(|a| a["action"] != "enroll"),
+        "nothing is enrolled on partial knowledge: {out}"
+    );
+    let skip = actions
+        .iter()
+        .find(|a| a["template"] == "WorkstationAuth")
+        .unwrap_or_else(|| panic!("WorkstationAuth has a line: {out}"));
+    assert_eq!(skip["action"], "skip", "{out}");
+    let reason = skip["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("WorkstationAuthV2 cannot be read and may supersede it"),
+        "{reason}"
+    );
+
+    // `templates` shows the same typed reason.
+    let (code, out) = run(&["templates", "--json"], &policy);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("supersedence_unknown"), "{out}");
+}

@@ -268,7 +268,8 @@ impl<'a> Outcome<'a> {
 /// Where a template stands for the certificates it issued.
 enum Standing<'a> {
     /// Eligible (or eligible except that its certificate is already in the
-    /// account's `userCertificate`, which only blocks new enrollments).
+    /// account's `userCertificate`, or that an unreadable template may
+    /// supersede it: both only block new enrollments).
     Eligible(&'a Verdict),
     /// Superseded and the update option is on; `by` is the eligible template
     /// at the end of the supersedence chain.
@@ -637,7 +638,10 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             return Standing::Unknown;
         };
         match &v.reason {
-            None | Some(SkipReason::AlreadyInDirectory) => Standing::Eligible(v),
+            // Both only block new enrollments: held certificates still renew.
+            None
+            | Some(SkipReason::AlreadyInDirectory)
+            | Some(SkipReason::SupersedenceUnknown { .. }) => Standing::Eligible(v),
             Some(SkipReason::SupersededBy(by)) => {
                 if !self.settings().update_certificates_that_use_templates {
                     return Standing::Orphaned {

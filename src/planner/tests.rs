@@ -492,6 +492,37 @@ fn cases() -> Vec<Case> {
             },
             &["renew WorkstationAuth c1"],
         ),
+        case(
+            "an unreadable template may supersede it: no new enrollment",
+            || {
+                let mut w = ws();
+                w.verdict(
+                    WS,
+                    SkipReason::SupersedenceUnknown {
+                        unusable: vec!["Broken".into()],
+                    },
+                );
+                w
+            },
+            &["skip WorkstationAuth -"],
+        )
+        .wakes(None),
+        case(
+            "an unreadable template may supersede it: the held certificate still renews",
+            || {
+                let mut w = ws();
+                w.verdict(
+                    WS,
+                    SkipReason::SupersedenceUnknown {
+                        unusable: vec!["Broken".into()],
+                    },
+                );
+                w.now = NA - Duration::days(40);
+                w.year_cert("c1", WS);
+                w
+            },
+            &["renew WorkstationAuth c1"],
+        ),
         // --- expired ---------------------------------------------------------
         case(
             "expired: re-enrolled, never renewed",
