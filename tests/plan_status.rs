@@ -197,3 +197,130 @@ fn plan_and_status_of_a_hand_filled_store() {
         "{out}"
     );
 }
+
+/// A published template that cannot be read (a bad `flags` value) may list any
+/// other in its `msPKI-Supersede-Templates`: no template is newly enrolled while
+/// it is unreadable, and `plan` says which template to fix. Before, the
+/// templates it superseded were enrolled on partial knowledge.
+#[test]
+fn an_unreadable_published_template_holds_back_new_enrollments() {
+    let broken = autoenroll::lab::template_variant_ldif(
+        "WorkstationAuth",
+        "WorkstationAuthV2",
+        &[
+            ("flags", Some(": not-a-number".into())),
+            (
+                "msPKI-Supersede-Templates",
+                Some(": WorkstationAuth".into()),
+            ),
+        ],
+    )
+    .expect("WorkstationAuth is in the sample forest");
+    let lab = common::start(Some(broken));
+    lab.admin(
+        "ldapmodify",
+        "dn: CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example\n\
+         changetype: modify\n\
+         add: certificateTemplates\n\
+         certificateTemplates: WorkstationAuthV2\n",
+    );
+    let policy = lab.lab.policy_path("ws01");
+    let (code, out) = run(&["plan", "--json"], &policy);
+    assert_eq!(code, 0, "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions = plan["actions"].as_array().unwrap();
+    assert!(
+        actions.iter().all(|a| a["action"] != "enroll"),
+        "nothing is enrolled on partial knowledge: {out}"
+    );
+    let skip = actions
+        .iter()
+        .find(|a| a["template"] == "WorkstationAuth")
+        .unwrap_or_else(|| panic!("WorkstationAuth has a line: {out}"));
+    assert_eq!(skip["action"], "skip", "{out}");
+    let reason = skip["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("WorkstationAuthV2 cannot be read and may supersede it"),
+        "{reason}"
+    );
+
+    // `templates` shows the same typed reason.
+    let (code, out) = run(&["templates", "--json"], &policy);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("supersedence_unknown"), "{out}");
+}
+
+/// After failures, `plan` gives each template and certificate one line with
+/// one reason (it listed a failing template as keep "backing off", notify and
+/// skip with the same text), and a failure recorded in the future counts as
+/// now (it held the template back until that future time plus the backoff).
+#[test]
+fn plan_after_failures_one_line_each_and_no_future_backoff() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = common::start(None);
+    let policy = lab.lab.policy_path("ws01");
+    let store = lab.lab.dir.join("stores/ws01");
+    let now = OffsetDateTime::now_utc();
+    let rfc = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // A ShortLived certificate past its renewal time with 5 of its 60 minutes left.
+    put_certificate(
+        &store,
+        "sl",
+        now - Duration::minutes(55),
+        now + Duration::minutes(5),
+        None,
+        Some(SHORT_LIVED_CN),
+        true,
+    );
+    let state = format!(
+        "[[failures]]\ntemplate = \"ShortLived\"\ncount = 1\nlast_failure = \"{}\"\nlast_error = \"the CA did not answer\"\n\n\
+         [[failures]]\ntemplate = \"WorkstationAuth\"\ncount = 1\nlast_failure = \"{}\"\nlast_error = \"the CA did not answer\"\n",
+        rfc(now - Duration::minutes(1)),
+        rfc(now + Duration::days(365)),
+    );
+    let path = store.join("state.toml");
+    std::fs::write(&path, state).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let (code, out) = run(&["plan", "--json"], &policy);
+    assert_eq!(code, 0, "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let actions = plan["actions"].as_array().unwrap();
+    let of = |cn: &str| -> Vec<&serde_json::Value> {
+        actions.iter().filter(|a| a["template"] == cn).collect()
+    };
+    let sl = of(SHORT_LIVED_CN);
+    assert_eq!(sl.len(), 1, "one line for ShortLived: {out}");
+    assert_eq!(sl[0]["action"], "notify", "{out}");
+    let reason = sl[0]["reason"].as_str().unwrap();
+    assert_eq!(reason.matches("backing off").count(), 1, "{reason}");
+    let mut certs: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| a["certificate"].as_str())
+        .collect();
+    let n = certs.len();
+    certs.sort();
+    certs.dedup();
+    assert_eq!(certs.len(), n, "a certificate in two actions: {out}");
+
+    let wa = of("WorkstationAuth");
+    assert_eq!(wa.len(), 1, "{out}");
+    assert_eq!(wa[0]["action"], "skip", "{out}");
+    let reason = wa[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("later than now, so counted as now"),
+        "{reason}"
+    );
+    let next_wake = OffsetDateTime::parse(
+        plan["next_wake"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        next_wake <= now + Duration::hours(2),
+        "the backoff ends about an hour from now, not a year: {out}"
+    );
+}

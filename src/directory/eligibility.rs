@@ -6,7 +6,8 @@
 //! template-intrinsic rules first (published, context, CA, schema, subject,
 //! signatures, interaction, client version, autoenroll flag), then the rights
 //! of the token, then the account's published certificates, and last
-//! supersedence, which depends on the verdicts of the other templates.
+//! supersedence, which depends on the verdicts of the other templates: first
+//! what readable templates supersede, then what unreadable ones might.
 
 use time::OffsetDateTime;
 
@@ -76,6 +77,7 @@ pub fn judge(snapshot: &DirectorySnapshot, options: Options, now: OffsetDateTime
             v.reason = Some(SkipReason::SupersededBy(by.clone()));
         }
     }
+    mark_unknown_supersedence(snapshot, &mut verdicts);
     verdicts.extend(snapshot.unusable.iter().map(|u| Verdict {
         cn: u.cn.clone().unwrap_or_else(|| u.dn.clone()),
         reason: Some(SkipReason::Unusable {
@@ -87,6 +89,47 @@ pub fn judge(snapshot: &DirectorySnapshot, options: Options, now: OffsetDateTime
     }));
     verdicts.sort_by(|a, b| a.cn.cmp(&b.cn));
     verdicts
+}
+
+/// Supersedence on partial knowledge: a template that could not be read may
+/// list any other in its `msPKI-Supersede-Templates`, so while one that could
+/// supersede exists, no template it might supersede is newly enrolled (it would
+/// be a certificate the administrator has replaced). One could supersede when
+/// an enrollment service publishes it (only an eligible, hence published,
+/// template supersedes, [MS-CRTD] 2.21) or when its cn cannot be read, so that
+/// whether it is published is unknown. Unpublished broken templates change
+/// nothing. Runs after the known supersedence, which it never overrides.
+fn mark_unknown_supersedence(snapshot: &DirectorySnapshot, verdicts: &mut [Verdict]) {
+    let unreadable: Vec<(Option<&str>, String)> = snapshot
+        .unusable
+        .iter()
+        .filter(|u| {
+            u.cn.as_deref()
+                .is_none_or(|cn| !publishers(snapshot, cn).is_empty())
+        })
+        .map(|u| {
+            (
+                u.cn.as_deref(),
+                u.cn.clone().unwrap_or_else(|| u.dn.clone()),
+            )
+        })
+        .collect();
+    if unreadable.is_empty() {
+        return;
+    }
+    for v in verdicts.iter_mut().filter(|v| v.is_eligible()) {
+        // A template does not supersede itself ([MS-CRTD] 2.21 lists others).
+        let mut unusable: Vec<String> = unreadable
+            .iter()
+            .filter(|(cn, _)| !cn.is_some_and(|cn| cn.eq_ignore_ascii_case(&v.cn)))
+            .map(|(_, label)| label.clone())
+            .collect();
+        if !unusable.is_empty() {
+            unusable.sort();
+            unusable.dedup();
+            v.reason = Some(SkipReason::SupersedenceUnknown { unusable });
+        }
+    }
 }
 
 fn publishers(snapshot: &DirectorySnapshot, cn: &str) -> Vec<String> {
@@ -207,4 +250,220 @@ fn directory_certificate_reason(
         })
     });
     held.then_some(SkipReason::AlreadyInDirectory)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::directory::sd::SecurityDescriptor;
+    use crate::directory::snapshot::{NamingContexts, UnusableTemplate};
+    use crate::model::{Account, EnrollmentService, PrivateKeyFlags, Sid, Token};
+
+    const NOW: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
+
+    /// A machine autoenrollment template that everyone may enroll (no DACL).
+    fn entry(cn: &str, supersedes: &[&str]) -> TemplateEntry {
+        TemplateEntry {
+            template: Template {
+                dn: format!("CN={cn},CN=Certificate Templates"),
+                cn: cn.to_string(),
+                display_name: None,
+                flags: GeneralFlags::MACHINE_TYPE,
+                revision: 100,
+                minor_revision: 0,
+                schema_version: 2,
+                oid: None,
+                validity: None,
+                renewal_period: None,
+                key_usage: None,
+                extended_key_usage: vec![],
+                default_key_spec: None,
+                max_issuing_depth: None,
+                critical_extensions: vec![],
+                default_csps: vec![],
+                minimal_key_size: 2048,
+                ra_signatures: 0,
+                ra_application_policies: vec![],
+                supersedes: supersedes.iter().map(|s| s.to_string()).collect(),
+                certificate_policies: vec![],
+                application_policies: vec![],
+                enrollment_flags: EnrollmentFlags::AUTO_ENROLLMENT,
+                private_key_flags: PrivateKeyFlags::default(),
+                name_flags: NameFlags::default(),
+            },
+            security: SecurityDescriptor {
+                control: 0x8000,
+                owner: None,
+                group: None,
+                sacl: None,
+                dacl: None,
+            },
+        }
+    }
+
+    fn broken(cn: Option<&str>) -> UnusableTemplate {
+        UnusableTemplate {
+            dn: format!("CN={},CN=Certificate Templates", cn.unwrap_or("\\00")),
+            cn: cn.map(str::to_string),
+            problem: "flags: expected an integer, found \"x\"".into(),
+        }
+    }
+
+    /// A snapshot whose one CA publishes `published`.
+    fn snapshot(
+        templates: Vec<TemplateEntry>,
+        unusable: Vec<UnusableTemplate>,
+        published: &[&str],
+    ) -> DirectorySnapshot {
+        let sid: Sid = "S-1-5-21-1-2-3-1104".parse().expect("SID");
+        DirectorySnapshot {
+            naming: NamingContexts {
+                default: "DC=corp,DC=example".into(),
+                configuration: "CN=Configuration,DC=corp,DC=example".into(),
+            },
+            account: Account {
+                dn: "CN=ws01,CN=Computers,DC=corp,DC=example".into(),
+                sam_account_name: "ws01$".into(),
+                sid: sid.clone(),
+                dns_host_name: Some("ws01.corp.example".into()),
+                user_principal_name: None,
+                mail: None,
+                user_certificates: vec![],
+                token: Token::new([sid]),
+            },
+            templates,
+            unusable,
+            services: vec![EnrollmentService {
+                dn: "CN=corp-CA,CN=Enrollment Services".into(),
+                cn: "corp-CA".into(),
+                display_name: None,
+                dns_host_name: None,
+                templates: published.iter().map(|s| s.to_string()).collect(),
+                ca_certificates: vec![],
+                enrollment_servers: vec![],
+            }],
+            roots: vec![],
+            ntauth: vec![],
+            aia: vec![],
+            crls: vec![],
+            warnings: vec![],
+            sid_names: BTreeMap::new(),
+        }
+    }
+
+    fn codes(snapshot: &DirectorySnapshot) -> Vec<(String, Option<&'static str>)> {
+        let options = Options {
+            context: Context::Machine,
+            allow_prompts: false,
+        };
+        judge(snapshot, options, NOW)
+            .into_iter()
+            .map(|v| (v.cn, v.reason.as_ref().map(SkipReason::code)))
+            .collect()
+    }
+
+    fn row(cn: &str, code: Option<&'static str>) -> (String, Option<&'static str>) {
+        (cn.to_string(), code)
+    }
+
+    #[test]
+    fn a_published_unreadable_template_holds_back_what_it_may_supersede() {
+        // Table: (case, readable templates, unreadable ones, published, verdicts).
+        type Row = (
+            &'static str,
+            Vec<TemplateEntry>,
+            Vec<UnusableTemplate>,
+            &'static [&'static str],
+            Vec<(String, Option<&'static str>)>,
+        );
+        let table: Vec<Row> = vec![
+            (
+                "nothing unreadable: eligible",
+                vec![entry("Old", &[])],
+                vec![],
+                &["Old"],
+                vec![row("Old", None)],
+            ),
+            (
+                "the unreadable successor is published: not enrolled",
+                vec![entry("Old", &[])],
+                vec![broken(Some("New"))],
+                &["Old", "New"],
+                vec![
+                    row("New", Some("unusable")),
+                    row("Old", Some("supersedence_unknown")),
+                ],
+            ),
+            (
+                "an unpublished unreadable template supersedes nothing",
+                vec![entry("Old", &[])],
+                vec![broken(Some("Draft"))],
+                &["Old"],
+                vec![row("Draft", Some("unusable")), row("Old", None)],
+            ),
+            (
+                "an unreadable cn: whether it is published is unknown",
+                vec![entry("Old", &[])],
+                vec![broken(None)],
+                &["Old"],
+                vec![
+                    row("CN=\\00,CN=Certificate Templates", Some("unusable")),
+                    row("Old", Some("supersedence_unknown")),
+                ],
+            ),
+            (
+                "known supersedence still decides first",
+                vec![entry("Mid", &["Old"]), entry("Old", &[])],
+                vec![broken(Some("New"))],
+                &["Mid", "Old", "New"],
+                vec![
+                    row("Mid", Some("supersedence_unknown")),
+                    row("New", Some("unusable")),
+                    row("Old", Some("superseded")),
+                ],
+            ),
+            (
+                "other reasons stay as they were",
+                vec![entry("Old", &[])],
+                vec![broken(Some("New"))],
+                &["New"],
+                vec![
+                    row("New", Some("unusable")),
+                    row("Old", Some("not_published")),
+                ],
+            ),
+        ];
+        for (case, templates, unusable, published, want) in table {
+            let snap = snapshot(templates, unusable, published);
+            assert_eq!(codes(&snap), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_reason_names_the_unreadable_templates() {
+        let snap = snapshot(
+            vec![entry("Old", &[])],
+            vec![broken(Some("New2")), broken(Some("New1"))],
+            &["Old", "New1", "New2"],
+        );
+        let options = Options {
+            context: Context::Machine,
+            allow_prompts: false,
+        };
+        let old = judge(&snap, options, NOW)
+            .into_iter()
+            .find(|v| v.cn == "Old")
+            .expect("judged");
+        assert_eq!(
+            old.reason,
+            Some(SkipReason::SupersedenceUnknown {
+                unusable: vec!["New1".into(), "New2".into()]
+            })
+        );
+        assert!(!old.is_eligible());
+    }
 }

@@ -44,6 +44,12 @@ pub enum SkipReason {
     AlreadyInDirectory,
     /// An eligible template lists this one in `msPKI-Supersede-Templates`.
     SupersededBy(String),
+    /// Eligible by every rule, but published templates that could not be read
+    /// (`unusable`, by cn or DN) may list it in their `msPKI-Supersede-Templates`:
+    /// a new enrollment could be one the administrator has replaced, so none is
+    /// made until they can be read. Like [`SkipReason::AlreadyInDirectory`] it
+    /// only blocks new enrollments; a held certificate still renews.
+    SupersedenceUnknown { unusable: Vec<String> },
 }
 
 impl SkipReason {
@@ -65,6 +71,7 @@ impl SkipReason {
             SkipReason::RightDenied { .. } => "right_denied",
             SkipReason::AlreadyInDirectory => "already_in_directory",
             SkipReason::SupersededBy(_) => "superseded",
+            SkipReason::SupersedenceUnknown { .. } => "supersedence_unknown",
         }
     }
 }
@@ -118,6 +125,60 @@ impl fmt::Display for SkipReason {
                 "a valid certificate of this template is already published in the account's userCertificate",
             ),
             SkipReason::SupersededBy(by) => write!(f, "superseded by {by}"),
+            SkipReason::SupersedenceUnknown { unusable } => write!(
+                f,
+                "not enrolled: {} cannot be read and may supersede it (msPKI-Supersede-Templates unknown); a new enrollment waits until {} can be read",
+                name_list(unusable),
+                if unusable.len() == 1 { "it" } else { "they" }
+            ),
         }
+    }
+}
+
+/// "A", "A and B", "A, B and C", "A, B, C and 4 more": the names of a reason,
+/// bounded so that a directory with many broken templates gives one readable line.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    match names {
+        [] => "(none)".to_string(),
+        [one] => one.clone(),
+        [rest @ .., last] if names.len() <= SHOWN => format!("{} and {last}", rest.join(", ")),
+        _ => format!(
+            "{} and {} more",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supersedence_unknown_names_what_to_fix() {
+        let r = |names: &[&str]| SkipReason::SupersedenceUnknown {
+            unusable: names.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(r(&["Broken"]).code(), "supersedence_unknown");
+        assert_eq!(
+            r(&["Broken"]).to_string(),
+            "not enrolled: Broken cannot be read and may supersede it (msPKI-Supersede-Templates unknown); a new enrollment waits until it can be read"
+        );
+        assert!(
+            r(&["A", "B"])
+                .to_string()
+                .starts_with("not enrolled: A and B cannot")
+        );
+        assert!(
+            r(&["A", "B", "C"])
+                .to_string()
+                .starts_with("not enrolled: A, B and C cannot")
+        );
+        assert!(
+            r(&["A", "B", "C", "D", "E"])
+                .to_string()
+                .starts_with("not enrolled: A, B, C and 2 more cannot")
+        );
     }
 }

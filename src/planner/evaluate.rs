@@ -11,7 +11,9 @@
 //! 4. grant at most one request per template: a due pending request first, then
 //!    the template's own wish, then wishes of templates it supersedes, then a
 //!    new enrollment; everything not granted is kept with the reason why;
-//! 5. add skips, expiry notifications and the wake-up candidates.
+//! 5. give every certificate exactly one action (its disposal, the request
+//!    that replaces it, or Keep; Notify is a Keep that warns), then one Skip
+//!    for each template no action names, and the wake-up candidates.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -20,7 +22,9 @@ use time::OffsetDateTime;
 use super::PlanInput;
 use super::health::{CertificateStatus, Health};
 use super::plan::{Action, ActionKind, ReenrollWhy, cmp_cn};
-use super::renewal::{backoff_until, fmt_span, fmt_time, notify_from, percent_remaining, renewal};
+use super::renewal::{
+    backoff_until, failure_time, fmt_span, fmt_time, notify_from, percent_remaining, renewal,
+};
 use crate::directory::Verdict;
 use crate::model::{EnrollmentFlags, SkipReason, Template};
 use crate::store::{HeldCertificate, KeyStatus, PendingRequest, TemplateFailures};
@@ -211,8 +215,10 @@ struct Outcome<'a> {
     /// Keep's renewal time (None: never renews).
     keep_renew_at: Option<OffsetDateTime>,
     wish: Option<Wish>,
-    /// Set when the wish was granted: the request's reason.
-    granted: Option<String>,
+    /// Set when a request of this plan names this certificate (its own wish
+    /// granted, or a retrieved request that replaces it): the index of that
+    /// action, which then speaks for the certificate.
+    granted: Option<usize>,
     /// Set when the wish was refused: why.
     refused: Option<String>,
 }
@@ -266,7 +272,8 @@ impl<'a> Outcome<'a> {
 /// Where a template stands for the certificates it issued.
 enum Standing<'a> {
     /// Eligible (or eligible except that its certificate is already in the
-    /// account's `userCertificate`, which only blocks new enrollments).
+    /// account's `userCertificate`, or that an unreadable template may
+    /// supersede it: both only block new enrollments).
     Eligible(&'a Verdict),
     /// Superseded and the update option is on; `by` is the eligible template
     /// at the end of the supersedence chain.
@@ -444,6 +451,14 @@ impl<'i, 'a> Evaluator<'i, 'a> {
         let mut actions: Vec<Action> = Vec::new();
         let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut requested: BTreeSet<String> = BTreeSet::new();
+        // One action per certificate: the first request that names one claims it.
+        let by_thumb: HashMap<&'a str, usize> = outcomes
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(n, o)| (o.held.info.thumbprint.as_str(), n))
+            .collect();
+        let mut claimed: BTreeSet<&'a str> = BTreeSet::new();
         for (key, cn) in &names {
             let wanted = wishes.get(key).is_some_and(|w| !w.is_empty()) || enroll.contains_key(key);
             let has_pending = pending.contains_key(key);
@@ -462,7 +477,14 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             let mut granted = false;
             let in_flight = match &slot {
                 Slot::Retrieve(p) => {
-                    actions.push(self.retrieve(p));
+                    let action = self.retrieve(p);
+                    actions.push(self.claim_replaced(
+                        action,
+                        actions.len(),
+                        &by_thumb,
+                        &mut claimed,
+                        &mut outcomes,
+                    ));
                     granted = true;
                     format!(
                         "request {} for {cn} is already in flight (retrieved in this plan)",
@@ -482,7 +504,11 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 let o = &mut outcomes[n];
                 let Some(w) = &o.wish else { continue };
                 let new_enrollment = !matches!(w.kind, ActionKind::Renew);
-                if granted {
+                let thumb = o.held.info.thumbprint.as_str();
+                if o.granted.is_some() || claimed.contains(thumb) {
+                    // A request of this plan (a retrieve) already replaces it.
+                    o.refused = Some(format!("a request retrieved in this plan replaces {thumb}"));
+                } else if granted {
                     o.refused = Some(if in_flight.is_empty() {
                         format!("the request for {cn} in this plan replaces it")
                     } else {
@@ -494,15 +520,29 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                     o.refused = Some(only_renewal.clone());
                     note(&only_renewal);
                 } else {
+                    // A certificate moved out of my/ in this plan is not also
+                    // named by the request: its own action speaks for it.
+                    let (certificate, reason) = if o.disposal.is_some() {
+                        (
+                            None,
+                            format!(
+                                "{}; {thumb} itself is moved to archive/ in this plan",
+                                w.reason
+                            ),
+                        )
+                    } else {
+                        claimed.insert(thumb);
+                        o.granted = Some(actions.len());
+                        (Some(thumb.to_string()), w.reason.clone())
+                    };
                     actions.push(Action {
                         kind: w.kind.clone(),
                         template: Some(w.target_cn.clone()),
-                        certificate: Some(o.held.info.thumbprint.clone()),
+                        certificate,
                         request: None,
                         renew_at: w.renew_at,
-                        reason: w.reason.clone(),
+                        reason,
                     });
-                    o.granted = Some(w.reason.clone());
                     granted = true;
                 }
             }
@@ -522,11 +562,97 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 requested.insert(key.clone());
             }
         }
-        // One Skip for each template without a request that has something to
-        // say: its verdict (templates of the other context belong to the other
-        // context's plan) and whatever blocked a request.
+        // Pass 5: one action per certificate (its disposal, the request that
+        // replaces it, or Keep; Notify is a Keep that warns), wakes, statuses.
+        for o in &outcomes {
+            let info = &o.held.info;
+            let mut notifying = false;
+            if o.disposal.is_none() {
+                if let Some(from) = notify_from(
+                    info.not_before,
+                    info.not_after,
+                    self.settings().expiry_notification_percent,
+                ) {
+                    notifying = now >= from && now < info.not_after;
+                    self.wake(from);
+                }
+                self.wake(info.not_after);
+                if let Some(at) = o.renew_at {
+                    self.wake(at);
+                }
+            }
+            let detail = match (&o.disposal, o.granted) {
+                (Some((kind, reason)), _) => {
+                    let reason = match &o.refused {
+                        Some(r) => format!("{reason}; not replaced now: {r}"),
+                        None => reason.clone(),
+                    };
+                    actions.push(self.cert_action(o, kind.clone(), None, reason.clone()));
+                    reason
+                }
+                (None, Some(i)) => {
+                    if notifying {
+                        let text = self.notify_text(o);
+                        let a = &mut actions[i];
+                        a.reason = format!("{}; {text}", a.reason);
+                    }
+                    actions[i].reason.clone()
+                }
+                (None, None) => {
+                    let mut reason = o.keep.clone();
+                    if let Some(r) = &o.refused {
+                        reason = format!("{reason}; not requested now: {r}");
+                    }
+                    let kind = if notifying {
+                        reason = format!("{}; {reason}", self.notify_text(o));
+                        ActionKind::Notify
+                    } else {
+                        ActionKind::Keep
+                    };
+                    actions.push(self.cert_action(o, kind, o.keep_renew_at, reason.clone()));
+                    reason
+                }
+            };
+            statuses.push(CertificateStatus {
+                thumbprint: Some(o.thumb().to_string()),
+                template: Some(o.template.clone()),
+                health: o.health,
+                renew_at: o.renew_at,
+                request: None,
+                detail,
+            });
+        }
+        // One line per template: a template that no action names gets one Skip
+        // with its verdict (templates of the other context belong to the other
+        // context's plan) and whatever blocked a request. A template that an
+        // action names gets no Skip; what blocked a request is said by the
+        // Keep (or Notify) of its certificate instead.
+        let mut speaks_for: HashMap<String, Option<usize>> = HashMap::new();
+        for (i, a) in actions.iter().enumerate() {
+            let Some(t) = a.template.as_deref() else {
+                continue;
+            };
+            let slot = speaks_for.entry(lower(t)).or_default();
+            // The first in plan order, so that the store's order never matters.
+            if matches!(a.kind, ActionKind::Keep | ActionKind::Notify)
+                && slot.is_none_or(|j| a.plan_order(&actions[j]).is_lt())
+            {
+                *slot = Some(i);
+            }
+        }
         for (key, cn) in &names {
             if requested.contains(key) {
+                continue;
+            }
+            let blocked = notes.remove(key).unwrap_or_default();
+            if let Some(kept) = speaks_for.get(key) {
+                if let Some(i) = *kept {
+                    for note in blocked {
+                        if !actions[i].reason.contains(&note) {
+                            actions[i].reason = format!("{}; {note}", actions[i].reason);
+                        }
+                    }
+                }
                 continue;
             }
             let mut text: Vec<String> = Vec::new();
@@ -536,64 +662,10 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             {
                 text.push(reason.to_string());
             }
-            text.extend(notes.remove(key).unwrap_or_default());
+            text.extend(blocked);
             if !text.is_empty() {
                 actions.push(skip(cn, text.join("; ")));
             }
-        }
-
-        // Pass 5: certificate actions, notifications, wakes, statuses.
-        for o in &outcomes {
-            let detail = match (&o.disposal, &o.granted) {
-                (Some((kind, reason)), _) => {
-                    actions.push(self.cert_action(o, kind.clone(), None, reason.clone()));
-                    reason.clone()
-                }
-                (None, Some(reason)) => reason.clone(),
-                (None, None) => {
-                    let mut reason = o.keep.clone();
-                    if let Some(r) = &o.refused {
-                        reason = format!("{reason}; not requested now: {r}");
-                    }
-                    actions.push(self.cert_action(
-                        o,
-                        ActionKind::Keep,
-                        o.keep_renew_at,
-                        reason.clone(),
-                    ));
-                    reason
-                }
-            };
-            if o.disposal.is_none() {
-                let info = &o.held.info;
-                if let Some(from) = notify_from(
-                    info.not_before,
-                    info.not_after,
-                    self.settings().expiry_notification_percent,
-                ) {
-                    if now >= from && now < info.not_after {
-                        actions.push(self.cert_action(
-                            o,
-                            ActionKind::Notify,
-                            None,
-                            self.notify_text(o),
-                        ));
-                    }
-                    self.wake(from);
-                }
-                self.wake(info.not_after);
-                if let Some(at) = o.renew_at {
-                    self.wake(at);
-                }
-            }
-            statuses.push(CertificateStatus {
-                thumbprint: Some(o.thumb().to_string()),
-                template: Some(o.template.clone()),
-                health: o.health,
-                renew_at: o.renew_at,
-                request: None,
-                detail,
-            });
         }
         for p in &store.pending {
             statuses.push(CertificateStatus {
@@ -635,7 +707,10 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             return Standing::Unknown;
         };
         match &v.reason {
-            None | Some(SkipReason::AlreadyInDirectory) => Standing::Eligible(v),
+            // Both only block new enrollments: held certificates still renew.
+            None
+            | Some(SkipReason::AlreadyInDirectory)
+            | Some(SkipReason::SupersedenceUnknown { .. }) => Standing::Eligible(v),
             Some(SkipReason::SupersededBy(by)) => {
                 if !self.settings().update_certificates_that_use_templates {
                     return Standing::Orphaned {
@@ -1115,20 +1190,29 @@ impl<'i, 'a> Evaluator<'i, 'a> {
     /// Whether template `cn` may send a request now.
     fn slot(&mut self, cn: &str, pending: &[&'a PendingRequest]) -> Slot<'a> {
         let s = self.settings();
-        if let Some(&f) = self.index.failures.get(&lower(cn))
-            && let Some(until) = backoff_until(f.count, f.last_failure, s.schedule_interval)
-            && self.now < until
-        {
-            self.wake(until);
-            return Slot::Busy(format!(
-                "backing off after {} failed attempt{} (last at {}: {}): next attempt after {} ({} after the last failure)",
-                f.count,
-                if f.count == 1 { "" } else { "s" },
-                fmt_time(f.last_failure),
-                f.last_error,
-                fmt_time(until),
-                fmt_span(until - f.last_failure),
-            ));
+        if let Some(&f) = self.index.failures.get(&lower(cn)) {
+            let last = failure_time(f.last_failure, self.now);
+            if let Some(until) = backoff_until(f.count, last, s.schedule_interval)
+                && self.now < until
+            {
+                self.wake(until);
+                let when = if last < f.last_failure {
+                    format!(
+                        "recorded at {}, later than now, so counted as now",
+                        fmt_time(f.last_failure)
+                    )
+                } else {
+                    format!("last at {}", fmt_time(last))
+                };
+                return Slot::Busy(format!(
+                    "backing off after {} failed attempt{} ({when}: {}): next attempt after {} ({} after the last failure)",
+                    f.count,
+                    if f.count == 1 { "" } else { "s" },
+                    f.last_error,
+                    fmt_time(until),
+                    fmt_span(until - last),
+                ));
+            }
         }
         let Some(first) = pending.first() else {
             return Slot::Free;
@@ -1216,6 +1300,50 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             renew_at: None,
             reason: format!("request {} {}: {what}", p.id, self.pending_state(p)),
         }
+    }
+
+    /// A Retrieve that will be `actions[index]`, and the held certificate its
+    /// request replaces: the Retrieve speaks for that certificate (no Keep of
+    /// its own) unless the certificate has an action of its own in this plan
+    /// (moved out of my/, or already named by another request), or is not ours
+    /// to name (foreign); then the Retrieve does not name it.
+    fn claim_replaced(
+        &self,
+        mut action: Action,
+        index: usize,
+        by_thumb: &HashMap<&'a str, usize>,
+        claimed: &mut BTreeSet<&'a str>,
+        outcomes: &mut [Outcome<'a>],
+    ) -> Action {
+        let Some(replaces) = action.certificate.clone() else {
+            return action;
+        };
+        match by_thumb.get(replaces.as_str()) {
+            Some(&n) => {
+                let o = &mut outcomes[n];
+                let thumb = o.held.info.thumbprint.as_str();
+                if o.disposal.is_some() || o.granted.is_some() || claimed.contains(thumb) {
+                    action.certificate = None;
+                    action.reason = format!(
+                        "{}; the certificate it replaces, {replaces}, has its own action in this plan",
+                        action.reason
+                    );
+                } else {
+                    claimed.insert(thumb);
+                    o.granted = Some(index);
+                    action.reason = format!("{}; it replaces {replaces}", action.reason);
+                }
+            }
+            None => {
+                let foreign = self.input.store.certificates.iter().any(|c| {
+                    c.info.template.is_none() && c.info.thumbprint.eq_ignore_ascii_case(&replaces)
+                });
+                if foreign {
+                    action.certificate = None;
+                }
+            }
+        }
+        action
     }
 
     fn enroll(&self, t: &Template, v: Option<&Verdict>) -> Action {

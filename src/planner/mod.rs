@@ -25,6 +25,10 @@
 //! - `SkipReason::AlreadyInDirectory` only blocks new enrollments: a held
 //!   certificate of such a template still renews (it is usually the very
 //!   certificate the directory holds);
+//! - so does `SkipReason::SupersedenceUnknown` (a published template that could
+//!   not be read may supersede it): no new certificate of a template that may
+//!   have been replaced, but the held one stays working; the re-enrollment of a
+//!   certificate of a template it supersedes is not made either;
 //! - a major version bump on a renewal-only template renews on schedule, since
 //!   a re-enrollment would need an enrollment agent signature;
 //! - of several valid certificates of one template, the newest *with a usable
@@ -54,7 +58,9 @@ use crate::store::{State, StoreSnapshot};
 
 pub use health::{CertificateStatus, Health};
 pub use plan::{Action, ActionKind, Plan, ReenrollWhy};
-pub use renewal::{Renewal, RenewalBasis, backoff_until, notify_from, renewal, renewal_time};
+pub use renewal::{
+    Renewal, RenewalBasis, backoff_until, failure_time, notify_from, renewal, renewal_time,
+};
 pub use settings::Settings;
 
 /// What the planner needs from the directory.

@@ -14,7 +14,12 @@ use time::format_description::well_known::Rfc3339;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Ordered by template cn (ignoring case), then kind (in the order of
-    /// [`ActionKind`]), then certificate thumbprint.
+    /// [`ActionKind`]), then certificate thumbprint. One action per
+    /// certificate and one reason each: a certificate is named by exactly one
+    /// action (its disposal, the request that replaces it, Keep or Notify), and
+    /// a template is skipped only when no other action names it. A request
+    /// for a certificate moved out of `my/` in the same plan names no
+    /// certificate (the move happens whether or not the request succeeds).
     pub actions: Vec<Action>,
     /// The earliest moment after `now` at which the plan would be different (a
     /// renewal time, a pending poll, the end of a backoff, the start of an expiry
@@ -33,12 +38,14 @@ pub struct Action {
     pub template: Option<String>,
     /// Thumbprint of the certificate acted on. For Renew and Reenroll: the
     /// certificate the new one replaces (archived once the new one is
-    /// installed); for Retrieve: the request's `replaces`, if any.
+    /// installed; None for a Reenroll whose certificate a Remove or Archive of
+    /// the same plan moves out of `my/`); for Retrieve: the request's
+    /// `replaces`, unless that certificate has an action of its own.
     pub certificate: Option<String>,
     /// Local id of the pending request (`request/<id>/`), for Retrieve.
     pub request: Option<String>,
-    /// Keep: when the certificate renews (None: it never renews). Renew: the
-    /// moment it became due.
+    /// Keep and Notify: when the certificate renews (None: it never renews).
+    /// Renew: the moment it became due.
     pub renew_at: Option<OffsetDateTime>,
     /// Why, for a person.
     pub reason: String,
@@ -63,9 +70,13 @@ pub enum ActionKind {
     Remove,
     /// Leave the certificate in place; `renew_at` says when it renews.
     Keep,
-    /// Expiry notification: little of the certificate's lifetime remains.
+    /// Keep, with an expiry notification: little of the certificate's lifetime
+    /// remains and nothing in this plan replaces it. (A certificate a request
+    /// of this plan replaces gets no Notify; the request's reason says how
+    /// much lifetime remains.)
     Notify,
-    /// The template gets no request in this plan.
+    /// The template gets no request in this plan, and no other action names
+    /// it (otherwise that action says why no request is made).
     Skip,
 }
 

@@ -170,6 +170,14 @@ pub fn backoff_until(
     Some(last_failure.checked_add(wait).unwrap_or(last_failure))
 }
 
+/// The moment a recorded failure counts from: its own time, or `now` when it
+/// lies in the future. A failure recorded while the clock was ahead (or a
+/// crafted `state.toml`) must not hold a template back until that future
+/// moment plus the backoff; counted as now, the backoff is at most one cap long.
+pub fn failure_time(recorded: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
+    recorded.min(now)
+}
+
 /// The wait after `count` consecutive failures: 1h, 2h, 4h ... capped at `cap`
 /// (a cap of zero or less means no cap).
 pub fn backoff_wait(count: u32, cap: Duration) -> Option<Duration> {

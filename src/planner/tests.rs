@@ -492,6 +492,56 @@ fn cases() -> Vec<Case> {
             },
             &["renew WorkstationAuth c1"],
         ),
+        case(
+            "an unreadable template may supersede it: no new enrollment",
+            || {
+                let mut w = ws();
+                w.verdict(
+                    WS,
+                    SkipReason::SupersedenceUnknown {
+                        unusable: vec!["Broken".into()],
+                    },
+                );
+                w
+            },
+            &["skip WorkstationAuth -"],
+        )
+        .wakes(None),
+        case(
+            "an unreadable template may supersede it: the held certificate still renews",
+            || {
+                let mut w = ws();
+                w.verdict(
+                    WS,
+                    SkipReason::SupersedenceUnknown {
+                        unusable: vec!["Broken".into()],
+                    },
+                );
+                w.now = NA - Duration::days(40);
+                w.year_cert("c1", WS);
+                w
+            },
+            &["renew WorkstationAuth c1"],
+        ),
+        case(
+            "superseded into a template an unreadable one may supersede: kept",
+            || {
+                let mut w = World::at(T0 + Duration::days(100));
+                w.template("New", |_| {});
+                w.template("Old", |_| {});
+                w.verdict(
+                    "New",
+                    SkipReason::SupersedenceUnknown {
+                        unusable: vec!["Broken".into()],
+                    },
+                );
+                w.verdict("Old", SkipReason::SupersededBy("New".into()));
+                w.year_cert("o1", "Old");
+                w
+            },
+            &["skip New -", "keep Old o1"],
+        )
+        .renews(None),
         // --- expired ---------------------------------------------------------
         case(
             "expired: re-enrolled, never renewed",
@@ -537,10 +587,10 @@ fn cases() -> Vec<Case> {
                 w.failures(WS, 1, NA + Duration::days(1) - Duration::minutes(5));
                 w
             },
-            &["remove WorkstationAuth c1", "skip WorkstationAuth -"],
+            &["remove WorkstationAuth c1"],
         ),
         case(
-            "expired on a renewal-only template: kept, skip says why",
+            "expired on a renewal-only template: kept, its keep says why",
             || {
                 let mut w = ws();
                 w.renewal_only(WS);
@@ -548,7 +598,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("c1", WS);
                 w
             },
-            &["keep WorkstationAuth c1", "skip WorkstationAuth -"],
+            &["keep WorkstationAuth c1"],
         ),
         // --- revoked ---------------------------------------------------------
         case(
@@ -560,7 +610,7 @@ fn cases() -> Vec<Case> {
                 w
             },
             &[
-                "reenroll:revoked WorkstationAuth c1",
+                "reenroll:revoked WorkstationAuth -",
                 "remove WorkstationAuth c1",
             ],
         ),
@@ -612,7 +662,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("n1", "New");
                 w
             },
-            &["keep New n1", "archive Old o1", "skip Old -"],
+            &["keep New n1", "archive Old o1"],
         ),
         case(
             "superseded, update off: kept, the new template enrolls",
@@ -625,7 +675,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("o1", "Old");
                 w
             },
-            &["enroll New -", "keep Old o1", "skip Old -"],
+            &["enroll New -", "keep Old o1"],
         ),
         case(
             "superseded twice: follows the chain to its end",
@@ -654,7 +704,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("o1", "Old");
                 w
             },
-            &["reenroll:superseded New o1", "remove Old o1", "skip Old -"],
+            &["reenroll:superseded New -", "remove Old o1"],
         ),
         case(
             "major version bump: re-enrolled",
@@ -741,7 +791,7 @@ fn cases() -> Vec<Case> {
                 w.pending("r1", WS, None).replaces = Some("c1".into());
                 w
             },
-            &["retrieve WorkstationAuth c1", "keep WorkstationAuth c1"],
+            &["retrieve WorkstationAuth c1"],
         ),
         case(
             "two pending requests: one retrieve per plan",
@@ -847,7 +897,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("c1", WS);
                 w
             },
-            &["keep WorkstationAuth c1", "skip WorkstationAuth -"],
+            &["keep WorkstationAuth c1"],
         )
         .renews(None)
         .wakes(Some(NA - Duration::hours(365 * 24 / 10))),
@@ -860,7 +910,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("c1", WS);
                 w
             },
-            &["keep WorkstationAuth c1", "skip WorkstationAuth -"],
+            &["keep WorkstationAuth c1"],
         )
         .renews(None),
         case(
@@ -885,7 +935,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("c1", WS);
                 w
             },
-            &["remove WorkstationAuth c1", "skip WorkstationAuth -"],
+            &["remove WorkstationAuth c1"],
         ),
         case(
             "unusable template: kept, nothing else, even when revoked",
@@ -902,7 +952,7 @@ fn cases() -> Vec<Case> {
                 w.revoke("c1");
                 w
             },
-            &["keep Broken c1", "skip Broken -"],
+            &["keep Broken c1"],
         ),
         case(
             "template not found while another is unusable: nothing done",
@@ -1026,6 +1076,28 @@ fn cases() -> Vec<Case> {
             &["enroll WorkstationAuth -"],
         ),
         case(
+            "failure recorded in the future counts as now: one hour, not a year",
+            || {
+                let mut w = ws();
+                let ahead = w.now + Duration::days(365);
+                w.failures(WS, 1, ahead);
+                w
+            },
+            &["skip WorkstationAuth -"],
+        )
+        .wakes(Some(T0 + Duration::days(100) + Duration::hours(1))),
+        case(
+            "failure recorded in the future, backoff capped at the schedule",
+            || {
+                let mut w = ws();
+                let ahead = w.now + Duration::days(3650);
+                w.failures(WS, 9, ahead);
+                w
+            },
+            &["skip WorkstationAuth -"],
+        )
+        .wakes(Some(T0 + Duration::days(100) + Duration::hours(8))),
+        case(
             "backoff holds a due renewal",
             || {
                 let mut w = ws();
@@ -1035,7 +1107,7 @@ fn cases() -> Vec<Case> {
                 w.failures(WS, 1, last);
                 w
             },
-            &["keep WorkstationAuth c1", "skip WorkstationAuth -"],
+            &["keep WorkstationAuth c1"],
         ),
         // --- notification ----------------------------------------------------
         case(
@@ -1046,7 +1118,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("c1", WS);
                 w
             },
-            &["keep WorkstationAuth c1", "notify WorkstationAuth c1"],
+            &["notify WorkstationAuth c1"],
         )
         .wakes(Some(NA)),
         case(
@@ -1068,7 +1140,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("c1", WS);
                 w
             },
-            &["renew WorkstationAuth c1", "notify WorkstationAuth c1"],
+            &["renew WorkstationAuth c1"],
         ),
         // --- one request per template -----------------------------------------
         case(
@@ -1087,7 +1159,7 @@ fn cases() -> Vec<Case> {
                 w.year_cert("e1", "New");
                 w
             },
-            &["reenroll:expired New e1", "keep Old o1", "skip Old -"],
+            &["reenroll:expired New e1", "keep Old o1"],
         ),
     ]
 }
@@ -1177,6 +1249,43 @@ pub(super) fn invariants(w: &World, p: &Plan) {
             );
         }
     }
+    // One action per certificate, and a Skip only for a template no other
+    // action names: one line, one reason, for each.
+    let mut certs = std::collections::BTreeSet::new();
+    for a in &p.actions {
+        if let Some(c) = &a.certificate {
+            assert!(
+                certs.insert(c.to_ascii_lowercase()),
+                "certificate {c} in two actions: {:#?}",
+                p.actions
+            );
+        }
+    }
+    let mut skipped = std::collections::BTreeSet::new();
+    for a in p.actions.iter().filter(|a| a.kind == ActionKind::Skip) {
+        let t = a.template.as_deref().unwrap_or("").to_ascii_lowercase();
+        assert!(skipped.insert(t.clone()), "two skips for {t}");
+        let others = p.actions.iter().filter(|b| {
+            b.kind != ActionKind::Skip
+                && b.template
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                    == Some(&t)
+        });
+        assert_eq!(
+            others.count(),
+            0,
+            "{t} has a skip and another action: {:#?}",
+            p.actions
+        );
+    }
+    // No reason says the same thing twice.
+    for a in &p.actions {
+        let parts: Vec<&str> = a.reason.split("; ").collect();
+        let unique: std::collections::BTreeSet<&str> = parts.iter().copied().collect();
+        assert_eq!(parts.len(), unique.len(), "repeated text: {}", a.reason);
+    }
     let mut sorted = p.actions.clone();
     sorted.sort_by(Action::plan_order);
     assert_eq!(sorted, p.actions, "actions out of order");
@@ -1200,7 +1309,7 @@ fn reasons_read_well() {
     w.year_cert("c1", WS);
     assert_eq!(
         w.plan().actions[0].reason,
-        "renewal due since 2026-11-20T00:00:00Z (renewal period of 6 weeks before expiry): renew, signed by the current certificate"
+        "renewal due since 2026-11-20T00:00:00Z (renewal period of 6 weeks before expiry): renew, signed by the current certificate; expires at 2027-01-01T00:00:00Z: 5% of its lifetime remains (notification at 10% or less)"
     );
 
     let mut w = ws();
@@ -1219,6 +1328,115 @@ fn reasons_read_well() {
     w.year_cert("c1", WS).key = KeyStatus::Missing;
     let r = &w.plan().actions[0].reason;
     assert!(r.contains("private key is missing"), "{r}");
+}
+
+#[test]
+fn a_failure_recorded_in_the_future_counts_as_now() {
+    let mut w = ws();
+    let ahead = w.now + Duration::days(30);
+    w.failures(WS, 2, ahead);
+    let p = w.plan();
+    let skip = &p.actions[0];
+    assert!(
+        skip.reason
+            .contains("recorded at 2026-05-11T00:00:00Z, later than now, so counted as now"),
+        "{}",
+        skip.reason
+    );
+    assert!(
+        skip.reason
+            .contains("next attempt after 2026-04-11T02:00:00Z (2 hours after the last failure)"),
+        "{}",
+        skip.reason
+    );
+    assert_eq!(p.next_wake, Some(w.now + Duration::hours(2)));
+    assert_eq!(failure_time(ahead, w.now), w.now);
+    assert_eq!(
+        failure_time(w.now - Duration::hours(1), w.now),
+        w.now - Duration::hours(1)
+    );
+}
+
+/// After a failure, a due certificate near its expiry was listed three times
+/// (keep "backing off", notify, and a skip with the same text): now one action
+/// says all of it once.
+#[test]
+fn after_a_failure_one_line_per_template_and_certificate() {
+    let mut w = ws();
+    w.now = NA - Duration::days(20);
+    w.year_cert("c1", WS);
+    let last = w.now - Duration::minutes(10);
+    w.failures(WS, 1, last);
+    let p = w.plan();
+    assert_eq!(summary(&p), ["notify WorkstationAuth c1"]);
+    let reason = &p.actions[0].reason;
+    assert!(
+        reason.starts_with(
+            "expires at 2027-01-01T00:00:00Z: 5% of its lifetime remains (notification at 10% or less); renewal due since 2026-11-20T00:00:00Z"
+        ),
+        "{reason}"
+    );
+    assert_eq!(
+        reason.matches("backing off after 1 failed attempt").count(),
+        1,
+        "{reason}"
+    );
+    assert_eq!(p.actions[0].renew_at, Some(NA - Duration::days(42)));
+    assert_eq!(p.next_wake, Some(last + Duration::hours(1)));
+
+    // A healthy certificate of a failing template: the backoff rides on its Keep.
+    let mut w = ws();
+    w.year_cert("c1", WS);
+    w.failures(WS, 1, w.now - Duration::minutes(10));
+    let p = w.plan();
+    assert_eq!(summary(&p), ["keep WorkstationAuth c1"]);
+    assert!(
+        p.actions[0]
+            .reason
+            .contains("; backing off after 1 failed attempt")
+    );
+}
+
+/// A pending request that replaces a held certificate speaks for it; when that
+/// certificate is moved out of my/ in the same plan, each keeps its own line.
+#[test]
+fn a_retrieve_speaks_for_the_certificate_it_replaces() {
+    let mut w = ws();
+    w.now = NA - Duration::days(20);
+    w.year_cert("c1", WS);
+    w.pending("r1", WS, None).replaces = Some("c1".into());
+    let p = w.plan();
+    assert_eq!(summary(&p), ["retrieve WorkstationAuth c1"]);
+    let reason = &p.actions[0].reason;
+    assert!(reason.contains("; it replaces c1"), "{reason}");
+    assert!(reason.contains("5% of its lifetime remains"), "{reason}");
+    let status = assess(&w.input());
+    let c1 = status
+        .iter()
+        .find(|s| s.thumbprint.as_deref() == Some("c1"))
+        .expect("c1 listed");
+    assert_eq!(c1.detail, *reason, "status and plan agree");
+
+    let mut w = ws();
+    w.year_cert("c1", WS);
+    w.revoke("c1");
+    w.pending("r1", WS, None).replaces = Some("c1".into());
+    let p = w.plan();
+    assert_eq!(
+        summary(&p),
+        ["retrieve WorkstationAuth -", "remove WorkstationAuth c1"]
+    );
+    assert!(
+        p.actions[0]
+            .reason
+            .contains("the certificate it replaces, c1, has its own action in this plan")
+    );
+
+    // A foreign certificate is never named, even by a request's `replaces`.
+    let mut w = ws();
+    w.store.certificates.push(cert("f1", None, T0, NA));
+    w.pending("r1", WS, None).replaces = Some("f1".into());
+    assert_eq!(summary(&w.plan()), ["retrieve WorkstationAuth -"]);
 }
 
 #[test]
