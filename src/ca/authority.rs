@@ -777,7 +777,8 @@ fn bind_refused(cause: &str) -> bool {
             .parse::<u32>()
             .is_ok_and(|rc| REFUSING_RESULT_CODES.contains(&rc));
     }
-    cause.starts_with("an empty user name or password") || cause.starts_with("the server wants a DN")
+    cause.starts_with("an empty user name or password")
+        || cause.starts_with("the server wants a DN")
 }
 
 /// The HRESULT of a request token that cannot be read: a signature that does

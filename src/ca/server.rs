@@ -12,8 +12,9 @@
 //! [`Limits::max_per_peer`] connections and all peers together
 //! [`Limits::max_connections`]; a connection that sends nothing is closed
 //! after [`Limits::first_byte_timeout`]; TLS handshakes, request headers and
-//! bodies each have a time limit; a body declared larger than the WSTEP limit
-//! is refused with 413 before any of it is read.
+//! bodies each have a time limit; a body larger than the WSTEP limit gets 413
+//! with a fault, before any of it is read when the client waits for
+//! `100 Continue`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -21,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -387,7 +388,10 @@ fn download_or_refuse(authority: &Authority, method: &Method, what: Download) ->
 }
 
 /// The plain-HTTP listener: downloads only, never WSTEP.
-async fn route_plain(authority: Arc<Authority>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+async fn route_plain(
+    authority: Arc<Authority>,
+    req: Request<Incoming>,
+) -> Result<Reply, Infallible> {
     let response = match download(authority.config(), req.uri().path()) {
         Some(what) => download_or_refuse(&authority, req.method(), what),
         None => not_found(),
@@ -441,7 +445,10 @@ fn too_large() -> Reply {
         "the request is larger than {} bytes",
         wstep::MAX_MESSAGE_BYTES
     );
-    let mut r = soap(StatusCode::PAYLOAD_TOO_LARGE, sender_fault(message).to_xml());
+    let mut r = soap(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        sender_fault(message).to_xml(),
+    );
     r.headers_mut().insert(
         hyper::header::CONNECTION,
         hyper::header::HeaderValue::from_static("close"),
@@ -461,23 +468,73 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// How much of a body over the limit is still read (and thrown away) before
+/// the 413: a client that sends without waiting for `100 Continue` then gets
+/// to read the answer, instead of a reset while it still writes.
+const DRAIN_LIMIT: u64 = 16 * wstep::MAX_MESSAGE_BYTES as u64;
+
+/// Whether the client waits for `100 Continue` before it sends the body.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(hyper::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
+/// What reading a request body came to.
+enum BodyRead {
+    Complete(Bytes),
+    /// Larger than the limit; read up to [`DRAIN_LIMIT`].
+    TooLarge,
+    Failed(String),
+}
+
+/// Reads the body, keeping at most `limit` bytes and discarding the rest
+/// up to [`DRAIN_LIMIT`].
+async fn read_bounded(mut body: Incoming, limit: usize) -> BodyRead {
+    let mut kept = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return BodyRead::Failed(e.to_string()),
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen > DRAIN_LIMIT {
+            return BodyRead::TooLarge;
+        }
+        if seen <= limit as u64 {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > limit as u64 {
+        BodyRead::TooLarge
+    } else {
+        BodyRead::Complete(Bytes::from(kept))
+    }
+}
+
 async fn wstep_exchange(authority: &Authority, limits: Limits, req: Request<Incoming>) -> Reply {
-    // Refused before the body is polled: hyper answers `Expect:
-    // 100-continue` only when the body is first read, so a client told to
-    // wait gets the 413 instead of an invitation to send.
-    if declared_length(req.headers()).is_some_and(|n| n > wstep::MAX_MESSAGE_BYTES as u64) {
+    // A declared length over the limit is refused before the body is polled
+    // when the client waits for `100 Continue` (hyper sends it only when the
+    // body is first read) or when the body is too large to drain.
+    let declared = declared_length(req.headers());
+    if declared.is_some_and(|n| n > wstep::MAX_MESSAGE_BYTES as u64)
+        && (expects_continue(req.headers()) || declared.is_some_and(|n| n > DRAIN_LIMIT))
+    {
         return too_large();
     }
-    let limited = Limited::new(req.into_body(), wstep::MAX_MESSAGE_BYTES);
-    let body = match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
+    let read = read_bounded(req.into_body(), wstep::MAX_MESSAGE_BYTES);
+    let body = match tokio::time::timeout(limits.body_timeout, read).await {
         Err(_) => return malformed("the request body did not arrive in time".into()),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return too_large();
-            }
+        Ok(BodyRead::TooLarge) => return too_large(),
+        Ok(BodyRead::Failed(e)) => {
             return malformed(format!("the request body could not be read: {e}"));
         }
-        Ok(Ok(b)) => b.to_bytes(),
+        Ok(BodyRead::Complete(b)) => b,
     };
     let request = match WstepRequest::from_xml(&body) {
         Ok(r) => r,

@@ -222,9 +222,11 @@ fn verify_self_signature(
     signature: &[u8],
 ) -> Result<(), PkiError> {
     match key {
-        KeyAlgorithm::Rsa { bits } if bits < MIN_VERIFIABLE_RSA_BITS => Err(PkiError::Key(format!(
-            "RSA {bits}: below {MIN_VERIFIABLE_RSA_BITS} bits the request's signature cannot be verified"
-        ))),
+        KeyAlgorithm::Rsa { bits } if bits < MIN_VERIFIABLE_RSA_BITS => {
+            Err(PkiError::Key(format!(
+                "RSA {bits}: below {MIN_VERIFIABLE_RSA_BITS} bits the request's signature cannot be verified"
+            )))
+        }
         KeyAlgorithm::Rsa { bits } if bits < 2048 => {
             verify_short_rsa(public_key, bits, signature_oid, message, signature)
         }
