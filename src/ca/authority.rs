@@ -195,27 +195,47 @@ impl Authority {
                 Err(e @ DirectoryError::Content { .. }) => {
                     return Err(e);
                 }
-                Err(e) if attempt == 1 => return Err(e),
+                Err(e) if attempt == 1 || !is_broken_connection(&e) => {
+                    *guard = None;
+                    return Err(e);
+                }
                 Err(_) => *guard = None,
             }
         }
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// Checks a UsernameToken by binding as that account.
-    async fn check_password(&self, token: &UsernameToken) -> Result<(), DirectoryError> {
+    /// Checks a UsernameToken by binding as that account. A wrong password
+    /// and an unknown account are the same [`LoginFailure::Refused`]; a
+    /// directory that cannot be asked is [`LoginFailure::Unavailable`].
+    async fn check_password(&self, token: &UsernameToken) -> Result<(), LoginFailure> {
+        // LDAP takes a simple bind without a password as anonymous (RFC 4513
+        // 5.1.2): refused here, without asking the directory.
+        if token.username.is_empty() || token.password.is_empty() {
+            return Err(LoginFailure::Refused);
+        }
         let mut guard = self.login.lock().await;
         if let Some(dir) = guard.as_mut() {
             match dir.rebind(&token.username, &token.password).await {
                 Ok(()) => return Ok(()),
-                Err(e @ DirectoryError::Bind { .. }) if !is_connection_failure(&e) => {
-                    return Err(e);
+                Err(e) => {
+                    let failure = LoginFailure::of(e);
+                    if matches!(failure, LoginFailure::Refused) {
+                        return Err(failure);
+                    }
+                    *guard = None;
+                    // A pooled connection the server closed is retried once
+                    // on a new one; a directory that did not answer in time
+                    // is not waited for a second time.
+                    if !failure.is_broken_connection() {
+                        return Err(failure);
+                    }
                 }
-                Err(_) => *guard = None,
             }
         }
-        let dir =
-            Directory::connect_as(&self.config.directory, &token.username, &token.password).await?;
+        let dir = Directory::connect_as(&self.config.directory, &token.username, &token.password)
+            .await
+            .map_err(LoginFailure::of)?;
         *guard = Some(dir);
         Ok(())
     }
@@ -268,10 +288,7 @@ impl Authority {
         let (requester, renewal_record) = match (&parsed, credentials) {
             (_, Some(creds)) => {
                 if let Err(e) = self.check_password(creds).await {
-                    return fault(
-                        failure::ACCESS_DENIED,
-                        format!("authentication failed: {e}"),
-                    );
+                    return e.answer();
                 }
                 let record = match &parsed {
                     Ok(RequestToken::Renewal {
@@ -297,18 +314,13 @@ impl Authority {
                 }
             },
             (_, None) => {
-                return fault(
-                    failure::ACCESS_DENIED,
-                    "this endpoint needs a WS-Security UsernameToken".into(),
-                );
+                return fault(failure::ACCESS_DENIED, NO_CREDENTIALS.into());
             }
         };
 
         let snapshot = match self.snapshot(&requester).await {
             Ok(s) => s,
-            Err(e) => {
-                return fault(failure::INTERNAL, format!("cannot read the directory: {e}"));
-            }
+            Err(e) => return internal(DIRECTORY_UNAVAILABLE, &e),
         };
         let account = &snapshot.account;
 
@@ -338,7 +350,7 @@ impl Authority {
                         "this request was submitted by another account".into(),
                     );
                 }
-                Err(e) => return fault(failure::INTERNAL, format!("database: {e}")),
+                Err(e) => return internal(DATABASE_UNAVAILABLE, &e),
             }
         };
         if !created {
@@ -364,12 +376,10 @@ impl Authority {
         let denied = |hresult: u32, reason: String| self.deny_recorded(&record, hresult, reason);
         let (csr, renewal) = match parsed {
             Err(e) => {
-                let code = if e.to_string().contains("signature") {
-                    failure::BAD_SIGNATURE
-                } else {
-                    failure::INVALID_ARGUMENT
-                };
-                return denied(code, format!("the request cannot be read: {e}"));
+                return denied(
+                    unreadable_request_code(&e),
+                    format!("the request cannot be read: {e}"),
+                );
             }
             Ok(RequestToken::Pkcs10(csr)) => (csr, None),
             Ok(RequestToken::Renewal {
@@ -425,10 +435,10 @@ impl Authority {
             Decision::Pend { profile, reason } => {
                 let json = match serde_json::to_string(&profile) {
                     Ok(j) => j,
-                    Err(e) => return fault(failure::INTERNAL, format!("profile: {e}")),
+                    Err(e) => return internal(DATABASE_UNAVAILABLE, &e),
                 };
                 if let Err(e) = self.db().record_pending(record.id, &json, &reason) {
-                    return fault(failure::INTERNAL, format!("database: {e}"));
+                    return internal(DATABASE_UNAVAILABLE, &e);
                 }
                 Answer::Response(pending_response(record.id, &reason))
             }
@@ -443,47 +453,37 @@ impl Authority {
                         }
                         self.issued_response(record.id, cert)
                     }
-                    Err(e) => fault(failure::INTERNAL, format!("cannot issue: {e}")),
+                    Err(e) => internal(CANNOT_ISSUE, &e),
                 }
             }
         }
     }
 
-    /// Answers `QueryTokenStatus`: the state of a pending request.
+    /// Answers `QueryTokenStatus`: the state of a pending request. A request
+    /// of another account gets the same answer as one that does not exist,
+    /// so request ids cannot be probed.
     pub async fn query(&self, request_id: u64, credentials: Option<&UsernameToken>) -> Answer {
         let Some(creds) = credentials else {
-            return fault(
-                failure::ACCESS_DENIED,
-                "this endpoint needs a WS-Security UsernameToken".into(),
-            );
+            return fault(failure::ACCESS_DENIED, NO_CREDENTIALS.into());
         };
         if let Err(e) = self.check_password(creds).await {
-            return fault(
-                failure::ACCESS_DENIED,
-                format!("authentication failed: {e}"),
-            );
+            return e.answer();
         }
-        let record = match self.db().get(request_id) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                return fault(
-                    failure::INVALID_ARGUMENT,
-                    format!("there is no request {request_id}"),
-                );
-            }
-            Err(e) => return fault(failure::INTERNAL, format!("database: {e}")),
-        };
         let asker = match self.snapshot(&creds.username).await {
             Ok(s) => s.account.sam_account_name,
-            Err(e) => return fault(failure::INTERNAL, format!("cannot read the directory: {e}")),
+            Err(e) => return internal(DIRECTORY_UNAVAILABLE, &e),
         };
-        if !record.requester.eq_ignore_ascii_case(&asker) {
-            return fault(
+        let record = match self.db().get(request_id) {
+            Ok(r) => r,
+            Err(e) => return internal(DATABASE_UNAVAILABLE, &e),
+        };
+        match record {
+            Some(r) if r.requester.eq_ignore_ascii_case(&asker) => self.answer_from_record(&r),
+            _ => fault(
                 failure::ACCESS_DENIED,
-                format!("request {request_id} belongs to another account"),
-            );
+                format!("{asker} has no request {request_id} at this CA"),
+            ),
         }
-        self.answer_from_record(&record)
     }
 
     /// The answer a stored record gives.
@@ -508,7 +508,7 @@ impl Authority {
             .db()
             .record_denied(record.id, code, &reason, self.now())
         {
-            return fault(failure::INTERNAL, format!("database: {e}"));
+            return internal(DATABASE_UNAVAILABLE, &e);
         }
         fault_for(record, code, reason)
     }
@@ -646,7 +646,13 @@ impl Authority {
         let crl = {
             let db = self.db();
             let revoked = db.revoked()?;
-            let number = db.next_crl_number()?;
+            // Above the CRL published last, whatever the database counted.
+            let published = self
+                .current_crl()
+                .ok()
+                .and_then(|crl| super::crl::crl_number(&crl))
+                .unwrap_or(0);
+            let number = db.next_crl_number_above(published)?;
             build_crl(
                 &CrlInput {
                     number,
@@ -681,18 +687,112 @@ impl Authority {
     }
 }
 
-fn is_connection_failure(e: &DirectoryError) -> bool {
+/// A connection the server or the network closed, as opposed to one that
+/// timed out: only the first is worth a second attempt at once.
+fn is_broken_connection(e: &DirectoryError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
-    [
-        "connection",
-        "broken pipe",
-        "reset",
-        "closed",
-        "timed out",
-        "eof",
-    ]
-    .iter()
-    .any(|w| text.contains(w))
+    if text.contains("timed out") || text.contains("timeout") {
+        return false;
+    }
+    ["connection", "broken pipe", "reset", "closed", "eof"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
+/// The fault text of a refused UsernameToken: one text for a wrong password,
+/// an unknown account and a name the directory cannot resolve.
+pub const LOGIN_REFUSED: &str = "authentication failed: the user name or password is not valid";
+
+/// The fault text of a request without credentials that needs them.
+const NO_CREDENTIALS: &str = "this endpoint needs a WS-Security UsernameToken";
+
+/// What an internal failure tells the client: the part that failed, never
+/// the directory's URL, bind DN or result codes, nor file paths (those are
+/// logged at the CA).
+const DIRECTORY_UNAVAILABLE: &str =
+    "the CA cannot reach its directory now; the request was not decided, send it again later";
+const DATABASE_UNAVAILABLE: &str =
+    "the CA cannot use its request database now; send the request again later";
+const CANNOT_ISSUE: &str =
+    "the CA could not sign the certificate now; send the request again later";
+
+/// An E_FAIL fault: the CA's own failure. InvalidRequest is false (the
+/// request is fine and may be sent again); the detail goes to the CA's log.
+fn internal(what: &'static str, detail: &dyn std::fmt::Display) -> Answer {
+    tracing::warn!(error = %detail, "{what}");
+    Answer::Fault(WstepFault {
+        relates_to: None,
+        hresult: failure::INTERNAL,
+        message: what.into(),
+        request_id: None,
+        invalid_request: false,
+        code: FaultCode::Receiver,
+        binary_response: None,
+    })
+}
+
+/// Why a UsernameToken was not accepted.
+#[derive(Debug)]
+enum LoginFailure {
+    /// The directory refused the name and password.
+    Refused,
+    /// The directory could not be asked (down, hung, busy, misconfigured).
+    Unavailable(DirectoryError),
+}
+
+/// LDAP result codes of a bind that mean "not these credentials" (RFC 4511
+/// 4.1.9): noSuchObject, invalidDNSyntax, inappropriateAuthentication,
+/// invalidCredentials, insufficientAccessRights, unwillingToPerform (what
+/// OpenLDAP answers to an unauthenticated bind). Every other code, and a
+/// bind that got no result, is the directory's failure.
+const REFUSING_RESULT_CODES: [u32; 6] = [32, 34, 48, 49, 50, 53];
+
+impl LoginFailure {
+    fn of(e: DirectoryError) -> LoginFailure {
+        match &e {
+            DirectoryError::Bind { cause, .. } if bind_refused(cause) => LoginFailure::Refused,
+            _ => LoginFailure::Unavailable(e),
+        }
+    }
+
+    fn is_broken_connection(&self) -> bool {
+        matches!(self, LoginFailure::Unavailable(e) if is_broken_connection(e))
+    }
+
+    fn answer(self) -> Answer {
+        match self {
+            LoginFailure::Refused => fault(failure::ACCESS_DENIED, LOGIN_REFUSED.into()),
+            LoginFailure::Unavailable(e) => internal(DIRECTORY_UNAVAILABLE, &e),
+        }
+    }
+}
+
+/// Whether the cause of a failed bind is a refusal of the credentials: an
+/// LDAP result in [`REFUSING_RESULT_CODES`], an empty password, or a name
+/// that is not a DN and resolves to no account.
+fn bind_refused(cause: &str) -> bool {
+    if let Some(rest) = cause.strip_prefix("result code ") {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return digits
+            .parse::<u32>()
+            .is_ok_and(|rc| REFUSING_RESULT_CODES.contains(&rc));
+    }
+    cause.starts_with("an empty user name or password")
+        || cause.starts_with("the server wants a DN")
+}
+
+/// The HRESULT of a request token that cannot be read: a signature that does
+/// not verify is NTE_BAD_SIGNATURE; an RSA key too small to verify at all
+/// (the only [`PkiError::Key`] a request parse returns) is the key-length
+/// denial the policy would give it; anything else E_INVALIDARG.
+fn unreadable_request_code(e: &PkiError) -> u32 {
+    match e {
+        PkiError::Signature(_) => failure::BAD_SIGNATURE,
+        PkiError::Key(_) => hresult::KEY_LENGTH,
+        // The CMS layer wraps the verifier's error in its own variant.
+        PkiError::Cms(m) if m.starts_with("signature:") => failure::BAD_SIGNATURE,
+        _ => failure::INVALID_ARGUMENT,
+    }
 }
 
 fn profile_publishes_to_ds(snapshot: &DirectorySnapshot, profile: &CertificateProfile) -> bool {

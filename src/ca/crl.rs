@@ -27,6 +27,20 @@ pub struct CrlInput<'a> {
     pub revoked: &'a [RevokedEntry],
 }
 
+/// The CRL number (RFC 5280 5.2.3) of a DER CRL, when it has one that fits
+/// 64 bits; the CA reads it from the CRL it published last so that the next
+/// number is higher whatever its database says.
+pub fn crl_number(der: &[u8]) -> Option<u64> {
+    use x509_parser::prelude::{CertificateRevocationList, FromDer};
+    let (_, crl) = CertificateRevocationList::from_der(der).ok()?;
+    let digits = crl.crl_number()?.to_u64_digits();
+    match digits.as_slice() {
+        [] => Some(0),
+        [n] => Some(*n),
+        _ => None,
+    }
+}
+
 /// Why a CRL could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum CrlError {

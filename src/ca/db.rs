@@ -788,12 +788,21 @@ impl Database {
     /// counter is in the file, so it increases across restarts and between
     /// processes; the first number is 1.
     pub fn next_crl_number(&self) -> Result<u64, DbError> {
+        self.next_crl_number_above(0)
+    }
+
+    /// The next CRL number, and above `floor` in any case: the number of a
+    /// CRL already published (a CRL file older than this database, or one
+    /// written by an earlier version that did not count it here) is never
+    /// issued again (RFC 5280 5.2.3).
+    pub fn next_crl_number_above(&self, floor: u64) -> Result<u64, DbError> {
+        let floor = i64::try_from(floor).unwrap_or(i64::MAX - 1);
         self.write("drawing a CRL number", |tx| {
             let number: i64 = tx
                 .query_row(
-                    "UPDATE crl_state SET last_number = last_number + 1 WHERE id = 1 \
+                    "UPDATE crl_state SET last_number = MAX(last_number, ?1) + 1 WHERE id = 1 \
                      RETURNING last_number",
-                    [],
+                    [floor],
                     |row| row.get(0),
                 )
                 .map_err(self.sql("incrementing the CRL number"))?;
@@ -1220,6 +1229,15 @@ mod tests {
         assert_eq!(a.next_crl_number().unwrap(), 3);
         assert_eq!(b.next_crl_number().unwrap(), 4);
         assert_eq!(a.next_crl_number().unwrap(), 5);
+    }
+
+    #[test]
+    fn crl_numbers_stay_above_a_published_one() {
+        let (_dir, db) = open_temp();
+        assert_eq!(db.next_crl_number_above(7).unwrap(), 8);
+        // A lower floor changes nothing: numbers never go back.
+        assert_eq!(db.next_crl_number_above(2).unwrap(), 9);
+        assert_eq!(db.next_crl_number().unwrap(), 10);
     }
 
     #[test]

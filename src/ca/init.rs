@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use super::authority::{CaError, Signer};
 use super::config::CaConfig;
 use super::crl::{CrlInput, build_crl};
+use super::db::Database;
 use super::publish::{Publication, publish};
 use crate::directory::Directory;
 use crate::pki::keys::PrivateKey;
@@ -88,9 +89,12 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
     let crl = match std::fs::read(config.crl_path()) {
         Ok(bytes) => bytes,
         Err(_) => {
+            // The number comes from the database, as every later CRL's: the
+            // first `ca crl` then signs number 2, not number 1 again.
+            let number = Database::open(&config.database)?.next_crl_number()?;
             let crl = build_crl(
                 &CrlInput {
-                    number: 1,
+                    number,
                     this_update: now,
                     next_update: now + config.crl_validity,
                     revoked: &[],

@@ -790,6 +790,29 @@ fn names(t: &Template, csr: &ParsedCsr, requester: &Account) -> Result<Names, De
             .as_deref()
             .filter(|d| !d.trim().is_empty())
     };
+    // An account may write its own dNSHostName (AD's validated write): what
+    // goes into a certificate from it must be a host name, nothing more.
+    let dns_in_subject = !enrollee_subject
+        && !nf.contains(NameFlags::SUBJECT_REQUIRE_DIRECTORY_PATH)
+        && (nf.contains(NameFlags::SUBJECT_REQUIRE_DNS_AS_CN)
+            || (nf.contains(NameFlags::SUBJECT_REQUIRE_COMMON_NAME) && t.is_machine()));
+    let dns_in_san = nf
+        .intersects(NameFlags::SUBJECT_ALT_REQUIRE_DNS | NameFlags::SUBJECT_ALT_REQUIRE_DOMAIN_DNS);
+    if let Some(host) = dns_host()
+        && !is_host_name(host)
+        && (dns_in_subject || dns_in_san)
+    {
+        return deny(
+            hresult::BAD_REQUESTSUBJECT,
+            format!(
+                "the dNSHostName of account {} ({}) is {:?}, which is not a DNS host name (letters, digits and hyphens in dot-separated labels of at most 63 characters, 253 in all), and template {} builds names from it; correct dNSHostName on the account",
+                account,
+                requester.dn,
+                host.chars().take(300).collect::<String>(),
+                t.cn
+            ),
+        );
+    }
     let mail = || requester.mail.as_deref().filter(|m| !m.trim().is_empty());
 
     let requested = if enrollee_subject || enrollee_san {
@@ -1036,6 +1059,23 @@ fn parse_ldap_dn(dn: &str) -> Result<Vec<(String, String)>, String> {
         return Err("the DN is empty".into());
     }
     Ok(out)
+}
+
+/// A host name as RFC 1123 2.1 and RFC 5280 4.2.1.6 allow one in a
+/// certificate: ASCII letters, digits and hyphens, labels of 1 to 63
+/// characters not starting or ending with a hyphen, at most 253 characters,
+/// no wildcard, no trailing dot.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The subject (certificate order, read only when `with_subject`) and
@@ -1697,6 +1737,9 @@ mod tests {
             // 9. names
             ("nodns01: no dNSHostName", Req::new(nodns01(), "WorkstationAuth"), Deny(SUBJECT_DNS_REQUIRED)),
             ("empty dNSHostName", ws("WorkstationAuth").with_account(|a| a.dns_host_name = Some(String::new())), Deny(SUBJECT_DNS_REQUIRED)),
+            ("dNSHostName with a DN in it", ws("WorkstationAuth").with_account(|a| a.dns_host_name = Some("ws01.corp.example,CN=Administrator".into())), Deny(BAD_REQUESTSUBJECT)),
+            ("wildcard dNSHostName", ws("WorkstationAuth").with_account(|a| a.dns_host_name = Some("*.corp.example".into())), Deny(BAD_REQUESTSUBJECT)),
+            ("dNSHostName with a NUL", ws("WorkstationAuth").with_account(|a| a.dns_host_name = Some("ws01.corp.example\0.evil.example".into())), Deny(BAD_REQUESTSUBJECT)),
             ("SAN DNS only, no dNSHostName", Req::new(nodns01(), "WorkstationAuth").with_template("WorkstationAuth", |t| t.name_flags = NameFlags::SUBJECT_ALT_REQUIRE_DNS), Deny(SUBJECT_DNS_REQUIRED)),
             ("alice User", Req::new(alice(), "User"), Issue),
             ("bob may Enroll (AutoEnroll is what Contractors lack)", Req::new(bob(), "User"), Issue),

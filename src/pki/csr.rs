@@ -20,7 +20,7 @@ use x509_parser::extensions::{GeneralName, SubjectAlternativeName};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::der_cursor::{Cursor, Element, single};
-use super::keys::{KeyAlgorithm, PrivateKey, verify_signature};
+use super::keys::{KeyAlgorithm, PrivateKey, oid, verify_signature};
 use super::template_ext::{
     OID_TEMPLATE_INFORMATION, OID_TEMPLATE_NAME, PkiError, TemplateIdentity,
     decode_template_information, decode_template_name, encode_template_information,
@@ -171,13 +171,13 @@ impl ParsedCsr {
         let public_key = info.subject_pki.raw.to_vec();
         let key_algorithm = KeyAlgorithm::from_spki(&public_key).map_err(|e| bad(e.to_string()))?;
         let signature_oid = req.signature_algorithm.algorithm.to_id_string();
-        verify_signature(
+        verify_self_signature(
             &public_key,
+            key_algorithm,
             &signature_oid,
             info.raw,
             req.signature_value.data.as_ref(),
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        )?;
         let subject_common_name = match info.subject.iter_common_name().next() {
             Some(cn) => Some(
                 cn.as_str()
@@ -198,6 +198,71 @@ impl ParsedCsr {
             renewal_certificate: attributes.renewal_certificate,
         })
     }
+}
+
+/// The smallest RSA modulus whose request signature can be checked at all
+/// (aws-lc-rs verifies PKCS#1 v1.5 from 1024 bits).
+pub const MIN_VERIFIABLE_RSA_BITS: u32 = 1024;
+
+/// Verifies the request's self-signature (RFC 2986 4.2: proof of possession).
+///
+/// RSA keys from [`MIN_VERIFIABLE_RSA_BITS`] up to 2047 bits are verified
+/// here rather than refused: whether a key is large enough is the issuance
+/// policy's decision (`msPKI-Minimal-Key-Size`, CERTSRV_E_KEY_LENGTH), not a
+/// parse error, and refusing it while parsing made it look like a bad
+/// signature. Smaller keys cannot be verified; they come back as
+/// [`PkiError::Key`], the one error of [`ParsedCsr::from_der`] with that
+/// variant, so that the CA can still answer CERTSRV_E_KEY_LENGTH. A
+/// signature that does not verify is a [`PkiError::Signature`].
+fn verify_self_signature(
+    public_key: &[u8],
+    key: KeyAlgorithm,
+    signature_oid: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), PkiError> {
+    match key {
+        KeyAlgorithm::Rsa { bits } if bits < MIN_VERIFIABLE_RSA_BITS => {
+            Err(PkiError::Key(format!(
+                "RSA {bits}: below {MIN_VERIFIABLE_RSA_BITS} bits the request's signature cannot be verified"
+            )))
+        }
+        KeyAlgorithm::Rsa { bits } if bits < 2048 => {
+            verify_short_rsa(public_key, bits, signature_oid, message, signature)
+        }
+        _ => verify_signature(public_key, signature_oid, message, signature),
+    }
+}
+
+/// PKCS#1 v1.5 with SHA-256 or SHA-512 for RSA keys of 1024 to 2047 bits.
+fn verify_short_rsa(
+    public_key: &[u8],
+    bits: u32,
+    signature_oid: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), PkiError> {
+    use aws_lc_rs::signature::{self, UnparsedPublicKey};
+    let params = match signature_oid {
+        oid::SHA256_WITH_RSA => &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+        oid::SHA512_WITH_RSA => &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+        other => {
+            return Err(PkiError::Signature(format!(
+                "signature algorithm {other} cannot be verified with an RSA {bits} key (sha256WithRSAEncryption and sha512WithRSAEncryption can)"
+            )));
+        }
+    };
+    // The key inside the SubjectPublicKeyInfo: aws-lc-rs takes the
+    // RSAPublicKey of RFC 8017 A.1.1.
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(public_key)
+        .map_err(|e| PkiError::Key(format!("SubjectPublicKeyInfo: {e}")))?;
+    UnparsedPublicKey::new(params, spki.subject_public_key.data.as_ref())
+        .verify(message, signature)
+        .map_err(|_| {
+            PkiError::Signature(format!(
+                "the RSA signature does not verify with the RSA {bits} key"
+            ))
+        })
 }
 
 /// Walks the `[0] Attributes` of a certificationRequestInfo (RFC 2986 4.1).
@@ -501,10 +566,30 @@ mod tests {
         assert_eq!(csr.key_algorithm, KeyAlgorithm::EcdsaP384);
         assert_eq!(csr.requested_dns_names, vec!["x.example".to_string()]);
 
-        // Small RSA keys are refused with a reason.
+        // A small RSA key is read (its size is the policy's to judge), its
+        // signature checked all the same.
         let der = openssl_request(dir.path(), &["-newkey", "rsa:1024"], &["-subj", "/CN=x"]);
+        let csr = ParsedCsr::from_der(&der).unwrap();
+        assert_eq!(csr.key_algorithm, KeyAlgorithm::Rsa { bits: 1024 });
+        let mut flipped = der.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x01;
+        let e = ParsedCsr::from_der(&flipped).unwrap_err();
+        assert!(matches!(e, PkiError::Signature(_)), "{e}");
+        let der = openssl_request(
+            dir.path(),
+            &["-newkey", "rsa:1536", "-sha512"],
+            &["-subj", "/CN=x"],
+        );
+        let csr = ParsedCsr::from_der(&der).unwrap();
+        assert_eq!(csr.key_algorithm, KeyAlgorithm::Rsa { bits: 1536 });
+
+        // Below 1024 bits nothing can be verified: a key error, so that the
+        // CA answers with the key-length denial.
+        let der = openssl_request(dir.path(), &["-newkey", "rsa:512"], &["-subj", "/CN=x"]);
         let e = ParsedCsr::from_der(&der).unwrap_err();
-        assert!(e.to_string().contains("RSA 1024"), "{e}");
+        assert!(matches!(e, PkiError::Key(_)), "{e}");
+        assert!(e.to_string().contains("RSA 512"), "{e}");
     }
 
     #[test]
@@ -533,7 +618,11 @@ mod tests {
         ];
         for (what, bytes, text) in cases {
             let e = ParsedCsr::from_der(&bytes).unwrap_err();
-            assert!(matches!(e, PkiError::Request(_)), "{what}: {e}");
+            if what == "flipped signature" {
+                assert!(matches!(e, PkiError::Signature(_)), "{what}: {e}");
+            } else {
+                assert!(matches!(e, PkiError::Request(_)), "{what}: {e}");
+            }
             assert!(e.to_string().contains(text), "{what}: {e}");
         }
     }

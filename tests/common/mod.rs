@@ -193,3 +193,79 @@ pub fn run(cmd: &mut std::process::Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Asserts that the CA database holds the denial `outcome` reports: the
+/// fault's request id names a Denied record with exactly `code`.
+pub fn assert_denial_recorded(ca: &TestCa, outcome: &autoenroll::enroll::Outcome, code: u32) {
+    let autoenroll::enroll::Outcome::Denied {
+        request_id,
+        message,
+        ..
+    } = outcome
+    else {
+        panic!("expected a denial, got {outcome:?}");
+    };
+    let id = request_id.unwrap_or_else(|| panic!("the denial names no request: {message}"));
+    let record = ca
+        .authority
+        .db()
+        .get(id)
+        .expect("database readable")
+        .unwrap_or_else(|| panic!("request {id} is not in the database"));
+    assert_eq!(
+        record.disposition,
+        autoenroll::ca::db::Disposition::Denied,
+        "{record:?}"
+    );
+    assert_eq!(record.hresult, Some(code), "{}", record.reason);
+}
+
+/// A self-signed certificate for `cn` and its key: a certificate no CA of
+/// the lab issued.
+pub fn foreign_certificate(cn: &str) -> (Vec<u8>, autoenroll::pki::keys::PrivateKey) {
+    use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
+    let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let cert = params
+        .self_signed(&key.rcgen_key_pair().expect("key pair"))
+        .expect("self-signed");
+    (cert.der().to_vec(), key)
+}
+
+/// A certificate that copies the issuer name and serial number of `real`
+/// (issued by the CA whose certificate is `ca_certificate`) but is signed by
+/// another key: a forgery only a byte comparison tells apart.
+pub fn forged_copy(
+    real: &[u8],
+    ca_certificate: &[u8],
+) -> (Vec<u8>, autoenroll::pki::keys::PrivateKey) {
+    use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, parsed) = X509Certificate::from_der(real).expect("a certificate");
+    let fake_ca_key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 })
+        .expect("key")
+        .rcgen_key_pair()
+        .expect("key pair");
+    let issuer = rcgen::Issuer::from_ca_cert_der(
+        &rustls::pki_types::CertificateDer::from(ca_certificate.to_vec()),
+        fake_ca_key,
+    )
+    .expect("issuer");
+    let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.serial_number = Some(parsed.serial.to_bytes_be().into());
+    params.not_before = parsed.validity().not_before.to_datetime();
+    params.not_after = parsed.validity().not_after.to_datetime();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "forged");
+    let cert = params
+        .signed_by(&key.rcgen_key_pair().expect("key pair"), &issuer)
+        .expect("signed");
+    (cert.der().to_vec(), key)
+}
