@@ -323,4 +323,24 @@ fn plan_after_failures_one_line_each_and_no_future_backoff() {
         next_wake <= now + Duration::hours(2),
         "the backoff ends about an hour from now, not a year: {out}"
     );
+
+    // A pulse keeps the failure as now: the future time is not written back,
+    // so the next pulses count the backoff from now too.
+    let _ = run(&["pulse", "--json"], &policy);
+    let state: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let kept = state["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["template"].as_str() == Some("WorkstationAuth"))
+        .expect("the failure is kept");
+    let at = OffsetDateTime::parse(
+        kept["last_failure"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        at <= OffsetDateTime::now_utc() + Duration::minutes(1),
+        "state.toml still holds a failure in the future: {at}"
+    );
 }

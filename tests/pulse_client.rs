@@ -551,3 +551,56 @@ async fn a_refused_renewal_falls_back_to_a_new_enrollment() {
     let state = store(&lab).read_state().unwrap();
     assert!(state.failures_of("ShortLived").is_none(), "{state:?}");
 }
+
+/// Item 9: a CA that fails internally (E_FAIL with `InvalidRequest` false,
+/// as the CA answers while its directory is down) has not judged the
+/// request: nothing is denied or abandoned, the requests stay in `request/`,
+/// and the next pulse sends them to a CA that works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_failure_of_the_ca_keeps_the_request() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let ca = lab.start_ca(t0).await;
+    let failing = tls_server(
+        &ca,
+        Arc::new(|_| {
+            let mut fault = autoenroll::wstep::WstepFault::denied(
+                None,
+                autoenroll::wstep::E_FAIL,
+                "the CA could not complete the request",
+                None,
+            );
+            fault.invalid_request = false;
+            soap(fault.to_xml())
+        }),
+    )
+    .await;
+    publish_endpoints(&lab, &[&format!("https://{failing}/CES")]);
+
+    let r = pulse_at(&lab, &ca, t0).await;
+    assert!(!r.ok, "{r:#?}");
+    assert!(events(&r, Event::Denied).is_empty(), "{r:#?}");
+    let failed = events(&r, Event::Failed);
+    assert_eq!(failed.len(), 3, "{r:#?}");
+    for (_, message) in &failed {
+        assert!(message.contains("0x80004005"), "{message}");
+        assert!(message.contains("the request is kept"), "{message}");
+    }
+    let kept: Vec<String> = store(&lab)
+        .snapshot()
+        .unwrap()
+        .pending
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
+    assert_eq!(kept.len(), 3, "{r:#?}");
+
+    publish_endpoints(&lab, &[&ca.endpoint]);
+    let r = pulse_at(&lab, &ca, t0 + 120 * MINUTE).await;
+    assert_eq!(
+        templates_of(&r, Event::Installed),
+        ["ShortLived", "WorkstationAuth"],
+        "{r:#?}"
+    );
+    assert!(store(&lab).snapshot().unwrap().pending.len() <= 1);
+}

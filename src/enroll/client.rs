@@ -44,6 +44,10 @@ pub enum Outcome {
         request_id: Option<u64>,
         hresult: u32,
         message: String,
+        /// The CA failed rather than refused ([MS-WSTEP] 3.1.4.1.2.6: a fault
+        /// whose `InvalidRequest` is false, e.g. E_FAIL while its directory is
+        /// down): the request is good and is sent again later.
+        retryable: bool,
     },
 }
 
@@ -152,6 +156,7 @@ impl EnrollmentClient {
                 request_id: f.request_id,
                 hresult: f.hresult,
                 message: f.message,
+                retryable: !f.invalid_request,
             }),
             Reply::Response(r) => match (r.disposition, r.certificate) {
                 (Disposition::Issued, Some(certificate)) => {

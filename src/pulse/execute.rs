@@ -80,7 +80,16 @@ impl<'a> Executor<'a> {
             .state
             .failures
             .iter()
-            .map(|f| (f.template.to_ascii_lowercase(), f.clone()))
+            // A failure recorded in the future (a clock that was ahead, a crafted
+            // state.toml) is kept as now, so the backoff ends after its length
+            // from this pulse instead of after that future time.
+            .map(|f| {
+                let failure = TemplateFailures {
+                    last_failure: crate::planner::failure_time(f.last_failure, options.now),
+                    ..f.clone()
+                };
+                (f.template.to_ascii_lowercase(), failure)
+            })
             .collect();
         Ok(Executor {
             policy,
@@ -384,6 +393,17 @@ impl<'a> Executor<'a> {
                 .ask(&client, endpoint.service, &endpoint.url, ask, report)
                 .await
             {
+                Ok(CaOutcome::Denied {
+                    retryable: true,
+                    hresult,
+                    message,
+                    ..
+                }) => errors.push(internal_failure(
+                    &endpoint.service.cn,
+                    &endpoint.url,
+                    hresult,
+                    &message,
+                )),
                 Ok(outcome) => {
                     return self
                         .settle(
@@ -707,6 +727,12 @@ impl<'a> Executor<'a> {
                             ));
                             return;
                         }
+                        Ok(CaOutcome::Denied {
+                            retryable: true,
+                            hresult,
+                            message,
+                            ..
+                        }) => errors.push(internal_failure(ca, &server.url, hresult, &message)),
                         Ok(outcome) => {
                             let settled = self
                                 .settle(
@@ -797,6 +823,12 @@ impl<'a> Executor<'a> {
             directory_marker: self.observed.state.directory_marker.clone(),
         }
     }
+}
+
+/// The text of a CA's internal failure: like an unreachable CA, it is no
+/// verdict on the request, which stays in `request/` for the next pulse.
+fn internal_failure(ca: &str, url: &str, hresult: u32, message: &str) -> String {
+    format!("{ca} ({url}) failed (0x{hresult:08X}, not a denial; the request is kept): {message}")
 }
 
 /// A fresh key of the algorithm and size the template asks for.
