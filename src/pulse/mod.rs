@@ -168,9 +168,29 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     for action in &plan.actions {
         executor.run(action, &mut report).await;
     }
-    let state = executor.finish(now, &report);
-    store.write_state(&lock, &state)?;
+    let mut state = executor.finish(now, &report);
     report.finish(&plan, &state);
+    // The metrics file before the state: a file that cannot be written is an
+    // outcome of this pulse, which the state then records as not ok.
+    if let Some(path) = &policy.metrics_file {
+        match store.snapshot() {
+            Ok(after_store) => {
+                let after = Observation {
+                    store: after_store,
+                    state: state.clone(),
+                    ..observed.clone()
+                };
+                let status = planner::assess(&after.input(now));
+                metrics::write_reported(path, &mut report, &status, &after.store, &state);
+            }
+            Err(e) => report.note(metrics::failed(
+                path,
+                &format!("cannot read the store: {e}"),
+            )),
+        }
+    }
+    state.last_pulse_ok = Some(report.ok);
+    store.write_state(&lock, &state)?;
     events::log(
         if report.ok {
             Event::PulseFinished
@@ -181,17 +201,6 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         None,
         &report.summary(),
     );
-    if let Some(path) = &policy.metrics_file {
-        let after = Observation {
-            store: store.snapshot()?,
-            state: state.clone(),
-            ..observed.clone()
-        };
-        let status = planner::assess(&after.input(now));
-        if let Err(e) = metrics::write(path, &report, &status, &after.store, &state) {
-            tracing::warn!("metrics file {}: {e}", path.display());
-        }
-    }
     drop(lock);
     Ok(report)
 }
