@@ -23,6 +23,11 @@
 //!   never moved.
 //! - **Reading is liberal and never destructive**: a file that cannot be
 //!   read is reported in [`StoreSnapshot::unparseable`] and left alone.
+//! - **No link is followed.** The store makes no symbolic links, so one in
+//!   it is someone else's: it is reported or refused ([`StoreError::Link`]),
+//!   never read, chmodded, emptied or deleted through (see `fsutil`). Only
+//!   files that are regular files are read (a FIFO would block). Messages
+//!   name files and problems, never quote a file's content.
 
 mod error;
 pub mod fault;

@@ -535,6 +535,38 @@ fn corrupt_state_is_set_aside_and_the_state_starts_empty() {
     assert!(store.snapshot().expect("snapshot").unparseable.is_empty());
 }
 
+/// A FIFO in place of an entry's key is reported, not read: reading it
+/// would block the snapshot (and with it `status` and every pulse) forever.
+#[test]
+fn a_fifo_in_an_entry_is_reported_without_blocking() {
+    let (_d, store) = open();
+    let k = key();
+    let lock = store.lock().expect("lock");
+    let thumb = store
+        .install(
+            &lock,
+            &machine_cert(&k),
+            k.serialize_pem().as_bytes(),
+            &CertificateMeta::default(),
+        )
+        .expect("install");
+    let key_path = store.root().join("my").join(&thumb).join("key.pem");
+    fs::remove_file(&key_path).expect("rm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&key_path)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let snap = store.snapshot().expect("snapshot");
+    let u = snap
+        .unparseable
+        .iter()
+        .find(|u| u.path == key_path)
+        .expect("reported");
+    assert!(u.problem.contains("FIFO"), "{u:?}");
+    store.recover(&lock).expect("recover");
+}
+
 /// `state.toml` is the engine's private bookkeeping: 0600, like keys, also
 /// when an older version left it 0644.
 #[test]
