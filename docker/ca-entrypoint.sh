@@ -18,6 +18,8 @@ state_dir = "state"
 
 [directory]
 url = "${DIRECTORY_URL:-ldap://directory:389}"
+# The compose network is the lab's own; a real deployment uses ldaps:// or StartTLS.
+allow_cleartext = true
 bind = "simple"
 user = "${CA_SERVICE_ACCOUNT:-CN=ca-svc,CN=Users,DC=corp,DC=example}"
 password_file = "secrets/ca-svc.secret"

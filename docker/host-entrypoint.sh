@@ -12,6 +12,8 @@ metrics_file = "/var/lib/autoenroll/autoenroll.prom"
 
 [directory]
 url = "${DIRECTORY_URL:-ldap://directory:389}"
+# The compose network is the lab's own; a real deployment uses ldaps:// or StartTLS.
+allow_cleartext = true
 bind = "simple"
 user = "${HOST_ACCOUNT:-CN=ws01,CN=Computers,DC=corp,DC=example}"
 password_file = "host.secret"

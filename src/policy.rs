@@ -207,6 +207,11 @@ pub struct DirectorySettings {
     /// Limit for connecting and for each operation.
     pub timeout: Duration,
     pub bind: Bind,
+    /// Allow a simple bind over plain `ldap://` (no StartTLS) to an address
+    /// that is not loopback: the password then crosses the network in
+    /// cleartext. Off unless the `[directory]` section says
+    /// `allow_cleartext = true`; see `directory::connection`.
+    pub allow_cleartext: bool,
 }
 
 /// The bind method.
@@ -292,6 +297,8 @@ pub(crate) struct RawDirectory {
     url: Spanned<String>,
     #[serde(default)]
     starttls: bool,
+    #[serde(default)]
+    allow_cleartext: bool,
     ca_file: Option<Spanned<PathBuf>>,
     timeout: Option<Spanned<String>>,
     bind: Spanned<String>,
@@ -431,17 +438,23 @@ impl<'a> Source<'a> {
             ca_file,
             timeout,
             bind,
+            allow_cleartext: d.allow_cleartext,
         })
     }
 }
 
 impl Policy {
     /// Reads and validates a policy file.
+    /// Only a regular file is read (a FIFO would block the worker forever).
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            file: path.display().to_string(),
-            source,
-        })?;
+        use std::io::Read as _;
+        let mut text = String::new();
+        crate::store::fsutil::open_regular(path, true)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map_err(|source| PolicyError::Read {
+                file: path.display().to_string(),
+                source,
+            })?;
         Policy::parse(&text, path)
     }
 
@@ -634,22 +647,35 @@ impl Policy {
 }
 
 /// Reads a password file, refusing one that others can read: a machine secret
-/// left world-readable is a finding an administrator must hear about.
+/// left world- or group-readable is a finding an administrator must hear
+/// about. Only a regular file is read: a FIFO would block the pulse forever
+/// (and a device hand out endless data). The type and the mode are checked
+/// on the open descriptor, so a file swapped in after a check is checked
+/// too. A link is followed: the administrator names this path. Errors name
+/// the file and never hold any of its content.
 pub fn read_password_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mode = meta.permissions().mode();
+    let shown = path.display();
+    let mut file = crate::store::fsutil::open_regular(path, true)
+        .map_err(|e| format!("{shown}: password file: {e}"))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| format!("{shown}: {e}"))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
         return Err(format!(
-            "{}: mode {:o} lets others read the password; chmod 600 it",
-            path.display(),
+            "{shown}: mode {:o} lets others read the password; chmod 600 it",
             mode & 0o777
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("{shown}: {e}"))?;
     let password = text.trim_end_matches(['\n', '\r']).to_string();
     if password.is_empty() {
-        return Err(format!("{}: the password file is empty", path.display()));
+        return Err(format!("{shown}: the password file is empty"));
     }
     Ok(password)
 }
@@ -884,17 +910,85 @@ export = { certificate = "/home/alice/.certs/user.pem", key = "keys/user.key" }
     }
 
     #[test]
+    fn allow_cleartext_is_off_unless_the_directory_section_says_so() {
+        assert!(!parse(GOOD).unwrap().directory.allow_cleartext);
+        let text = GOOD.replace(
+            "starttls = true",
+            "starttls = false\nallow_cleartext = true",
+        );
+        assert!(parse(&text).unwrap().directory.allow_cleartext);
+        let text = GOOD.replace("starttls = true", "allow_cleartext = \"yes\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("machine.toml: line 7") && err.contains("invalid type"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn password_file_must_be_private() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("ae-pw-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("secret");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
         std::fs::write(&f, "s3cret\n").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(read_password_file(&f).unwrap_err().contains("chmod 600"));
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(read_password_file(&f).unwrap(), "s3cret");
-        std::fs::remove_dir_all(&dir).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = read_password_file(&f).unwrap_err();
+            assert!(
+                err.contains("chmod 600") && err.contains("secret"),
+                "{mode:o}: {err}"
+            );
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_password_file(&f).unwrap(), "s3cret");
+        }
+    }
+
+    /// The finding: a FIFO as `password_file` hung `pulse` forever. A writer
+    /// waits at the FIFO with a password: the old code read it (and would
+    /// have waited forever for a writer that never comes); now the file is
+    /// refused for what it is, whether a writer is there or not.
+    #[test]
+    fn a_password_file_that_is_not_a_regular_file_is_refused() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .args(["-m", "600"])
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                // Blocks until a reader opens the FIFO; the reader may be gone
+                // by the time it writes (EPIPE): either way it ends.
+                if let Ok(mut w) = std::fs::OpenOptions::new().write(true).open(&fifo) {
+                    let _ = w.write_all(b"s3cret\n");
+                }
+            })
+        };
+        let err = read_password_file(&fifo).unwrap_err();
+        assert!(err.contains("FIFO") && err.contains("pipe"), "{err}");
+        assert!(err.contains("not a regular file"), "{err}");
+        // Release the writer: with a reader open, its open cannot block.
+        let reader = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap()
+        };
+        writer.join().unwrap();
+        drop(reader);
+        let err = read_password_file(dir.path()).unwrap_err();
+        assert!(err.contains("a folder"), "{err}");
+        let err = read_password_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.contains("a device"), "{err}");
     }
 }
 

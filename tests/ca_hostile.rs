@@ -95,6 +95,7 @@ fn as_outcome(f: WstepFault) -> Outcome {
         request_id: f.request_id,
         hresult: f.hresult,
         message: f.message,
+        retryable: !f.invalid_request,
     }
 }
 

@@ -2,6 +2,12 @@
 //! kills itself (SIGKILL) before its n-th filesystem change, for every n, then
 //! a second pulse runs. Afterwards there is exactly one current certificate
 //! per template and no key was lost.
+//!
+//! The kill switch (`AUTOENROLL_TEST_KILL_AT_STEP`) exists only in builds
+//! with the `fault-injection` feature, which the package turns on for its
+//! own tests (a dev-dependency on itself): the binary `cargo test` builds
+//! for this file has it, a `cargo build --release` one does not (see
+//! `the_kill_switch_is_only_in_test_builds`).
 
 mod common;
 
@@ -136,4 +142,59 @@ async fn a_renewal_killed_at_every_step_recovers() {
         step - 1
     );
     assert!(step > 5, "only {step} steps: the kill hook does not work");
+}
+
+/// Cargo's own resolution, for the host: `-e normal,build` is what `cargo
+/// build`, `cargo build --release` and `cargo install` compile (no
+/// dev-dependencies), `dev` added is what `cargo test` compiles.
+fn features_of_autoenroll(edges: &str) -> String {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "--prefix",
+            "none",
+            "-i",
+            "autoenroll",
+        ])
+        .args(["-e", edges])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The finding: the kill switch was read by every build, so a service
+/// whose environment held the variable died on its first write. The code
+/// that reads it is compiled only with `fault-injection` (in the build
+/// without it, `Faults::from_env` reads no environment: there is no such
+/// code, nor the variable's name, in that binary), and cargo enables the
+/// feature only where dev-dependencies are used: this test holds cargo's
+/// resolution to that. The positive half (the feature is on for tests) keeps
+/// it from passing because of a renamed feature.
+#[test]
+fn the_kill_switch_is_only_in_test_builds() {
+    const FEATURE: &str = "autoenroll feature \"fault-injection\"";
+    let shipped = features_of_autoenroll("normal,build,features");
+    assert!(
+        shipped.contains("autoenroll v0.1.0") && !shipped.contains(FEATURE),
+        "a build without dev-dependencies enables fault injection:\n{shipped}"
+    );
+    let tested = features_of_autoenroll("normal,build,dev,features");
+    assert!(
+        tested.contains(FEATURE),
+        "the tests no longer enable fault injection:\n{tested}"
+    );
+    // And this very binary was built with it (the constant exists only then).
+    assert_eq!(
+        autoenroll::store::fault::KILL_AT_STEP,
+        "AUTOENROLL_TEST_KILL_AT_STEP"
+    );
 }

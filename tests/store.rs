@@ -641,3 +641,261 @@ fn a_hand_copied_certificate_survives_every_operation() {
         .expect_err("foreign");
     assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
 }
+
+// ----- symbolic links: the store never follows a link it did not make -----
+
+/// A folder outside the store with files and a mode of its own, to check
+/// afterwards that nothing was done to it through a link.
+struct Outside {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Outside {
+    fn new() -> Outside {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("precious");
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(dir.join("key.pem"), "not the store's key\n").expect("write");
+        std::fs::write(dir.join("meta.toml"), "owner = \"someone else\"\n").expect("write");
+        // Named as the store names trust certificates: a target for removal.
+        std::fs::write(dir.join(format!("{}.pem", "ab".repeat(20))), "x\n").expect("write");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Outside { _tmp: tmp, dir }
+    }
+
+    /// The files and the folder's mode are as [`Outside::new`] left them.
+    fn assert_intact(&self, context: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .expect("read outside")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut want = vec![
+            format!("{}.pem", "ab".repeat(20)),
+            "key.pem".to_string(),
+            "meta.toml".to_string(),
+        ];
+        want.sort();
+        assert_eq!(names, want, "{context}: files of the outside folder");
+        assert_eq!(
+            std::fs::read_to_string(self.dir.join("key.pem")).expect("read"),
+            "not the store's key\n",
+            "{context}"
+        );
+        let mode = std::fs::metadata(&self.dir)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o755, "{context}: the outside folder was chmodded");
+    }
+}
+
+fn link(target: &Path, at: &Path) {
+    std::os::unix::fs::symlink(target, at).expect("symlink");
+}
+
+/// The finding: a link at `request/.partial-*` made recovery delete every
+/// file of the folder it pointed to. Now recovery leaves it alone and the
+/// snapshot reports it; the same for the other places recovery walks.
+#[test]
+fn recovery_never_empties_a_folder_through_a_link() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("open");
+    let outside = Outside::new();
+    let planted = [
+        store
+            .root()
+            .join("request/.partial-20260501T120000Z-deadbeef"),
+        store.root().join("request/.done-x-0123456789abcdef"),
+        store.root().join("request/20260501T120000Z-cafef00d"),
+        store
+            .root()
+            .join(format!("my/.partial-{}-0123456789abcdef", "cd".repeat(20))),
+        store.root().join("my/from-a-link"),
+    ];
+    for at in &planted {
+        link(&outside.dir, at);
+    }
+    let lock = store.lock().expect("lock");
+    store.recover(&lock).expect("recover");
+    store.recover(&lock).expect("recover again");
+    outside.assert_intact("after recovery");
+
+    let snap = store.snapshot().expect("snapshot");
+    let reported: Vec<&Path> = snap.unparseable.iter().map(|u| u.path.as_path()).collect();
+    for at in &planted {
+        assert!(
+            reported.contains(&at.as_path()),
+            "{at:?} not reported: {reported:?}"
+        );
+        assert!(
+            at.symlink_metadata()
+                .expect("still there")
+                .file_type()
+                .is_symlink()
+        );
+    }
+    for u in &snap.unparseable {
+        assert!(u.problem.contains("symbolic link"), "{u:?}");
+    }
+
+    // Operations naming the linked request refuse it.
+    let err = store
+        .abandon_request(&lock, "20260501T120000Z-cafef00d", "denied", NOW)
+        .expect_err("a link");
+    assert!(matches!(err, StoreError::Link { .. }), "{err}");
+    let err = store
+        .request_key("20260501T120000Z-cafef00d")
+        .expect_err("a link");
+    assert!(matches!(err, StoreError::Link { .. }), "{err}");
+    outside.assert_intact("after the refused operations");
+}
+
+/// The finding: a link at `trust/roots` made the store chmod the outside
+/// folder and delete files there. Now opening the store refuses it before
+/// anything is changed; the same for every folder of the layout.
+#[test]
+fn a_layout_folder_that_is_a_link_is_refused_untouched() {
+    for folder in ["trust/roots", "trust", "my", "request", "archive/requests"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("store");
+        let store = Store::open(&root).expect("open");
+        drop(store);
+        let at = root.join(folder);
+        std::fs::remove_dir_all(&at).expect("rmdir");
+        let outside = Outside::new();
+        link(&outside.dir, &at);
+        let err = Store::open(&root).expect_err("a link in the layout");
+        assert!(
+            matches!(err, StoreError::Link { ref path } if *path == at),
+            "{folder}: {err}"
+        );
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        outside.assert_intact(folder);
+    }
+}
+
+/// A certificate file of `trust/<kind>/` that is a link is neither read,
+/// replaced nor removed: the trust update of that kind is refused.
+#[test]
+fn a_trust_file_that_is_a_link_is_refused() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("open");
+    let outside = Outside::new();
+    let name = format!("{}.pem", "ab".repeat(20));
+    let at = store.root().join("trust/roots").join(&name);
+    link(&outside.dir.join(&name), &at);
+    let lock = store.lock().expect("lock");
+    let err = store
+        .write_trust(&lock, TrustKind::Roots, &[fx.ca[0].der.clone()])
+        .expect_err("a link");
+    assert!(matches!(err, StoreError::Link { .. }), "{err}");
+    // Not published any more: still not removed.
+    let err = store
+        .write_trust(&lock, TrustKind::Roots, &[])
+        .expect_err("a link");
+    assert!(matches!(err, StoreError::Link { .. }), "{err}");
+    assert!(
+        at.symlink_metadata()
+            .expect("kept")
+            .file_type()
+            .is_symlink()
+    );
+    outside.assert_intact("after trust updates");
+}
+
+/// The finding: a `state.toml` link to a copy of `/etc/shadow` made an
+/// error message print the first line of the target. Now the link is
+/// refused by name, nothing of the target is read into any message, and the
+/// target is neither renamed nor overwritten.
+#[test]
+fn a_state_file_that_is_a_link_is_refused_without_quoting_its_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("open");
+    let secret_dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_dir.path().join("shadow");
+    let line = "root:$6$Zq0s3cr3tSaltAndHash:19000:0:99999:7:::";
+    std::fs::write(&secret, format!("{line}\ndaemon:*:19000:0:99999:7:::\n")).expect("write");
+    let state = store.root().join("state.toml");
+    link(&secret, &state);
+
+    let lock = store.lock().expect("lock");
+    let errors = [
+        store.read_state().expect_err("a link"),
+        store
+            .write_state(&lock, &State::default())
+            .expect_err("a link"),
+        store.recover(&lock).expect_err("a link"),
+    ];
+    for err in errors {
+        let text = format!("{err} {err:?}");
+        assert!(matches!(err, StoreError::Link { .. }), "{text}");
+        assert!(
+            !text.contains("Zq0s3cr3t") && !text.contains("root:"),
+            "{text}"
+        );
+    }
+    assert!(
+        state
+            .symlink_metadata()
+            .expect("kept")
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("read"),
+        format!("{line}\ndaemon:*:19000:0:99999:7:::\n")
+    );
+}
+
+/// A key or metadata file of an entry that is a link to someone else's
+/// file: reported as a link, and the report holds nothing of the target.
+#[test]
+fn entry_files_that_are_links_are_reported_not_read() {
+    let fx = fixture();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("open");
+    let lock = store.lock().expect("lock");
+    store
+        .install(&lock, &fx.old.der, fx.old.key_pem.as_bytes(), &meta())
+        .expect("install");
+    let entry = store.root().join("my").join(&fx.old.thumb);
+    let secret_dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_dir.path().join("secret.toml");
+    std::fs::write(&secret, "password = \"Zq0s3cr3t\"\n").expect("write");
+    std::fs::remove_file(entry.join("meta.toml")).expect("rm");
+    link(&secret, &entry.join("meta.toml"));
+    let snap = store.snapshot().expect("snapshot");
+    let u = snap
+        .unparseable
+        .iter()
+        .find(|u| u.path == entry.join("meta.toml"))
+        .expect("reported");
+    assert!(u.problem.contains("symbolic link"), "{u:?}");
+    assert!(!format!("{snap:?}").contains("Zq0s3cr3t"));
+    // Archiving marks the entry in meta.toml: refused, the target untouched.
+    let _ = store.archive(&lock, &fx.old.thumb, "expired", NOW);
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("read"),
+        "password = \"Zq0s3cr3t\"\n"
+    );
+}
+
+/// A link at the lock file is refused: opening it for writing would open
+/// (and could create) whatever it points to.
+#[test]
+fn a_lock_file_that_is_a_link_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("store")).expect("open");
+    let outside = tempfile::tempdir().expect("tempdir");
+    let target = outside.path().join("created-through-the-link");
+    link(&target, &store.root().join("lock"));
+    let err = store.lock().expect_err("a link");
+    assert!(matches!(err, StoreError::Link { .. }), "{err}");
+    assert!(!target.exists(), "the lock was created through the link");
+}

@@ -53,15 +53,20 @@ const SD_FLAGS_OWNER_GROUP_DACL: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x07];
 const PAGE_SIZE: i32 = 500;
 
 impl Directory {
-    /// Connects and binds as the policy says.
+    /// Connects and binds as the policy says. A simple bind over plain
+    /// `ldap://` is refused before the password file is even read unless it
+    /// stays on this host or the policy allows it (see [`cleartext_bind`]).
     pub async fn connect(settings: &DirectorySettings) -> Result<Directory, DirectoryError> {
         let password = match &settings.bind {
-            Bind::Simple { password_file, .. } => Some(read_password_file(password_file).map_err(
-                |what| DirectoryError::Setup {
-                    url: settings.url.clone(),
-                    what,
-                },
-            )?),
+            Bind::Simple { password_file, .. } => {
+                allow_cleartext_bind(settings)?;
+                Some(
+                    read_password_file(password_file).map_err(|what| DirectoryError::Setup {
+                        url: settings.url.clone(),
+                        what,
+                    })?,
+                )
+            }
             Bind::SaslExternal => None,
         };
         let mut dir = Directory::open(settings).await?;
@@ -81,6 +86,7 @@ impl Directory {
         user: &str,
         password: &str,
     ) -> Result<Directory, DirectoryError> {
+        allow_cleartext_bind(settings)?;
         let mut dir = Directory::open(settings).await?;
         dir.rebind(user, password).await?;
         Ok(dir)
@@ -354,6 +360,113 @@ impl Directory {
     }
 }
 
+/// What a simple bind over these settings means for its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cleartext {
+    /// TLS (`ldaps://`, StartTLS) or a local socket (`ldapi://`).
+    Protected,
+    /// Plain `ldap://` to a loopback address: unencrypted, but it never
+    /// leaves the host. Allowed, with a warning.
+    Loopback,
+    /// Plain `ldap://` across the network, allowed by `allow_cleartext`.
+    /// Allowed, with a warning.
+    Allowed,
+    /// Plain `ldap://` across the network without `allow_cleartext`: refused.
+    Refused,
+}
+
+/// Decides whether a simple bind may send its password over `settings`
+/// (RFC 4513 6.3.1: simple bind without TLS exposes the password; a client
+/// should refuse it by default). Pure: the URL is read, no name is resolved
+/// (a resolver may lie; only the name `localhost` and loopback literals
+/// count as this host).
+pub fn cleartext_bind(settings: &DirectorySettings) -> Cleartext {
+    let url = settings.url.trim();
+    let Some(rest) = url
+        .split_once("://")
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("ldap"))
+        .map(|(_, rest)| rest)
+    else {
+        return Cleartext::Protected;
+    };
+    if settings.starttls {
+        return Cleartext::Protected;
+    }
+    if is_loopback_host(url_host(rest)) {
+        Cleartext::Loopback
+    } else if settings.allow_cleartext {
+        Cleartext::Allowed
+    } else {
+        Cleartext::Refused
+    }
+}
+
+/// The host of an LDAP URL's authority (`host`, `host:port`, `[v6]:port`).
+fn url_host(after_scheme: &str) -> &str {
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// Loopback: an empty host (the local default, as in `ldap:///`),
+/// `localhost`, 127.0.0.0/8, `::1` or `::ffff:127.x.y.z`.
+fn is_loopback_host(host: &str) -> bool {
+    if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(std::net::IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
+/// Applies [`cleartext_bind`] before a simple bind: refused with an error
+/// that names the setting, or allowed with a warning (once per URL in a
+/// process: the worker reconnects every few minutes).
+fn allow_cleartext_bind(settings: &DirectorySettings) -> Result<(), DirectoryError> {
+    let warning = match cleartext_bind(settings) {
+        Cleartext::Protected => return Ok(()),
+        Cleartext::Refused => {
+            return Err(DirectoryError::Setup {
+                url: settings.url.clone(),
+                what: "a simple bind over plain ldap:// would send the password in cleartext; \
+                       use ldaps:// or `starttls = true`, or set `allow_cleartext = true` in \
+                       the [directory] section (directory.allow_cleartext) to accept the risk \
+                       (loopback addresses need neither)"
+                    .into(),
+            });
+        }
+        Cleartext::Loopback => {
+            "simple bind over plain ldap:// to a loopback address: the password is not \
+             encrypted, but stays on this host"
+        }
+        Cleartext::Allowed => {
+            "simple bind over plain ldap:// across the network: the password crosses it in \
+             cleartext (allowed by directory.allow_cleartext = true)"
+        }
+    };
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let first = WARNED.lock().map_or(true, |mut warned| {
+        let first = !warned.contains(&settings.url);
+        if first {
+            warned.push(settings.url.clone());
+        }
+        first
+    });
+    if first {
+        tracing::warn!(url = %settings.url, "{warning}");
+    }
+    Ok(())
+}
+
 /// TLS settings: roots from `ca_file` (PEM) or the system's store; aws-lc-rs.
 fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
@@ -447,6 +560,77 @@ pub fn account_filter(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(url: &str, starttls: bool, allow_cleartext: bool) -> DirectorySettings {
+        DirectorySettings {
+            url: url.into(),
+            starttls,
+            ca_file: None,
+            timeout: Duration::from_secs(1),
+            bind: Bind::Simple {
+                user: "u".into(),
+                password_file: "/nonexistent/password".into(),
+            },
+            allow_cleartext,
+        }
+    }
+
+    #[test]
+    fn cleartext_simple_binds_only_to_loopback_or_when_allowed() {
+        use Cleartext::*;
+        let cases: &[(&str, bool, bool, Cleartext)] = &[
+            ("ldaps://dc01.corp.example", false, false, Protected),
+            ("ldap://dc01.corp.example", true, false, Protected),
+            ("ldapi://%2Frun%2Fldapi", false, false, Protected),
+            ("ldap://dc01.corp.example", false, false, Refused),
+            ("LDAP://dc01.corp.example:389/", false, false, Refused),
+            ("ldap://10.0.0.5", false, false, Refused),
+            ("ldap://[fe80::1]:389", false, false, Refused),
+            ("ldap://localhost.evil.example", false, false, Refused),
+            ("ldap://127.0.0.1.nip.io", false, false, Refused),
+            ("ldap://dc01.corp.example", false, true, Allowed),
+            ("ldap://127.0.0.1:3389", false, false, Loopback),
+            ("ldap://127.8.9.10", false, false, Loopback),
+            ("ldap://localhost", false, false, Loopback),
+            ("ldap://LOCALHOST:389/dc=x", false, false, Loopback),
+            ("ldap://[::1]:389", false, false, Loopback),
+            ("ldap://[::ffff:127.0.0.1]", false, false, Loopback),
+            ("ldap:///", false, false, Loopback),
+            ("ldap://127.0.0.1", false, true, Loopback),
+        ];
+        for (url, starttls, allow, want) in cases {
+            assert_eq!(
+                cleartext_bind(&settings(url, *starttls, *allow)),
+                *want,
+                "{url} starttls={starttls} allow_cleartext={allow}"
+            );
+        }
+    }
+
+    /// The refusal comes before anything is read or sent: the password file
+    /// does not exist and 192.0.2.1 (TEST-NET-1) is never contacted.
+    #[tokio::test]
+    async fn a_cleartext_bind_across_the_network_is_refused_before_connecting() {
+        let s = settings("ldap://192.0.2.1", false, false);
+        let err = Directory::connect(&s).await.err().expect("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("cleartext") && text.contains("directory.allow_cleartext"),
+            "{text}"
+        );
+        let err = Directory::connect_as(&s, "u", "pw")
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("allow_cleartext"), "{err}");
+        // Allowed: it goes on to read the password file (which is missing).
+        let s = settings("ldap://192.0.2.1", false, true);
+        let err = Directory::connect(&s)
+            .await
+            .err()
+            .expect("no password file");
+        assert!(err.to_string().contains("/nonexistent/password"), "{err}");
+    }
 
     #[test]
     fn account_filters() {

@@ -24,6 +24,8 @@ pub enum Event {
     Failed,
     Rejected,
     HookFailed,
+    /// The metrics file could not be written (not fatal, like a failed hook).
+    MetricsFailed,
     Skipped,
     TemplateUnusable,
     CrlIgnored,
@@ -52,6 +54,7 @@ impl Event {
             Event::Failed => 1201,
             Event::Rejected => 1202,
             Event::HookFailed => 1203,
+            Event::MetricsFailed => 1204,
             Event::TemplateUnusable => 1110,
             Event::CrlIgnored => 1111,
             Event::EndpointRefused => 1112,
@@ -79,6 +82,7 @@ impl Event {
             Event::Failed => "failed",
             Event::Rejected => "rejected",
             Event::HookFailed => "hook_failed",
+            Event::MetricsFailed => "metrics_failed",
             Event::TemplateUnusable => "template_unusable",
             Event::CrlIgnored => "crl_ignored",
             Event::EndpointRefused => "endpoint_refused",
@@ -100,6 +104,7 @@ impl Event {
         matches!(
             self,
             Event::Expiring
+                | Event::MetricsFailed
                 | Event::TemplateUnusable
                 | Event::CrlIgnored
                 | Event::EndpointRefused
@@ -107,7 +112,7 @@ impl Event {
         )
     }
 
-    pub const ALL: [Event; 21] = [
+    pub const ALL: [Event; 22] = [
         Event::PulseStarted,
         Event::PulseFinished,
         Event::PulseFailed,
@@ -125,6 +130,7 @@ impl Event {
         Event::Failed,
         Event::Rejected,
         Event::HookFailed,
+        Event::MetricsFailed,
         Event::TemplateUnusable,
         Event::CrlIgnored,
         Event::EndpointRefused,

@@ -138,6 +138,8 @@ pub async fn run_hook(
 /// Copies the directory's roots into a system anchors folder (for
 /// `update-ca-certificates` or `update-ca-trust`), as
 /// `autoenroll-<thumbprint>.crt`, removing ours that are no longer published.
+/// A root that cannot be written or removed is reported as a failure, never
+/// as done.
 pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
     let fs = Fs::default();
     if let Err(e) = std::fs::create_dir_all(dir) {
@@ -154,7 +156,7 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
         let Ok(info) = CertificateInfo::from_der(der) else {
             continue;
         };
-        let name = format!("autoenroll-{}.crt", info.thumbprint);
+        let name = anchor_name(&info.thumbprint);
         let path = dir.join(&name);
         if !path.exists() {
             match fs.replace(&path, encode("CERTIFICATE", der).as_bytes(), 0o644) {
@@ -174,22 +176,106 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
         }
         wanted.push(name);
     }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("autoenroll-") && name.ends_with(".crt") && !wanted.contains(&name)
-            {
-                let _ = std::fs::remove_file(entry.path());
-                report.note(Outcome::new(
-                    Event::TrustUpdated,
-                    None,
-                    None,
-                    format!(
-                        "root {name} no longer published; removed from {}",
-                        dir.display()
-                    ),
-                ));
-            }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            return report.note(Outcome::new(
+                Event::Failed,
+                None,
+                None,
+                format!(
+                    "trust anchors {}: cannot list it to remove roots no longer published: {e}",
+                    dir.display()
+                ),
+            ));
         }
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_anchor_name(&name) || wanted.contains(&name) {
+            continue;
+        }
+        // remove_file unlinks a link itself, never what it points to.
+        report.note(match std::fs::remove_file(entry.path()) {
+            Ok(()) => Outcome::new(
+                Event::TrustUpdated,
+                None,
+                None,
+                format!(
+                    "root {name} no longer published; removed from {}",
+                    dir.display()
+                ),
+            ),
+            Err(e) => Outcome::new(
+                Event::Failed,
+                None,
+                None,
+                format!(
+                    "root {name} is no longer published but cannot be removed from {}: {e}",
+                    dir.display()
+                ),
+            ),
+        });
+    }
+}
+
+/// The file name of a root in the anchors folder.
+fn anchor_name(thumbprint: &str) -> String {
+    format!("autoenroll-{thumbprint}.crt")
+}
+
+/// Whether a file of the anchors folder is one of ours ([`anchor_name`]).
+fn is_anchor_name(name: &str) -> bool {
+    name.starts_with("autoenroll-") && name.ends_with(".crt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::Plan;
+    use time::macros::datetime;
+
+    fn report() -> Report {
+        Report::new("ws01$", datetime!(2026-05-01 12:00 UTC), &Plan::default())
+    }
+
+    /// The finding: a root that could not be removed was reported as
+    /// removed. Here it cannot be (a folder by its name is in the way): the
+    /// report says it failed, and the pulse is not ok.
+    #[test]
+    fn a_root_that_cannot_be_removed_is_not_reported_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("anchors");
+        let stuck = dir.join(anchor_name(&"ab".repeat(20)));
+        std::fs::create_dir_all(stuck.join("in-the-way")).unwrap();
+        let gone = dir.join(anchor_name(&"cd".repeat(20)));
+        std::fs::write(&gone, "old root\n").unwrap();
+        std::fs::write(dir.join("someone-elses.crt"), "kept\n").unwrap();
+
+        let mut report = report();
+        write_anchors(&dir, &[], &mut report);
+
+        let about = |name: &Path| {
+            let name = name.file_name().unwrap().to_string_lossy().into_owned();
+            report
+                .outcomes
+                .iter()
+                .filter(move |o| o.message.contains(&name))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let stuck_outcomes = about(&stuck);
+        assert_eq!(stuck_outcomes.len(), 1, "{:#?}", report.outcomes);
+        assert_eq!(stuck_outcomes[0].event, Event::Failed);
+        assert!(
+            stuck_outcomes[0].message.contains("cannot be removed"),
+            "{stuck_outcomes:?}"
+        );
+        assert!(!report.ok);
+        let gone_outcomes = about(&gone);
+        assert_eq!(gone_outcomes.len(), 1);
+        assert_eq!(gone_outcomes[0].event, Event::TrustUpdated);
+        assert!(!gone.exists());
+        assert!(dir.join("someone-elses.crt").exists());
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::events::Event;
-use super::report::Report;
+use super::report::{Outcome, Report};
 use crate::planner::CertificateStatus;
 use crate::store::fsutil::Fs;
 use crate::store::{State, StoreSnapshot};
@@ -128,7 +128,37 @@ pub fn render(
     out
 }
 
+/// Writes the file after a pulse; a file that cannot be written is an
+/// outcome of the pulse ([`Event::MetricsFailed`], no template, logged as a
+/// warning): not fatal, like a failed hook (nothing is undone, no template
+/// backs off, the exit code is the certificates'). Monitoring that reads this
+/// file would otherwise go on showing the last pulse that could write it,
+/// with nobody told.
+pub fn write_reported(
+    path: &Path,
+    report: &mut Report,
+    statuses: &[CertificateStatus],
+    store: &StoreSnapshot,
+    state: &State,
+) {
+    if let Err(e) = write(path, report, statuses, store, state) {
+        report.note(failed(path, &e));
+    }
+}
+
+/// The outcome of a metrics file that could not be written: reported, not
+/// fatal (the certificates are what the pulse is for), like a failed hook.
+pub fn failed(path: &Path, problem: &str) -> Outcome {
+    Outcome::new(
+        Event::MetricsFailed,
+        None,
+        None,
+        format!("metrics file {}: {problem}", path.display()),
+    )
+}
+
 /// Writes the file atomically (node_exporter must never read half of it).
+/// No temporary file is left behind when it cannot be (see `Fs::replace`).
 pub fn write(
     path: &Path,
     report: &Report,
@@ -140,4 +170,64 @@ pub fn write(
     Fs::default()
         .replace(path, text.as_bytes(), 0o644)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::Plan;
+    use time::macros::datetime;
+
+    /// The findings: a metrics file that could not be renamed into place
+    /// left a `.<name>.tmp-*` file at every pulse, and the failure was only
+    /// a log line. Here a folder is in the way of the file.
+    #[test]
+    fn a_metrics_file_that_cannot_be_written_is_reported_and_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("autoenroll.prom");
+        std::fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let mut report = Report::new("ws01$", datetime!(2026-05-01 12:00 UTC), &Plan::default());
+        assert!(report.ok);
+        for _ in 0..3 {
+            write_reported(
+                &path,
+                &mut report,
+                &[],
+                &StoreSnapshot::default(),
+                &State::default(),
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("autoenroll.prom")]);
+        assert!(report.ok);
+        assert_eq!(report.count(Event::MetricsFailed), 3);
+        assert!(
+            report.outcomes[0].message.contains("metrics file")
+                && report.outcomes[0].message.contains("autoenroll.prom"),
+            "{:?}",
+            report.outcomes
+        );
+    }
+
+    #[test]
+    fn a_metrics_file_is_replaced_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("autoenroll.prom");
+        std::fs::write(&path, "old\n").unwrap();
+        let mut report = Report::new("ws01$", datetime!(2026-05-01 12:00 UTC), &Plan::default());
+        write_reported(
+            &path,
+            &mut report,
+            &[],
+            &StoreSnapshot::default(),
+            &State::default(),
+        );
+        assert!(report.ok, "{:?}", report.outcomes);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("autoenroll_last_pulse_success 1"), "{text}");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
 }

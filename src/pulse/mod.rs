@@ -174,8 +174,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     for action in &plan.actions {
         executor.run(action, &mut report).await;
     }
-    let state = executor.finish(now, &report);
-    store.write_state(&lock, &state)?;
+    let mut state = executor.finish(now, &report);
     // What the pulse left, planned again: its next wake is the renewal of a
     // certificate just installed, the end of a backoff just started, the
     // next poll of a request just pended.
@@ -185,6 +184,14 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         ..observed.clone()
     };
     report.finish(&planner::plan(&after.input(now)));
+    // The metrics file before the state: a file that cannot be written is an
+    // outcome of this pulse, which the state then records.
+    if let Some(path) = &policy.metrics_file {
+        let status = planner::assess(&after.input(now));
+        metrics::write_reported(path, &mut report, &status, &after.store, &state);
+    }
+    state.last_pulse_ok = Some(report.ok);
+    store.write_state(&lock, &state)?;
     events::log(
         if report.ok {
             Event::PulseFinished
@@ -195,12 +202,6 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         None,
         &report.summary(),
     );
-    if let Some(path) = &policy.metrics_file {
-        let status = planner::assess(&after.input(now));
-        if let Err(e) = metrics::write(path, &report, &status, &after.store, &state) {
-            tracing::warn!("metrics file {}: {e}", path.display());
-        }
-    }
     drop(lock);
     Ok(report)
 }

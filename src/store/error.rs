@@ -60,6 +60,15 @@ pub enum StoreError {
         thumbprint: String,
         path: PathBuf,
     },
+    /// A symbolic link where the store expects its own file or folder. The
+    /// store makes no links, so one is someone else's: it is neither followed
+    /// nor changed, and what it points to is not read.
+    #[error(
+        "{} is a symbolic link, and the store never follows a link it did not make; \
+         nothing was done through it: remove it",
+        path.display()
+    )]
+    Link { path: PathBuf },
     /// A `StoreLock` of another store was passed in.
     #[error(
         "{operation} in {}: the lock passed in belongs to the store at {}",

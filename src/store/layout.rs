@@ -7,7 +7,8 @@
 //! archive/requests/<id>/    abandoned (denied) requests, keys kept
 //! request/<id>/             in-flight and pending requests: key.pem, request.der, meta.toml
 //! trust/{roots,ntauth,intermediates}/<thumbprint>.pem
-//! state.toml                the worker's memory between pulses
+//! state.toml                the worker's memory between pulses (0600)
+//! state.toml.unreadable     a state.toml that could not be parsed, set aside
 //! recovered/<name>/         what recovery could neither finish nor drop (should stay empty)
 //! ```
 //!
@@ -27,6 +28,8 @@ pub(crate) const REQUEST: &str = "request";
 pub(crate) const TRUST: &str = "trust";
 pub(crate) const RECOVERED: &str = "recovered";
 pub(crate) const STATE: &str = "state.toml";
+/// Where a `state.toml` that cannot be parsed is kept.
+pub(crate) const STATE_UNREADABLE: &str = "state.toml.unreadable";
 
 pub(crate) const CERT: &str = "cert.pem";
 pub(crate) const KEY: &str = "key.pem";
@@ -199,31 +202,50 @@ pub(crate) fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }
 
-/// One entry of a folder.
+/// One entry of a folder, typed without following symbolic links.
 #[derive(Debug, Clone)]
 pub(crate) struct Listed {
     pub path: PathBuf,
     /// The name (lossy if not UTF-8; `path` is exact).
     pub name: String,
+    /// A folder (a link to one is not).
     pub is_dir: bool,
+    /// A regular file (a link to one is not).
+    pub is_file: bool,
+    /// A symbolic link: never followed, never changed (see `fsutil`).
+    pub is_link: bool,
 }
 
-/// The entries of `dir` (files and folders; symbolic links are followed for
-/// `is_dir`), sorted by name.
+/// The entries of `dir`, sorted by name. Types come from the folder entry
+/// itself (`lstat`), so a link is reported as a link whatever it points to.
 pub(crate) fn list(dir: &Path) -> std::io::Result<Vec<Listed>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
-        let path = e.path();
-        let is_dir = std::fs::metadata(&path)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
+        let kind = match e.file_type() {
+            Ok(kind) => kind,
+            // Removed between the listing and the look.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
         out.push(Listed {
             name: e.file_name().to_string_lossy().into_owned(),
-            path,
-            is_dir,
+            path: e.path(),
+            is_dir: kind.is_dir(),
+            is_file: kind.is_file(),
+            is_link: kind.is_symlink(),
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// Whether `path` is a symbolic link (`lstat`; false when it does not exist).
+pub(crate) fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Whether `path` is a real folder (`lstat`: a link to a folder is not).
+pub(crate) fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
 }

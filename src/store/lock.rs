@@ -11,6 +11,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use nix::libc;
+
 use super::error::{StoreError, io_err};
 use super::fsutil::KEY_MODE;
 
@@ -29,6 +31,8 @@ impl StoreLock {
     }
 }
 
+/// Opens (or creates) the lock file. A link there is refused (`O_NOFOLLOW`):
+/// opening it for writing would open whatever it points to.
 fn open(path: &Path) -> Result<File, StoreError> {
     OpenOptions::new()
         .read(true)
@@ -36,8 +40,17 @@ fn open(path: &Path) -> Result<File, StoreError> {
         .create(true)
         .truncate(false)
         .mode(KEY_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
-        .map_err(io_err("open the lock file", path))
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                StoreError::Link {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io_err("open the lock file", path)(e)
+            }
+        })
 }
 
 // `File::lock` and `File::try_lock` are stable since Rust 1.89.

@@ -23,6 +23,11 @@
 //!   never moved.
 //! - **Reading is liberal and never destructive**: a file that cannot be
 //!   read is reported in [`StoreSnapshot::unparseable`] and left alone.
+//! - **No link is followed.** The store makes no symbolic links, so one in
+//!   it is someone else's: it is reported or refused ([`StoreError::Link`]),
+//!   never read, chmodded, emptied or deleted through (see `fsutil`). Only
+//!   files that are regular files are read (a FIFO would block). Messages
+//!   name files and problems, never quote a file's content.
 
 mod error;
 pub mod fault;
@@ -67,7 +72,9 @@ impl Store {
     /// Opens the store at `root`, creating the layout (folders 0700) where
     /// missing and tightening folders that are readable by others. Takes no
     /// lock and changes no entry: call [`Store::recover`] under the lock to
-    /// resolve what a crash left.
+    /// resolve what a crash left. A folder of the layout that is a symbolic
+    /// link is refused ([`StoreError::Link`]) before anything is changed in
+    /// or through it; only `root` itself, which the policy names, may be one.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let store = Store {
             layout: Layout {
@@ -78,7 +85,12 @@ impl Store {
             },
         };
         for dir in store.layout.dirs() {
-            store.fs.ensure_dir(&dir)?;
+            let links = if dir == store.layout.root {
+                fsutil::Links::Follow
+            } else {
+                fsutil::Links::Refuse
+            };
+            store.fs.ensure_dir(&dir, links)?;
         }
         Ok(store)
     }
@@ -105,24 +117,47 @@ impl Store {
         read::snapshot(&self.layout)
     }
 
-    /// Reads `state.toml`. A missing file is the default state; an unreadable
-    /// one is an error naming the file and the problem.
+    /// Reads `state.toml`. A missing file is the default state, and so is one
+    /// that cannot be parsed (a warning is logged; [`Store::recover`] sets it
+    /// aside). A link, a file that is not a regular file, or an I/O error is
+    /// an error naming the file, never quoting it.
     pub fn read_state(&self) -> Result<State, StoreError> {
         state::read(&self.layout.state())
     }
 
-    /// Writes `state.toml` atomically.
+    /// Writes `state.toml` atomically, mode 0600 like the rest of what the
+    /// engine keeps to itself. One that cannot be parsed is set aside first
+    /// (kept, never overwritten); a link there is refused.
     pub fn write_state(&self, lock: &StoreLock, state: &State) -> Result<(), StoreError> {
         self.check_lock(lock, "write state")?;
         let path = self.layout.state();
         let text = state::text(state, &path)?;
-        self.fs.replace(&path, text.as_bytes(), fsutil::FILE_MODE)
+        self.set_aside_unreadable_state()?;
+        self.fs
+            .replace(&path, text.as_bytes(), fsutil::PRIVATE_MODE)
+    }
+
+    /// Renames a `state.toml` that cannot be parsed to
+    /// `state.toml.unreadable` (or `-2`, `-3`, …) and returns where it went
+    /// and why. Nothing to do (None) for a good or missing file.
+    pub(crate) fn set_aside_unreadable_state(
+        &self,
+    ) -> Result<Option<(PathBuf, String)>, StoreError> {
+        let path = self.layout.state();
+        let Err(problem) = state::load(&path)? else {
+            return Ok(None);
+        };
+        let dest = layout::free_name(&self.layout.root, layout::STATE_UNREADABLE);
+        self.fs.rename(&path, &dest)?;
+        self.fs.sync_dir(&self.layout.root)?;
+        Ok(Some((dest, problem)))
     }
 
     /// The same store, failing its `step`-th filesystem change from now on
     /// (1-based) as if the process died there, and recording its changes.
-    /// For crash tests; see [`Faults`].
+    /// For crash tests; see [`Faults`]. Only with the `fault-injection` feature.
     #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn with_fault_at(mut self, step: usize) -> Store {
         self.fs.faults = Faults::at(step);
         self
@@ -131,6 +166,7 @@ impl Store {
     /// The same store, recording its filesystem changes from now on (see
     /// [`Store::fault_log`]). For crash tests.
     #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn recording(mut self) -> Store {
         self.fs.faults = Faults::recording();
         self
@@ -139,6 +175,7 @@ impl Store {
     /// How many filesystem changes this `Store` value made (since it was
     /// opened, or since `recording`/`with_fault_at`).
     #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn fault_steps(&self) -> usize {
         self.fs.faults.taken()
     }
@@ -146,6 +183,7 @@ impl Store {
     /// The filesystem changes recorded (see [`Store::recording`]), one
     /// "action path" line each.
     #[doc(hidden)]
+    #[cfg(feature = "fault-injection")]
     pub fn fault_log(&self) -> Vec<String> {
         self.fs.faults.log()
     }

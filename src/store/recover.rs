@@ -15,6 +15,7 @@
 //! | `request/<id>` marked `abandoned_at` | moved to `archive/requests/` |
 //! | `my/<new>` whose meta.toml `replaces` a certificate still in `my/` | that certificate archived |
 //! | `request/<id>` whose certificate is installed (meta.toml `local_request`) | removed |
+//! | `state.toml` that cannot be parsed | kept as `state.toml.unreadable`, empty state |
 //!
 //! Whenever a folder would be removed while holding a readable key that
 //! exists nowhere else in the store, it goes to `recovered/` instead.
@@ -39,6 +40,13 @@ impl Store {
         self.check_lock(lock, "recover")?;
         let mut log = Vec::new();
         self.remove_temp_files(&mut log)?;
+        if let Some((dest, problem)) = self.set_aside_unreadable_state()? {
+            log.push(format!(
+                "state.toml could not be read ({problem}); kept it as {} and started from an \
+                 empty state (failure counts and backoff start again)",
+                dest.display()
+            ));
+        }
         self.resolve_partial_requests(&mut log)?;
         self.resolve_partial_installs(&mut log)?;
         self.resolve_done_requests(&mut log)?;
@@ -72,7 +80,8 @@ impl Store {
         }
         for dir in dirs {
             for e in list_or_empty(&dir)? {
-                if !e.is_dir && layout::is_temp_name(&e.name) {
+                // A link with a temporary name is not ours: left alone.
+                if e.is_file && layout::is_temp_name(&e.name) {
                     self.fs.remove_file(&e.path)?;
                     log.push(format!(
                         "removed {}, left by an interrupted write",

@@ -494,20 +494,106 @@ fn state_round_trips_and_missing_is_default() {
     assert_eq!(store.read_state().expect("read"), State::default());
 }
 
+/// A corrupt `state.toml` holds only counts and times: it must not stop
+/// `pulse` or `status`. It reads as an empty state; recovery (run by every
+/// pulse under the lock) keeps it as `state.toml.unreadable` and says so;
+/// then the store is clean again.
 #[test]
-fn corrupt_state_is_an_error_naming_file_and_problem() {
+fn corrupt_state_is_set_aside_and_the_state_starts_empty() {
     let (_d, store) = open();
     let path = store.root().join("state.toml");
-    fs::write(&path, "last_pulse = \"yesterday\"\n").expect("write");
-    let err = store.read_state().expect_err("corrupt").to_string();
-    assert!(err.contains(&path.display().to_string()), "{err}");
-    assert!(err.contains("last_pulse"), "{err}");
-    fs::write(&path, "[[failures]\n").expect("write");
-    let err = store.read_state().expect_err("corrupt").to_string();
+    let corrupt = "last_pulse = \"yesterday\"\n";
+    fs::write(&path, corrupt).expect("write");
+    assert_eq!(store.read_state().expect("read"), State::default());
+
+    let lock = store.lock().expect("lock");
+    let log = store.recover(&lock).expect("recover");
+    let kept = store.root().join("state.toml.unreadable");
+    assert_eq!(log.len(), 1, "{log:?}");
     assert!(
-        err.contains("state.toml") && err.contains("line 1"),
-        "{err}"
+        log[0].contains("state.toml could not be read")
+            && log[0].contains("line 1")
+            && log[0].contains(&kept.display().to_string()),
+        "{log:?}"
     );
+    assert!(
+        !log[0].contains("yesterday"),
+        "the log quotes the file: {log:?}"
+    );
+    assert_eq!(fs::read_to_string(&kept).expect("kept"), corrupt);
+    assert!(!path.exists());
+    assert!(store.recover(&lock).expect("recover").is_empty());
+    assert_eq!(store.read_state().expect("read"), State::default());
+
+    // A writer that comes first (a pulse that could not read the directory
+    // records its failure without recovering) keeps the file as well.
+    fs::write(&path, "[[failures]\n").expect("write");
+    store.write_state(&lock, &State::default()).expect("write");
+    let second = store.root().join("state.toml.unreadable-2");
+    assert_eq!(fs::read_to_string(&second).expect("kept"), "[[failures]\n");
+    assert_eq!(store.read_state().expect("read"), State::default());
+    assert!(store.snapshot().expect("snapshot").unparseable.is_empty());
+}
+
+/// A FIFO in place of an entry's key is reported, not read: reading it
+/// would block the snapshot (and with it `status` and every pulse) forever.
+#[test]
+fn a_fifo_in_an_entry_is_reported_without_blocking() {
+    let (_d, store) = open();
+    let k = key();
+    let lock = store.lock().expect("lock");
+    let thumb = store
+        .install(
+            &lock,
+            &machine_cert(&k),
+            k.serialize_pem().as_bytes(),
+            &CertificateMeta::default(),
+        )
+        .expect("install");
+    let key_path = store.root().join("my").join(&thumb).join("key.pem");
+    fs::remove_file(&key_path).expect("rm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&key_path)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let snap = store.snapshot().expect("snapshot");
+    let u = snap
+        .unparseable
+        .iter()
+        .find(|u| u.path == key_path)
+        .expect("reported");
+    assert!(u.problem.contains("FIFO"), "{u:?}");
+    store.recover(&lock).expect("recover");
+}
+
+/// `state.toml` is the engine's private bookkeeping: 0600, like keys, also
+/// when an older version left it 0644.
+#[test]
+fn state_is_written_private() {
+    let (_d, store) = open();
+    let path = store.root().join("state.toml");
+    fs::write(&path, "").expect("write");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let lock = store.lock().expect("lock");
+    store.write_state(&lock, &State::default()).expect("write");
+    let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "state.toml is {mode:o}");
+}
+
+/// A state.toml that is not a regular file (a FIFO would block the read
+/// forever) is refused with an error naming it.
+#[test]
+fn a_state_file_that_is_a_fifo_is_refused_without_blocking() {
+    let (_d, store) = open();
+    let path = store.root().join("state.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let err = store.read_state().expect_err("a FIFO").to_string();
+    assert!(err.contains("FIFO") && err.contains("state.toml"), "{err}");
 }
 
 #[test]

@@ -28,7 +28,7 @@ use crate::pki::CertificateInfo;
 
 use super::Store;
 use super::error::{StoreError, io_err};
-use super::fsutil::{FILE_MODE, KEY_MODE};
+use super::fsutil::{FILE_MODE, KEY_MODE, Links};
 use super::layout::{self, TrustKind};
 use super::lock::StoreLock;
 use super::meta::{self, EntryMeta, RequestMeta};
@@ -386,14 +386,24 @@ impl Store {
             })?;
             wanted.insert(info.thumbprint, pem::encode("CERTIFICATE", der));
         }
-        self.fs.ensure_dir(&dir)?;
-        let present: BTreeSet<String> = layout::list(&dir)
-            .map_err(io_err("read folder", &dir))?
-            .into_iter()
-            .filter(|e| !e.is_dir)
-            .filter_map(|e| e.name.strip_suffix(".pem").map(str::to_string))
-            .filter(|t| layout::is_thumbprint(t))
-            .collect();
+        self.fs.ensure_dir(&dir, Links::Refuse)?;
+        let mut present = BTreeSet::new();
+        for e in layout::list(&dir).map_err(io_err("read folder", &dir))? {
+            let Some(thumbprint) = e
+                .name
+                .strip_suffix(".pem")
+                .filter(|t| layout::is_thumbprint(t))
+            else {
+                continue;
+            };
+            if e.is_link {
+                // Neither read, replaced nor removed: someone else made it.
+                return Err(StoreError::Link { path: e.path });
+            }
+            if e.is_file {
+                present.insert(thumbprint.to_string());
+            }
+        }
         let mut change = TrustChange::default();
         for (thumbprint, text) in &wanted {
             let path = dir.join(format!("{thumbprint}.pem"));
@@ -422,9 +432,15 @@ impl Store {
     // ----- building blocks, shared with recovery -----
 
     /// `request/<id>` after checking that `id` names a folder.
+    /// A link there is refused: every file of the request would be read or
+    /// changed through it.
     fn request_dir(&self, operation: &'static str, id: &str) -> Result<PathBuf, StoreError> {
         if layout::is_entry_name(id) {
-            Ok(self.layout.request().join(id))
+            let dir = self.layout.request().join(id);
+            if layout::is_link(&dir) {
+                return Err(StoreError::Link { path: dir });
+            }
+            Ok(dir)
         } else {
             Err(StoreError::Refused {
                 operation,
@@ -529,7 +545,7 @@ impl Store {
     /// Moves `request/<id>/` (already marked abandoned) to `archive/requests/`.
     pub(crate) fn move_request_to_archive(&self, dir: &Path, id: &str) -> Result<(), StoreError> {
         let archived = self.layout.archived_requests();
-        self.fs.ensure_dir(&archived)?;
+        self.fs.ensure_dir(&archived, Links::Refuse)?;
         let dest = layout::free_name(&archived, id);
         self.fs.rename(dir, &dest)?;
         self.fs.sync_dir(&archived)?;
@@ -551,11 +567,18 @@ impl Store {
         self.remove_folder(&done)
     }
 
-    /// Deletes a folder of files, `key.pem` last. A folder holding
-    /// sub-folders is moved to `recovered/` instead (not the store's shape).
+    /// Deletes a folder of files, `key.pem` last. A folder holding anything
+    /// but regular files (sub-folders, links, FIFOs) is moved to
+    /// `recovered/` instead: not the store's shape. A link in place of the
+    /// folder is refused: its target's files would be deleted.
     pub(crate) fn remove_folder(&self, dir: &Path) -> Result<(), StoreError> {
+        if layout::is_link(dir) {
+            return Err(StoreError::Link {
+                path: dir.to_path_buf(),
+            });
+        }
         let list = layout::list(dir).map_err(io_err("read folder", dir))?;
-        if list.iter().any(|e| e.is_dir) {
+        if list.iter().any(|e| !e.is_file) {
             self.keep_recovered(dir)?;
             return Ok(());
         }
@@ -570,7 +593,7 @@ impl Store {
     /// Moves a folder to `recovered/<name>` for a person to look at.
     pub(crate) fn keep_recovered(&self, dir: &Path) -> Result<PathBuf, StoreError> {
         let recovered = self.layout.recovered();
-        self.fs.ensure_dir(&recovered)?;
+        self.fs.ensure_dir(&recovered, Links::Refuse)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().trim_start_matches('.').to_string())
@@ -619,8 +642,9 @@ fn parent(p: &Path) -> &Path {
 }
 
 /// Reads a file that must exist: NotFound if it does not.
+/// Never follows a link at `path` (see [`super::fsutil::read_regular`]).
 fn read_existing(operation: &'static str, path: &Path) -> Result<Vec<u8>, StoreError> {
-    match std::fs::read(path) {
+    match super::fsutil::read_regular(path) {
         Ok(b) => Ok(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
             operation,
