@@ -71,8 +71,9 @@ enum Command {
         dry_run: bool,
         #[arg(long)]
         json: bool,
-        /// Act as if it were this RFC 3339 time (tests and rehearsals).
-        #[arg(long, hide = true)]
+        /// Act as if it were this RFC 3339 time (a rehearsal: the actions are real
+        /// unless --dry-run is given too).
+        #[arg(long, value_name = "TIME")]
         now: Option<String>,
     },
     /// The worker: pulses at start, on schedule, on changes and when renewals fall due.
