@@ -11,33 +11,13 @@ use std::time::Duration;
 
 use ::time::OffsetDateTime;
 use autoenroll::enroll::{Outcome, enrollment_request, renewal_request};
-use autoenroll::model::Template;
 use autoenroll::pki::CertificateInfo;
 use autoenroll::pki::csr::{CsrOptions, build_csr};
 use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
-use common::{TestCa, TestLab, run};
+use common::{TestCa, TestLab, openssl_csr, rsa, run, start_time, template};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn start_time() -> OffsetDateTime {
-    // Whole seconds: certificates carry no fractions.
-    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
-}
-
-async fn template(lab: &TestLab, cn: &str) -> Template {
-    lab.snapshot("ws01")
-        .await
-        .templates
-        .into_iter()
-        .find(|t| t.template.cn == cn)
-        .unwrap_or_else(|| panic!("template {cn} in the directory"))
-        .template
-}
-
-fn rsa() -> PrivateKey {
-    PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap()
-}
 
 /// Enrolls `account` for `cn` with a fresh key; returns the outcome and the key.
 async fn enroll(
@@ -117,20 +97,6 @@ fn openssl_verify(dir: &Path, ca: &TestCa, leaf: &[u8]) {
         .arg(&at)
         .arg(&leaf_pem));
     assert!(out.contains(": OK"), "{out}");
-}
-
-/// A PKCS#10 request made by `openssl req` with a new key (`rsa:1024`...).
-fn openssl_csr(dir: &Path, newkey: &str) -> Vec<u8> {
-    let out = dir.join("openssl-req.der");
-    run(Command::new("openssl")
-        .args([
-            "req", "-new", "-nodes", "-newkey", newkey, "-subj", "/CN=ws01",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("openssl-req.key"))
-        .args(["-outform", "DER", "-out"])
-        .arg(&out));
-    std::fs::read(out).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,19 +13,15 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::time::OffsetDateTime;
 use autoenroll::ca::authority::LOGIN_REFUSED;
 use autoenroll::ca::db::{Disposition, ListFilter};
 use autoenroll::enroll::{EnrollmentClient, Outcome, enrollment_request, renewal_request};
-use autoenroll::model::Template;
 use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
 use autoenroll::wstep::{Reply, UsernameToken, WstepFault, parse_reply};
-use common::{TestCa, TestLab, run};
+use common::{TestCa, openssl_csr, rsa, start_time, template};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -44,24 +40,6 @@ const CERTSRV_E_BAD_RENEWAL_SUBJECT: u32 = 0x8009_4806;
 const CERTSRV_E_KEY_LENGTH: u32 = 0x8009_4811;
 const CRYPT_E_REVOKED: u32 = 0x8009_2010;
 const CERT_E_EXPIRED: u32 = 0x800B_0101;
-
-fn start_time() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
-}
-
-async fn template(lab: &TestLab, cn: &str) -> Template {
-    lab.snapshot("ws01")
-        .await
-        .templates
-        .into_iter()
-        .find(|t| t.template.cn == cn)
-        .unwrap_or_else(|| panic!("template {cn} in the directory"))
-        .template
-}
-
-fn rsa() -> PrivateKey {
-    PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap()
-}
 
 fn p256() -> PrivateKey {
     PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap()
@@ -115,19 +93,6 @@ async fn post_xml(ca: &TestCa, xml: String) -> Outcome {
         Reply::Fault(f) => as_outcome(f),
         Reply::Response(r) => panic!("expected a fault, got {r:?}"),
     }
-}
-
-fn openssl_csr(dir: &Path, newkey: &str) -> Vec<u8> {
-    let out = dir.join("openssl-req.der");
-    run(Command::new("openssl")
-        .args([
-            "req", "-new", "-nodes", "-newkey", newkey, "-subj", "/CN=ws01",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("openssl-req.key"))
-        .args(["-outform", "DER", "-out"])
-        .arg(&out));
-    std::fs::read(out).unwrap()
 }
 
 fn row_count(ca: &TestCa) -> usize {

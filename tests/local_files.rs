@@ -5,11 +5,7 @@ mod common;
 
 use autoenroll::pulse::{Event, PulseOptions, pulse};
 use autoenroll::store::Store;
-use time::OffsetDateTime;
-
-fn start_time() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
-}
+use common::start_time;
 
 /// Names in a folder, sorted.
 fn names(dir: &std::path::Path) -> Vec<String> {

@@ -7,16 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
-use autoenroll::store::Store;
-use common::{TestCa, TestLab};
+use common::{TestCa, TestLab, current, start_time, store};
 use time::OffsetDateTime;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn start_time() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
-}
 
 async fn pulse_at(lab: &TestLab, ca: &TestCa, at: OffsetDateTime) -> Report {
     ca.clock.set(at);
@@ -31,22 +26,6 @@ fn events(report: &Report, event: Event) -> Vec<String> {
         .iter()
         .filter(|o| o.event == event)
         .map(|o| o.template.clone().unwrap_or_default())
-        .collect()
-}
-
-fn store(lab: &TestLab) -> Store {
-    Store::open(&lab.policy("ws01").store).unwrap()
-}
-
-/// Thumbprints of the current certificates of a template.
-fn current(lab: &TestLab, template: &str) -> Vec<String> {
-    store(lab)
-        .snapshot()
-        .unwrap()
-        .certificates
-        .iter()
-        .filter(|c| c.meta.template.as_deref() == Some(template))
-        .map(|c| c.info.thumbprint.clone())
         .collect()
 }
 

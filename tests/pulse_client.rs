@@ -14,18 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
-use autoenroll::store::Store;
-use common::{TestCa, TestLab};
+use common::{TestCa, TestLab, current, start_time, store};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use time::OffsetDateTime;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const CORP_CA: &str = "CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
-
-fn start_time() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
-}
 
 async fn pulse_at(lab: &TestLab, ca: &TestCa, at: OffsetDateTime) -> Report {
     ca.clock.set(at);
@@ -48,22 +43,6 @@ fn templates_of(report: &Report, event: Event) -> Vec<String> {
     let mut t: Vec<String> = events(report, event).into_iter().map(|e| e.0).collect();
     t.sort();
     t
-}
-
-fn store(lab: &TestLab) -> Store {
-    Store::open(&lab.policy("ws01").store).unwrap()
-}
-
-/// Thumbprints of the current certificates of a template.
-fn current(lab: &TestLab, template: &str) -> Vec<String> {
-    store(lab)
-        .snapshot()
-        .unwrap()
-        .certificates
-        .iter()
-        .filter(|c| c.meta.template.as_deref() == Some(template))
-        .map(|c| c.info.thumbprint.clone())
-        .collect()
 }
 
 /// Replaces corp-CA's `msPKI-Enrollment-Servers` with `urls`, in priority order.

@@ -269,3 +269,57 @@ pub fn forged_copy(
         .expect("signed");
     (cert.der().to_vec(), key)
 }
+
+/// Now in whole seconds: certificates carry no fractions.
+pub fn start_time() -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(time::OffsetDateTime::now_utc().unix_timestamp())
+        .unwrap()
+}
+
+/// The template `cn` as ws01 reads it from the lab directory.
+pub async fn template(lab: &TestLab, cn: &str) -> autoenroll::model::Template {
+    lab.snapshot("ws01")
+        .await
+        .templates
+        .into_iter()
+        .find(|t| t.template.cn == cn)
+        .unwrap_or_else(|| panic!("template {cn} in the directory"))
+        .template
+}
+
+/// A fresh RSA 2048 key.
+pub fn rsa() -> autoenroll::pki::keys::PrivateKey {
+    use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
+    PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap()
+}
+
+/// ws01's store in the lab.
+pub fn store(lab: &TestLab) -> autoenroll::store::Store {
+    autoenroll::store::Store::open(&lab.policy("ws01").store).unwrap()
+}
+
+/// Thumbprints of ws01's current certificates of a template.
+pub fn current(lab: &TestLab, template: &str) -> Vec<String> {
+    store(lab)
+        .snapshot()
+        .unwrap()
+        .certificates
+        .iter()
+        .filter(|c| c.meta.template.as_deref() == Some(template))
+        .map(|c| c.info.thumbprint.clone())
+        .collect()
+}
+
+/// A PKCS#10 request made by `openssl req` with a new key (`rsa:1024`...).
+pub fn openssl_csr(dir: &std::path::Path, newkey: &str) -> Vec<u8> {
+    let out = dir.join("openssl-req.der");
+    run(std::process::Command::new("openssl")
+        .args([
+            "req", "-new", "-nodes", "-newkey", newkey, "-subj", "/CN=ws01",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("openssl-req.key"))
+        .args(["-outform", "DER", "-out"])
+        .arg(&out));
+    std::fs::read(out).unwrap()
+}
