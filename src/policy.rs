@@ -673,11 +673,35 @@ pub fn read_password_file(path: &Path) -> Result<String, String> {
     let mut text = String::new();
     file.read_to_string(&mut text)
         .map_err(|e| format!("{shown}: {e}"))?;
-    let password = text.trim_end_matches(['\n', '\r']).to_string();
-    if password.is_empty() {
-        return Err(format!("{shown}: the password file is empty"));
+    password_of(&text)
+        .map(str::to_string)
+        .map_err(|problem| format!("{shown}: password file: {problem}"))
+}
+
+/// The password in a password file's text: one line, with at most one line
+/// end (LF or CRLF) after it. A file of several lines is refused (pointed at a
+/// PEM key or a configuration file by mistake, it would be sent whole as the
+/// bind password), and so is an empty password: an LDAP simple bind with an
+/// empty password is an unauthenticated bind ([RFC 4513] 5.1.2), never the
+/// account's. The problem says what is wrong, never what the file holds.
+fn password_of(text: &str) -> Result<&str, String> {
+    let line = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(text);
+    if line.contains(['\n', '\r']) {
+        return Err(
+            "it holds more than one line; it must hold the password alone, \
+                    on one line (is it the right file?)"
+                .into(),
+        );
     }
-    Ok(password)
+    if line.is_empty() {
+        return Err("the password is empty (an empty password would make the \
+                    directory bind anonymous)"
+            .into());
+    }
+    Ok(line)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -943,6 +967,56 @@ export = { certificate = "/home/alice/.certs/user.pem", key = "keys/user.key" }
         for mode in [0o600, 0o400] {
             std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
             assert_eq!(read_password_file(&f).unwrap(), "s3cret");
+        }
+    }
+
+    #[test]
+    fn a_password_file_holds_one_line() {
+        for (text, want) in [
+            ("s3cret", "s3cret"),
+            ("s3cret\n", "s3cret"),
+            ("s3cret\r\n", "s3cret"),
+            (" spaced out ", " spaced out "),
+        ] {
+            assert_eq!(password_of(text).as_deref(), Ok(want), "{text:?}");
+        }
+        for text in [
+            "s3cret\nmore",
+            "s3cret\n\n",
+            "s3cret\r\n\r\n",
+            "\ns3cret",
+            "s3c\rret",
+            "s3cret\r",
+        ] {
+            let err = password_of(text).unwrap_err();
+            assert!(err.contains("more than one line"), "{text:?}: {err}");
+        }
+        for text in ["", "\n", "\r\n"] {
+            let err = password_of(text).unwrap_err();
+            assert!(
+                err.contains("empty") && err.contains("anonymous"),
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    /// The finding: a password file pointed at a PEM key was sent whole as the
+    /// bind password. It is refused, naming the file, never quoting it.
+    #[test]
+    fn a_multi_line_or_empty_password_file_is_refused_without_quoting_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+        for (content, problem) in [(pem, "more than one line"), ("\n", "empty")] {
+            std::fs::write(&f, content).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let err = read_password_file(&f).unwrap_err();
+            assert!(err.contains("secret") && err.contains(problem), "{err}");
+            assert!(
+                !err.contains("PRIVATE KEY") && !err.contains("MIIE"),
+                "{err}"
+            );
         }
     }
 

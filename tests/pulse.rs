@@ -392,3 +392,98 @@ async fn unusable_templates_are_reported() {
         "{stderr}"
     );
 }
+
+/// Item 7: a renewal reads the held certificate's key through the store,
+/// which never follows a symbolic link. A post-install hook of an earlier
+/// action of the same pulse (PendingMachine, retrieved) replaces
+/// WorkstationAuth's `key.pem` with a link to a copy of that very key outside
+/// the store, after the store was read and before WorkstationAuth is renewed:
+/// the renewal is refused with a clear failure instead of signing with
+/// whatever the link points to (before, it followed the link and renewed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_does_not_follow_a_link_at_the_held_key() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let ca = lab.start_ca(t0).await;
+    let first = pulse_at(&lab, &ca, t0).await;
+    assert_eq!(
+        events(&first, Event::Pending),
+        ["PendingMachine"],
+        "{first:#?}"
+    );
+    let wa = current(&lab, "WorkstationAuth");
+    assert_eq!(wa.len(), 1, "{first:#?}");
+    let entry = lab.policy("ws01").store.join("my").join(&wa[0]);
+    let outside = lab.policy("ws01").store.with_file_name("outside-key.pem");
+    std::fs::copy(entry.join("key.pem"), &outside).unwrap();
+    let outside_before = std::fs::read(&outside).unwrap();
+
+    let pending = store(&lab).snapshot().unwrap().pending;
+    let id: u64 = pending[0]
+        .ca_request_id
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    ca.authority.approve(id).await.unwrap();
+    let mut policy = lab.policy("ws01");
+    let link = entry.join("key.pem");
+    policy
+        .templates
+        .entry("PendingMachine".into())
+        .or_default()
+        .post_install = Some(format!(
+        "ln -sf '{}' '{}'",
+        outside.display(),
+        link.display()
+    ));
+    // Renewal is due when 99% of WorkstationAuth's lifetime remains.
+    policy
+        .templates
+        .entry("WorkstationAuth".into())
+        .or_default()
+        .renewal_threshold_percent = Some(99);
+    let at = t0 + 5 * DAY;
+    ca.clock.set(at);
+    let r = pulse(&policy, PulseOptions::at(at))
+        .await
+        .expect("pulse runs");
+    assert!(
+        r.planned
+            .iter()
+            .any(|a| a.kind == "renew" && a.template.as_deref() == Some("WorkstationAuth")),
+        "{r:#?}"
+    );
+    assert_eq!(events(&r, Event::Installed), ["PendingMachine"], "{r:#?}");
+    assert!(
+        events(&r, Event::Replaced)
+            .iter()
+            .all(|t| t != "WorkstationAuth"),
+        "{r:#?}"
+    );
+    let failure = r
+        .outcomes
+        .iter()
+        .find(|o| o.event == Event::Failed && o.template.as_deref() == Some("WorkstationAuth"))
+        .unwrap_or_else(|| panic!("WorkstationAuth's renewal fails: {r:#?}"));
+    assert!(
+        failure.message.contains("symbolic link"),
+        "{}",
+        failure.message
+    );
+    assert!(failure.message.contains("key.pem"), "{}", failure.message);
+    assert!(
+        !failure.message.contains("PRIVATE KEY"),
+        "never quotes the file: {}",
+        failure.message
+    );
+    // The link and what it points to are left as they were.
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&outside).unwrap(), outside_before);
+    assert_eq!(current(&lab, "WorkstationAuth"), wa);
+}

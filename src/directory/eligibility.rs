@@ -12,8 +12,10 @@
 use time::OffsetDateTime;
 
 use super::access::{AccessDecision, Right, check_right};
-use super::snapshot::{DirectorySnapshot, TemplateEntry};
-use crate::model::{Context, EnrollmentFlags, GeneralFlags, NameFlags, SkipReason, Template};
+use super::snapshot::{DirectorySnapshot, TemplateEntry, UnusableTemplate};
+use crate::model::{
+    Context, EnrollmentFlags, GeneralFlags, NameFlags, SkipReason, Template, UnusableSuccessor,
+};
 use crate::pki::CertificateInfo;
 
 /// The highest client version (`msPKI-Private-Key-Flag` bits 24-27) this engine
@@ -91,44 +93,73 @@ pub fn judge(snapshot: &DirectorySnapshot, options: Options, now: OffsetDateTime
     verdicts
 }
 
-/// Supersedence on partial knowledge: a template that could not be read may
-/// list any other in its `msPKI-Supersede-Templates`, so while one that could
-/// supersede exists, no template it might supersede is newly enrolled (it would
-/// be a certificate the administrator has replaced). One could supersede when
-/// an enrollment service publishes it (only an eligible, hence published,
-/// template supersedes, [MS-CRTD] 2.21) or when its cn cannot be read, so that
-/// whether it is published is unknown. Unpublished broken templates change
-/// nothing. Runs after the known supersedence, which it never overrides.
+/// Supersedence on partial knowledge: a published template that cannot be
+/// used may still supersede others ([MS-CRTD] 2.21: only an eligible, hence
+/// published, template supersedes, and whether it would be eligible is
+/// unknown). Its `msPKI-Supersede-Templates` is read apart from the rest:
+///
+/// - when that list and its cn are read, it holds back only the templates the
+///   list names (case-insensitive cn, never itself);
+/// - when either cannot be read, it may name any template, so it holds back
+///   every new enrollment (and when its cn is unknown, so is whether it is
+///   published).
+///
+/// Unpublished broken templates change nothing. Runs after the known
+/// supersedence, which it never overrides.
 fn mark_unknown_supersedence(snapshot: &DirectorySnapshot, verdicts: &mut [Verdict]) {
-    let unreadable: Vec<(Option<&str>, String)> = snapshot
+    let candidates: Vec<&UnusableTemplate> = snapshot
         .unusable
         .iter()
         .filter(|u| {
             u.cn.as_deref()
                 .is_none_or(|cn| !publishers(snapshot, cn).is_empty())
         })
-        .map(|u| {
-            (
-                u.cn.as_deref(),
-                u.cn.clone().unwrap_or_else(|| u.dn.clone()),
-            )
-        })
         .collect();
-    if unreadable.is_empty() {
+    if candidates.is_empty() {
         return;
     }
     for v in verdicts.iter_mut().filter(|v| v.is_eligible()) {
-        // A template does not supersede itself ([MS-CRTD] 2.21 lists others).
-        let mut unusable: Vec<String> = unreadable
+        let mut unusable: Vec<UnusableSuccessor> = candidates
             .iter()
-            .filter(|(cn, _)| !cn.is_some_and(|cn| cn.eq_ignore_ascii_case(&v.cn)))
-            .map(|(_, label)| label.clone())
+            .filter_map(|u| holds_back(u, &v.cn))
             .collect();
         if !unusable.is_empty() {
             unusable.sort();
             unusable.dedup();
             v.reason = Some(SkipReason::SupersedenceUnknown { unusable });
         }
+    }
+}
+
+/// Whether the unusable template `u` supersedes, or may supersede, `cn`, and
+/// what to fix.
+fn holds_back(u: &UnusableTemplate, cn: &str) -> Option<UnusableSuccessor> {
+    let template = u.cn.clone().unwrap_or_else(|| u.dn.clone());
+    // A template does not supersede itself ([MS-CRTD] 2.21 lists others).
+    if u.cn
+        .as_deref()
+        .is_some_and(|own| own.eq_ignore_ascii_case(cn))
+    {
+        return None;
+    }
+    if u.supersedes_known() {
+        u.supersedes
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(cn))
+            .then(|| UnusableSuccessor {
+                template,
+                lists_it: true,
+                problem: u.problem.clone(),
+            })
+    } else {
+        Some(UnusableSuccessor {
+            template,
+            lists_it: false,
+            problem: u
+                .supersedes_problem
+                .clone()
+                .unwrap_or_else(|| u.problem.clone()),
+        })
     }
 }
 
@@ -260,7 +291,7 @@ mod tests {
 
     use super::*;
     use crate::directory::sd::SecurityDescriptor;
-    use crate::directory::snapshot::{NamingContexts, UnusableTemplate};
+    use crate::directory::snapshot::NamingContexts;
     use crate::model::{Account, EnrollmentService, PrivateKeyFlags, Sid, Token};
 
     const NOW: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
@@ -305,11 +336,25 @@ mod tests {
         }
     }
 
-    fn broken(cn: Option<&str>) -> UnusableTemplate {
+    /// A supersede list that cannot be read.
+    const UNREADABLE: Option<&[&str]> = None;
+
+    /// An unusable template (a bad `flags`); `supersedes` is None when its
+    /// `msPKI-Supersede-Templates` cannot be read.
+    fn broken(cn: Option<&str>, supersedes: Option<&[&str]>) -> UnusableTemplate {
         UnusableTemplate {
             dn: format!("CN={},CN=Certificate Templates", cn.unwrap_or("\\00")),
             cn: cn.map(str::to_string),
             problem: "flags: expected an integer, found \"x\"".into(),
+            supersedes: supersedes
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            supersedes_problem: supersedes.is_none().then(|| {
+                "msPKI-Supersede-Templates: value 1 is not UTF-8 text (invalid byte at offset 0)"
+                    .to_string()
+            }),
         }
     }
 
@@ -371,8 +416,8 @@ mod tests {
     }
 
     #[test]
-    fn a_published_unreadable_template_holds_back_what_it_may_supersede() {
-        // Table: (case, readable templates, unreadable ones, published, verdicts).
+    fn a_published_unusable_template_holds_back_what_it_supersedes_or_may() {
+        // Table: (case, readable templates, unusable ones, published, verdicts).
         type Row = (
             &'static str,
             Vec<TemplateEntry>,
@@ -382,16 +427,16 @@ mod tests {
         );
         let table: Vec<Row> = vec![
             (
-                "nothing unreadable: eligible",
+                "nothing unusable: eligible",
                 vec![entry("Old", &[])],
                 vec![],
                 &["Old"],
                 vec![row("Old", None)],
             ),
             (
-                "the unreadable successor is published: not enrolled",
+                "the unusable successor names it: not enrolled",
                 vec![entry("Old", &[])],
-                vec![broken(Some("New"))],
+                vec![broken(Some("New"), Some(&["Old"]))],
                 &["Old", "New"],
                 vec![
                     row("New", Some("unusable")),
@@ -399,16 +444,48 @@ mod tests {
                 ],
             ),
             (
-                "an unpublished unreadable template supersedes nothing",
+                "names are compared without case",
                 vec![entry("Old", &[])],
-                vec![broken(Some("Draft"))],
-                &["Old"],
-                vec![row("Draft", Some("unusable")), row("Old", None)],
+                vec![broken(Some("New"), Some(&["OLD"]))],
+                &["Old", "New"],
+                vec![
+                    row("New", Some("unusable")),
+                    row("Old", Some("supersedence_unknown")),
+                ],
             ),
             (
-                "an unreadable cn: whether it is published is unknown",
+                "an unusable template with a readable list holds back only what it names",
+                vec![entry("Old", &[]), entry("Other", &[])],
+                vec![broken(Some("New"), Some(&["Old"]))],
+                &["Old", "Other", "New"],
+                vec![
+                    row("New", Some("unusable")),
+                    row("Old", Some("supersedence_unknown")),
+                    row("Other", None),
+                ],
+            ),
+            (
+                "an unusable template that supersedes nothing holds back nothing",
                 vec![entry("Old", &[])],
-                vec![broken(None)],
+                vec![broken(Some("New"), Some(&[]))],
+                &["Old", "New"],
+                vec![row("New", Some("unusable")), row("Old", None)],
+            ),
+            (
+                "an unreadable supersede list: every new enrollment waits",
+                vec![entry("Old", &[]), entry("Other", &[])],
+                vec![broken(Some("New"), UNREADABLE)],
+                &["Old", "Other", "New"],
+                vec![
+                    row("New", Some("unusable")),
+                    row("Old", Some("supersedence_unknown")),
+                    row("Other", Some("supersedence_unknown")),
+                ],
+            ),
+            (
+                "an unreadable cn: whether it is published, and what it names, is unknown",
+                vec![entry("Old", &[])],
+                vec![broken(None, Some(&[]))],
                 &["Old"],
                 vec![
                     row("CN=\\00,CN=Certificate Templates", Some("unusable")),
@@ -416,9 +493,16 @@ mod tests {
                 ],
             ),
             (
+                "an unpublished unusable template supersedes nothing",
+                vec![entry("Old", &[])],
+                vec![broken(Some("Draft"), UNREADABLE)],
+                &["Old"],
+                vec![row("Draft", Some("unusable")), row("Old", None)],
+            ),
+            (
                 "known supersedence still decides first",
                 vec![entry("Mid", &["Old"]), entry("Old", &[])],
-                vec![broken(Some("New"))],
+                vec![broken(Some("New"), Some(&["Mid", "Old"]))],
                 &["Mid", "Old", "New"],
                 vec![
                     row("Mid", Some("supersedence_unknown")),
@@ -429,7 +513,7 @@ mod tests {
             (
                 "other reasons stay as they were",
                 vec![entry("Old", &[])],
-                vec![broken(Some("New"))],
+                vec![broken(Some("New"), UNREADABLE)],
                 &["New"],
                 vec![
                     row("New", Some("unusable")),
@@ -444,11 +528,15 @@ mod tests {
     }
 
     #[test]
-    fn the_reason_names_the_unreadable_templates() {
+    fn the_reason_names_the_unusable_templates_and_their_problem() {
         let snap = snapshot(
             vec![entry("Old", &[])],
-            vec![broken(Some("New2")), broken(Some("New1"))],
-            &["Old", "New1", "New2"],
+            vec![
+                broken(Some("New2"), UNREADABLE),
+                broken(Some("New1"), Some(&["Old"])),
+                broken(Some("Unrelated"), Some(&["Other"])),
+            ],
+            &["Old", "New1", "New2", "Unrelated"],
         );
         let options = Options {
             context: Context::Machine,
@@ -461,9 +549,27 @@ mod tests {
         assert_eq!(
             old.reason,
             Some(SkipReason::SupersedenceUnknown {
-                unusable: vec!["New1".into(), "New2".into()]
+                unusable: vec![
+                    UnusableSuccessor {
+                        template: "New1".into(),
+                        lists_it: true,
+                        problem: "flags: expected an integer, found \"x\"".into(),
+                    },
+                    UnusableSuccessor {
+                        template: "New2".into(),
+                        lists_it: false,
+                        problem: "msPKI-Supersede-Templates: value 1 is not UTF-8 text (invalid byte at offset 0)".into(),
+                    },
+                ]
             })
         );
         assert!(!old.is_eligible());
+        let text = old.reason.expect("a reason").to_string();
+        assert!(
+            text.contains("New1 supersedes it but cannot be used (flags:"),
+            "{text}"
+        );
+        assert!(text.contains("New2 may supersede it"), "{text}");
+        assert!(!text.contains("Unrelated"), "{text}");
     }
 }

@@ -44,11 +44,62 @@ pub struct TemplateEntry {
 
 /// A template entry with a value that could not be decoded. It is reported,
 /// never judged, and never taken as "no template".
+///
+/// Its `msPKI-Supersede-Templates` is read apart from the rest, value by value,
+/// so that one bad `flags` holds back only the templates it names rather than
+/// every new enrollment (see `eligibility`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnusableTemplate {
     pub dn: String,
     pub cn: Option<String>,
     pub problem: String,
+    /// The values of `msPKI-Supersede-Templates` that could be decoded.
+    pub supersedes: Vec<String>,
+    /// Why `msPKI-Supersede-Templates` could not be read in full ("attribute:
+    /// problem"); None when every value was read (or it is absent).
+    pub supersedes_problem: Option<String>,
+}
+
+impl UnusableTemplate {
+    /// The entry, with what could still be read of it, given why it is unusable.
+    pub fn from_entry(entry: &Entry, problem: String) -> Self {
+        let (supersedes, supersedes_problem) = readable_strings(entry, "msPKI-Supersede-Templates");
+        UnusableTemplate {
+            dn: entry.dn.clone(),
+            cn: entry.strings("cn").ok().and_then(|v| v.into_iter().next()),
+            problem,
+            supersedes,
+            supersedes_problem,
+        }
+    }
+
+    /// Whether the whole supersede list is known: its cn and every value of
+    /// `msPKI-Supersede-Templates` were read.
+    pub fn supersedes_known(&self) -> bool {
+        self.cn.is_some() && self.supersedes_problem.is_none()
+    }
+}
+
+/// Best effort: the values of a string attribute that decode, and the first
+/// problem with the others.
+fn readable_strings(entry: &Entry, name: &str) -> (Vec<String>, Option<String>) {
+    let mut values = Vec::new();
+    let mut problem = None;
+    for (i, b) in entry.values(name).iter().enumerate() {
+        match std::str::from_utf8(b) {
+            Ok(v) => values.push(v.to_string()),
+            Err(e) => {
+                problem.get_or_insert_with(|| {
+                    format!(
+                        "{name}: value {} is not UTF-8 text (invalid byte at offset {})",
+                        i + 1,
+                        e.valid_up_to()
+                    )
+                });
+            }
+        }
+    }
+    (values, problem)
 }
 
 /// A CRL distribution point object with its CRLs (DER).
@@ -294,11 +345,9 @@ fn classify(snap: &mut DirectorySnapshot, pks: &str, entry: Entry) {
     if entry.is_a("pKICertificateTemplate") {
         match template_from_entry(&entry) {
             Ok(t) => snap.templates.push(t),
-            Err(e) => snap.unusable.push(UnusableTemplate {
-                dn: entry.dn.clone(),
-                cn: entry.strings("cn").ok().and_then(|v| v.into_iter().next()),
-                problem: e.to_string(),
-            }),
+            Err(e) => snap
+                .unusable
+                .push(UnusableTemplate::from_entry(&entry, e.to_string())),
         }
     } else if entry.is_a("pKIEnrollmentService") {
         match service_from_entry(&entry) {
@@ -478,5 +527,51 @@ mod tests {
         assert!(!is_oid("1..2"));
         assert!(!is_oid("abc"));
         assert!(!is_oid("1"));
+    }
+
+    /// A template entry that cannot be used (no security descriptor, a bad
+    /// `flags`), with these values of
+    /// `msPKI-Supersede-Templates`.
+    fn broken_entry(supersedes: Vec<Vec<u8>>) -> Entry {
+        Entry::new("CN=New,CN=Certificate Templates")
+            .with("objectClass", [b"pKICertificateTemplate".to_vec()])
+            .with("cn", [b"New".to_vec()])
+            .with("flags", [b"not-a-number".to_vec()])
+            .with("msPKI-Supersede-Templates", supersedes)
+    }
+
+    #[test]
+    fn an_unusable_template_keeps_what_it_supersedes() {
+        let entry = broken_entry(vec![b"Old".to_vec(), b"Older".to_vec()]);
+        let problem = template_from_entry(&entry)
+            .expect_err("unusable")
+            .to_string();
+        let u = UnusableTemplate::from_entry(&entry, problem);
+        assert_eq!(u.cn.as_deref(), Some("New"));
+        assert_eq!(u.supersedes, ["Old", "Older"]);
+        assert_eq!(u.supersedes_problem, None);
+        assert!(u.supersedes_known());
+    }
+
+    #[test]
+    fn an_unreadable_supersede_value_makes_the_list_unknown() {
+        let entry = broken_entry(vec![b"Old".to_vec(), b"\xff\xfe".to_vec()]);
+        let problem = template_from_entry(&entry)
+            .expect_err("unusable")
+            .to_string();
+        let u = UnusableTemplate::from_entry(&entry, problem);
+        assert_eq!(u.supersedes, ["Old"], "the readable values are kept");
+        let why = u.supersedes_problem.as_deref().expect("a problem");
+        assert!(
+            why.starts_with("msPKI-Supersede-Templates: value 2"),
+            "{why}"
+        );
+        assert!(!u.supersedes_known());
+        // An unknown cn makes the list unknown too.
+        let no_cn = UnusableTemplate {
+            cn: None,
+            ..UnusableTemplate::from_entry(&broken_entry(vec![]), "cn: absent".into())
+        };
+        assert!(!no_cn.supersedes_known());
     }
 }

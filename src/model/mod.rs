@@ -14,6 +14,6 @@ pub use account::{Account, Context, Token};
 pub use flags::{EnrollmentFlags, GeneralFlags, NameFlags, PrivateKeyFlags};
 pub use guid::Guid;
 pub use period::Period;
-pub use reason::SkipReason;
+pub use reason::{SkipReason, UnusableSuccessor};
 pub use sid::Sid;
 pub use template::{EnrollmentService, Template};

@@ -44,12 +44,46 @@ pub enum SkipReason {
     AlreadyInDirectory,
     /// An eligible template lists this one in `msPKI-Supersede-Templates`.
     SupersededBy(String),
-    /// Eligible by every rule, but published templates that could not be read
-    /// (`unusable`, by cn or DN) may list it in their `msPKI-Supersede-Templates`:
-    /// a new enrollment could be one the administrator has replaced, so none is
-    /// made until they can be read. Like [`SkipReason::AlreadyInDirectory`] it
-    /// only blocks new enrollments; a held certificate still renews.
-    SupersedenceUnknown { unusable: Vec<String> },
+    /// Eligible by every rule, but published templates that could not be used
+    /// (`unusable`) list it in their `msPKI-Supersede-Templates`, or have a
+    /// supersede list (or cn) that cannot be read and so may list it: a new
+    /// enrollment could be one the administrator has replaced, so none is made
+    /// until they are fixed. Like [`SkipReason::AlreadyInDirectory`] it only
+    /// blocks new enrollments; a held certificate still renews.
+    SupersedenceUnknown { unusable: Vec<UnusableSuccessor> },
+}
+
+/// A published template that cannot be used and supersedes, or may supersede,
+/// the template a [`SkipReason::SupersedenceUnknown`] holds back.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnusableSuccessor {
+    /// Its cn, or its DN when the cn cannot be read.
+    pub template: String,
+    /// True when its readable `msPKI-Supersede-Templates` names the held-back
+    /// template; false when that list (or its cn) cannot be read, so that it
+    /// may name any template.
+    pub lists_it: bool,
+    /// What to fix: the value that makes it unusable (`lists_it`), or why its
+    /// supersede list or cn cannot be read ("attribute: problem").
+    pub problem: String,
+}
+
+impl fmt::Display for UnusableSuccessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lists_it {
+            write!(
+                f,
+                "{} supersedes it but cannot be used ({})",
+                self.template, self.problem
+            )
+        } else {
+            write!(
+                f,
+                "{} may supersede it: its msPKI-Supersede-Templates is unknown ({})",
+                self.template, self.problem
+            )
+        }
+    }
 }
 
 impl SkipReason {
@@ -125,13 +159,33 @@ impl fmt::Display for SkipReason {
                 "a valid certificate of this template is already published in the account's userCertificate",
             ),
             SkipReason::SupersededBy(by) => write!(f, "superseded by {by}"),
-            SkipReason::SupersedenceUnknown { unusable } => write!(
-                f,
-                "not enrolled: {} cannot be read and may supersede it (msPKI-Supersede-Templates unknown); a new enrollment waits until {} can be read",
-                name_list(unusable),
-                if unusable.len() == 1 { "it" } else { "they" }
-            ),
+            SkipReason::SupersedenceUnknown { unusable } => {
+                let names: Vec<String> = unusable.iter().map(|u| u.template.clone()).collect();
+                let items: Vec<String> = unusable.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "not enrolled: {}; a new enrollment waits until {} {} fixed",
+                    bounded(&items, "; "),
+                    name_list(&names),
+                    if names.len() == 1 { "is" } else { "are" }
+                )
+            }
         }
+    }
+}
+
+/// The first few items joined by `sep`, then "and N more": one readable line
+/// however many templates are broken.
+fn bounded(items: &[String], sep: &str) -> String {
+    const SHOWN: usize = 3;
+    if items.len() <= SHOWN {
+        items.join(sep)
+    } else {
+        format!(
+            "{}{sep}and {} more",
+            items[..SHOWN].join(sep),
+            items.len() - SHOWN
+        )
     }
 }
 
@@ -155,30 +209,42 @@ fn name_list(names: &[String]) -> String {
 mod tests {
     use super::*;
 
+    fn successor(template: &str, lists_it: bool) -> UnusableSuccessor {
+        UnusableSuccessor {
+            template: template.to_string(),
+            lists_it,
+            problem: "flags: expected an integer, found \"x\"".to_string(),
+        }
+    }
+
     #[test]
     fn supersedence_unknown_names_what_to_fix() {
-        let r = |names: &[&str]| SkipReason::SupersedenceUnknown {
-            unusable: names.iter().map(|s| s.to_string()).collect(),
-        };
-        assert_eq!(r(&["Broken"]).code(), "supersedence_unknown");
+        let r = |items: Vec<UnusableSuccessor>| SkipReason::SupersedenceUnknown { unusable: items };
         assert_eq!(
-            r(&["Broken"]).to_string(),
-            "not enrolled: Broken cannot be read and may supersede it (msPKI-Supersede-Templates unknown); a new enrollment waits until it can be read"
+            r(vec![successor("New", true)]).code(),
+            "supersedence_unknown"
         );
-        assert!(
-            r(&["A", "B"])
-                .to_string()
-                .starts_with("not enrolled: A and B cannot")
+        assert_eq!(
+            r(vec![successor("New", true)]).to_string(),
+            "not enrolled: New supersedes it but cannot be used (flags: expected an integer, found \"x\"); a new enrollment waits until New is fixed"
         );
-        assert!(
-            r(&["A", "B", "C"])
-                .to_string()
-                .starts_with("not enrolled: A, B and C cannot")
+        assert_eq!(
+            r(vec![successor("Broken", false)]).to_string(),
+            "not enrolled: Broken may supersede it: its msPKI-Supersede-Templates is unknown (flags: expected an integer, found \"x\"); a new enrollment waits until Broken is fixed"
         );
+        let two = r(vec![successor("A", true), successor("B", false)]).to_string();
+        assert!(two.starts_with("not enrolled: A supersedes it"), "{two}");
+        assert!(two.contains("; B may supersede it"), "{two}");
+        assert!(two.ends_with("until A and B are fixed"), "{two}");
+        let many: Vec<UnusableSuccessor> = ["A", "B", "C", "D", "E"]
+            .iter()
+            .map(|n| successor(n, false))
+            .collect();
+        let many = r(many).to_string();
+        assert!(many.contains("; and 2 more; a new enrollment"), "{many}");
         assert!(
-            r(&["A", "B", "C", "D", "E"])
-                .to_string()
-                .starts_with("not enrolled: A, B, C and 2 more cannot")
+            many.ends_with("until A, B, C and 2 more are fixed"),
+            "{many}"
         );
     }
 }

@@ -25,10 +25,11 @@
 //! - `SkipReason::AlreadyInDirectory` only blocks new enrollments: a held
 //!   certificate of such a template still renews (it is usually the very
 //!   certificate the directory holds);
-//! - so does `SkipReason::SupersedenceUnknown` (a published template that could
-//!   not be read may supersede it): no new certificate of a template that may
-//!   have been replaced, but the held one stays working; the re-enrollment of a
-//!   certificate of a template it supersedes is not made either;
+//! - so does `SkipReason::SupersedenceUnknown` (a published template that
+//!   cannot be used names it in its `msPKI-Supersede-Templates`, or has a
+//!   supersede list that cannot be read): no new certificate of a template that
+//!   may have been replaced, but the held one stays working; the re-enrollment
+//!   of a certificate of a template it supersedes is not made either;
 //! - a major version bump on a renewal-only template renews on schedule, since
 //!   a re-enrollment would need an enrollment agent signature;
 //! - of several valid certificates of one template, the newest *with a usable

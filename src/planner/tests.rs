@@ -285,6 +285,19 @@ impl Case {
 const WS: &str = "WorkstationAuth";
 const NA: OffsetDateTime = datetime!(2027-01-01 00:00 UTC); // T0 + 365 days
 
+/// The verdict of a template an unusable, published template holds back: it
+/// names it in its readable `msPKI-Supersede-Templates` (`lists_it`), or that
+/// list cannot be read.
+fn supersedence_unknown(lists_it: bool) -> SkipReason {
+    SkipReason::SupersedenceUnknown {
+        unusable: vec![crate::model::UnusableSuccessor {
+            template: "Broken".into(),
+            lists_it,
+            problem: "flags: expected an integer, found \"x\"".into(),
+        }],
+    }
+}
+
 fn ws() -> World {
     let mut w = World::at(T0 + Duration::days(100));
     w.template(WS, |_| {});
@@ -493,30 +506,30 @@ fn cases() -> Vec<Case> {
             &["renew WorkstationAuth c1"],
         ),
         case(
-            "an unreadable template may supersede it: no new enrollment",
+            "an unusable template supersedes it: no new enrollment",
             || {
                 let mut w = ws();
-                w.verdict(
-                    WS,
-                    SkipReason::SupersedenceUnknown {
-                        unusable: vec!["Broken".into()],
-                    },
-                );
+                w.verdict(WS, supersedence_unknown(true));
                 w
             },
             &["skip WorkstationAuth -"],
         )
         .wakes(None),
         case(
-            "an unreadable template may supersede it: the held certificate still renews",
+            "an unusable template with an unreadable supersede list may supersede it: no new enrollment",
             || {
                 let mut w = ws();
-                w.verdict(
-                    WS,
-                    SkipReason::SupersedenceUnknown {
-                        unusable: vec!["Broken".into()],
-                    },
-                );
+                w.verdict(WS, supersedence_unknown(false));
+                w
+            },
+            &["skip WorkstationAuth -"],
+        )
+        .wakes(None),
+        case(
+            "an unusable template supersedes it: the held certificate still renews",
+            || {
+                let mut w = ws();
+                w.verdict(WS, supersedence_unknown(true));
                 w.now = NA - Duration::days(40);
                 w.year_cert("c1", WS);
                 w
@@ -524,17 +537,12 @@ fn cases() -> Vec<Case> {
             &["renew WorkstationAuth c1"],
         ),
         case(
-            "superseded into a template an unreadable one may supersede: kept",
+            "superseded into a template an unusable one may supersede: kept",
             || {
                 let mut w = World::at(T0 + Duration::days(100));
                 w.template("New", |_| {});
                 w.template("Old", |_| {});
-                w.verdict(
-                    "New",
-                    SkipReason::SupersedenceUnknown {
-                        unusable: vec!["Broken".into()],
-                    },
-                );
+                w.verdict("New", supersedence_unknown(false));
                 w.verdict("Old", SkipReason::SupersededBy("New".into()));
                 w.year_cert("o1", "Old");
                 w

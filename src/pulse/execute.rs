@@ -245,15 +245,16 @@ impl<'a> Executor<'a> {
         }) else {
             return self.fail(report, action, "the certificate to renew is gone");
         };
-        let old_key = std::fs::read(held.path.join("key.pem"))
-            .map_err(|e| e.to_string())
-            .and_then(|pem| PrivateKey::from_pem(&pem).map_err(|e| e.to_string()));
-        let old_cert = std::fs::read(held.path.join("cert.pem"))
-            .map_err(|e| e.to_string())
-            .and_then(|pem| crate::store::pem::certificate_der(&pem));
-        let (old_key, old_cert) = match (old_key, old_cert) {
-            (Ok(k), Ok(c)) => (k, c),
-            (Err(e), _) | (_, Err(e)) => {
+        // Read through the store: a link planted in the entry is refused,
+        // never followed (the key signs the renewal request).
+        let held_files = self.store.held_files(held).map_err(|e| e.to_string());
+        let (old_key, old_cert) = match held_files.and_then(|f| {
+            PrivateKey::from_pem(&f.key_pem)
+                .map(|k| (k, f.certificate))
+                .map_err(|e| format!("{}: {e}", held.path.join("key.pem").display()))
+        }) {
+            Ok(pair) => pair,
+            Err(e) => {
                 return self.fail(
                     report,
                     action,

@@ -53,7 +53,7 @@ pub use fault::Faults;
 pub use layout::TrustKind;
 pub use lock::StoreLock;
 pub use types::{
-    CertificateMeta, HeldCertificate, KeyStatus, PendingRequest, State, StoreSnapshot,
+    CertificateMeta, HeldCertificate, HeldFiles, KeyStatus, PendingRequest, State, StoreSnapshot,
     TemplateFailures, Unparseable,
 };
 pub use write::TrustChange;

@@ -44,6 +44,28 @@ pub struct HeldCertificate {
     pub path: PathBuf,
 }
 
+/// The files of a held certificate, as [`crate::store::Store::held_files`]
+/// reads them for a renewal. Its `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HeldFiles {
+    /// The certificate, DER.
+    pub certificate: Vec<u8>,
+    /// `key.pem` as it is on disk (secret).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for HeldFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldFiles")
+            .field(
+                "certificate",
+                &format_args!("{} bytes", self.certificate.len()),
+            )
+            .field("key_pem", &"(not shown)")
+            .finish()
+    }
+}
+
 /// A request in `request/<id>/`: its key and request are on disk; either not
 /// yet sent (a crash between writing and sending) or pending at the CA.
 #[derive(Debug, Clone, PartialEq, Eq)]

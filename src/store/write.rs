@@ -34,7 +34,7 @@ use super::lock::StoreLock;
 use super::meta::{self, EntryMeta, RequestMeta};
 use super::pem;
 use super::read::{self, CertEntry, Read, read_optional};
-use super::types::{CertificateMeta, KeyStatus, PendingRequest};
+use super::types::{CertificateMeta, HeldCertificate, HeldFiles, KeyStatus, PendingRequest};
 
 /// What [`Store::write_trust`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,6 +243,49 @@ impl Store {
     pub fn request_key(&self, id: &str) -> Result<Vec<u8>, StoreError> {
         let dir = self.request_dir("read request key", id)?;
         read_existing("read request key", &dir.join(layout::KEY))
+    }
+
+    /// The certificate and private key of a held certificate, read again when
+    /// they are used (a renewal signs with them), with the same rules as the
+    /// snapshot: no symbolic link is followed, at the folder or at either
+    /// file, and only regular files are read. A link planted at
+    /// `my/<name>/key.pem` is refused ([`StoreError::Link`]) and what it points
+    /// to is never read.
+    pub fn held_files(&self, held: &HeldCertificate) -> Result<HeldFiles, StoreError> {
+        const OPERATION: &str = "read held certificate";
+        let dir = &held.path;
+        if dir.parent() != Some(self.layout.my().as_path()) {
+            return Err(StoreError::Refused {
+                operation: OPERATION,
+                path: self.layout.my(),
+                problem: format!("{} is not an entry of my/", dir.display()),
+            });
+        }
+        if layout::is_link(dir) {
+            return Err(StoreError::Link { path: dir.clone() });
+        }
+        let key_pem = read_no_link(OPERATION, &dir.join(layout::KEY))?;
+        let mut certificate = None;
+        for name in layout::CERT_NAMES {
+            match read_no_link(OPERATION, &dir.join(name)) {
+                Ok(bytes) => {
+                    certificate = Some((dir.join(name), bytes));
+                    break;
+                }
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let (path, bytes) = certificate.ok_or_else(|| StoreError::NotFound {
+            operation: OPERATION,
+            path: dir.join(layout::CERT),
+        })?;
+        let certificate = pem::certificate_der(&bytes)
+            .map_err(|problem| StoreError::Corrupt { path, problem })?;
+        Ok(HeldFiles {
+            certificate,
+            key_pem,
+        })
     }
 
     /// The request (DER as sent to the CA) kept for a request: a request
@@ -652,6 +695,17 @@ fn read_existing(operation: &'static str, path: &Path) -> Result<Vec<u8>, StoreE
         }),
         Err(e) => Err(io_err("read", path)(e)),
     }
+}
+
+/// Like [`read_existing`], with a symbolic link at `path` reported as
+/// [`StoreError::Link`] (the open refuses it; its target is not read).
+fn read_no_link(operation: &'static str, path: &Path) -> Result<Vec<u8>, StoreError> {
+    read_existing(operation, path).map_err(|e| match e {
+        StoreError::Io { .. } if layout::is_link(path) => StoreError::Link {
+            path: path.to_path_buf(),
+        },
+        other => other,
+    })
 }
 
 /// Parses the certificate given to an operation (DER, or PEM for good measure).
