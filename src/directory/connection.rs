@@ -639,7 +639,9 @@ fn looks_like_dn(name: &str) -> bool {
     let keyword = attr.starts_with(|c: char| c.is_ascii_alphabetic())
         && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     let oid = !attr.is_empty()
-        && attr.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        && attr
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     keyword || oid
 }
 
@@ -805,7 +807,11 @@ pub fn pick_account(
         NameForm::Principal { name: n, domain: d } => {
             let explicit = found
                 .iter()
-                .filter(|c| c.upn.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(name)))
+                .filter(|c| {
+                    c.upn
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(name))
+                })
                 .collect();
             match one(explicit, "a userPrincipalName")? {
                 Some(dn) => Some(dn),
@@ -964,11 +970,17 @@ mod tests {
         let nc = "DC=corp,DC=example".to_string();
         assert_eq!(
             filter("ws01$"),
-            (nc.clone(), "(&(objectClass=user)(sAMAccountName=ws01$))".into())
+            (
+                nc.clone(),
+                "(&(objectClass=user)(sAMAccountName=ws01$))".into()
+            )
         );
         assert_eq!(
             filter("corp\\alice"),
-            (nc.clone(), "(&(objectClass=user)(sAMAccountName=alice))".into())
+            (
+                nc.clone(),
+                "(&(objectClass=user)(sAMAccountName=alice))".into()
+            )
         );
         assert_eq!(
             filter("ws01$@CORP.example"),
@@ -995,7 +1007,10 @@ mod tests {
         );
         assert_eq!(
             filter("CORP\\a*"),
-            (nc.clone(), "(&(objectClass=user)(sAMAccountName=a\\2a))".into())
+            (
+                nc.clone(),
+                "(&(objectClass=user)(sAMAccountName=a\\2a))".into()
+            )
         );
         let dn = "CN=ws01,CN=Computers,DC=corp,DC=example";
         let l = account_lookup(dn, &NameForm::Dn, &d).unwrap();
@@ -1016,25 +1031,46 @@ mod tests {
             sam_account_name: Some(sam.into()),
             upn: upn.map(str::to_string),
         };
-        let pick = |name: &str, found: &[Candidate]| pick_account(name, &NameForm::of(name), &d, found);
+        let pick =
+            |name: &str, found: &[Candidate]| pick_account(name, &NameForm::of(name), &d, found);
         let ws01 = c("CN=ws01", "WS01$", None);
         let alice = c("CN=alice", "alice", Some("alice@corp.example"));
-        assert_eq!(pick("ws01$@corp.example", &[ws01.clone()]), Ok("CN=ws01".into()));
-        assert_eq!(pick("ws01$", &[ws01.clone()]), Ok("CN=ws01".into()));
+        assert_eq!(
+            pick("ws01$@corp.example", std::slice::from_ref(&ws01)),
+            Ok("CN=ws01".into())
+        );
+        assert_eq!(
+            pick("ws01$", std::slice::from_ref(&ws01)),
+            Ok("CN=ws01".into())
+        );
         // The explicit UPN wins over another account's implicit one.
         let squatter = c("CN=squatter", "alice", Some("s@corp.example"));
         assert_eq!(
             pick("alice@corp.example", &[squatter.clone(), alice.clone()]),
             Ok("CN=alice".into())
         );
-        assert!(pick("ws01$", &[]).unwrap_err().contains("no account matches"));
-        assert!(pick("alice", &[alice.clone(), squatter]).unwrap_err().contains("2 accounts"));
+        assert!(
+            pick("ws01$", &[])
+                .unwrap_err()
+                .contains("no account matches")
+        );
+        assert!(
+            pick("alice", &[alice.clone(), squatter])
+                .unwrap_err()
+                .contains("2 accounts")
+        );
     }
 
     #[test]
     fn a_refused_non_dn_bind_says_which_forms_servers_take() {
         let hint = non_dn_bind_hint(&NameForm::of("ws01$@corp.example"));
-        for part in ["as given", "implicit UPN", "DOMAIN\\name", "OpenLDAP", "a DN always works"] {
+        for part in [
+            "as given",
+            "implicit UPN",
+            "DOMAIN\\name",
+            "OpenLDAP",
+            "a DN always works",
+        ] {
             assert!(hint.contains(part), "{part}: {hint}");
         }
     }
