@@ -205,18 +205,76 @@ impl Authority {
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// Checks a UsernameToken by binding as that account. A wrong password
-    /// and an unknown account are the same [`LoginFailure::Refused`]; a
-    /// directory that cannot be asked is [`LoginFailure::Unavailable`].
-    async fn check_password(&self, token: &UsernameToken) -> Result<(), LoginFailure> {
+    /// Checks a UsernameToken and returns the DN of its account. The name
+    /// may be in any AD form (a DN, `DOMAIN\name`, a UPN, the implicit UPN
+    /// `sAMAccountName@<DNS domain>`, a `sAMAccountName`): the CA resolves
+    /// it with its own service account ([`Self::resolve_login`]), then
+    /// checks the password by a simple bind as the resolved DN. A wrong
+    /// password, an unknown, ambiguous or unresolvable name are the same
+    /// [`LoginFailure::Refused`]; a directory that cannot be asked is
+    /// [`LoginFailure::Unavailable`].
+    async fn check_password(&self, token: &UsernameToken) -> Result<String, LoginFailure> {
         // LDAP takes a simple bind without a password as anonymous (RFC 4513
         // 5.1.2): refused here, without asking the directory.
         if token.username.is_empty() || token.password.is_empty() {
             return Err(LoginFailure::Refused);
         }
+        let dn = self.resolve_login(&token.username).await?;
+        self.bind_as(&dn, &token.password).await?;
+        Ok(dn)
+    }
+
+    /// The DN of the one account a UsernameToken's name designates, found
+    /// by the service account (a requester cannot search before it has
+    /// logged in, and the directory hides accounts from anonymous
+    /// searches). No match or several are [`LoginFailure::Refused`], and the
+    /// CA's log (never the fault) says which forms were tried.
+    async fn resolve_login(&self, name: &str) -> Result<String, LoginFailure> {
+        let naming = self.naming().await.map_err(|e| match e {
+            CaError::Directory(e) => LoginFailure::Unavailable(e),
+            other => LoginFailure::Unavailable(DirectoryError::Setup {
+                url: self.config.directory.url.clone(),
+                what: other.to_string(),
+            }),
+        })?;
+        let mut guard = self.service.lock().await;
+        for attempt in 0..2 {
+            if guard.is_none() {
+                *guard = Some(
+                    Directory::connect(&self.config.directory)
+                        .await
+                        .map_err(LoginFailure::Unavailable)?,
+                );
+            }
+            let Some(dir) = guard.as_mut() else {
+                continue;
+            };
+            match dir.resolve_account(name, &naming).await {
+                Ok(found) => return Ok(found.dn),
+                Err(DirectoryError::Content { what, .. }) => {
+                    tracing::info!(
+                        name,
+                        why = %what,
+                        "login refused: the user name designates no single account"
+                    );
+                    return Err(LoginFailure::Refused);
+                }
+                Err(e) if attempt == 1 || !is_broken_connection(&e) => {
+                    *guard = None;
+                    return Err(LoginFailure::Unavailable(e));
+                }
+                Err(_) => *guard = None,
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Checks `password` by a simple bind as `dn` on the pooled login
+    /// connection (never the service account's).
+    async fn bind_as(&self, dn: &str, password: &str) -> Result<(), LoginFailure> {
         let mut guard = self.login.lock().await;
         if let Some(dir) = guard.as_mut() {
-            match dir.rebind(&token.username, &token.password).await {
+            match dir.rebind(dn, password).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     let failure = LoginFailure::of(e);
@@ -233,7 +291,7 @@ impl Authority {
                 }
             }
         }
-        let dir = Directory::connect_as(&self.config.directory, &token.username, &token.password)
+        let dir = Directory::connect_as(&self.config.directory, dn, password)
             .await
             .map_err(LoginFailure::of)?;
         *guard = Some(dir);
@@ -287,16 +345,17 @@ impl Authority {
         // one, the account the renewed certificate was issued to.
         let (requester, renewal_record) = match (&parsed, credentials) {
             (_, Some(creds)) => {
-                if let Err(e) = self.check_password(creds).await {
-                    return e.answer();
-                }
+                let dn = match self.check_password(creds).await {
+                    Ok(dn) => dn,
+                    Err(e) => return e.answer(),
+                };
                 let record = match &parsed {
                     Ok(RequestToken::Renewal {
                         signer_certificate, ..
                     }) => self.record_of(signer_certificate),
                     _ => None,
                 };
-                (creds.username.clone(), record)
+                (dn, record)
             }
             (
                 Ok(RequestToken::Renewal {
@@ -466,10 +525,11 @@ impl Authority {
         let Some(creds) = credentials else {
             return fault(failure::ACCESS_DENIED, NO_CREDENTIALS.into());
         };
-        if let Err(e) = self.check_password(creds).await {
-            return e.answer();
-        }
-        let asker = match self.snapshot(&creds.username).await {
+        let dn = match self.check_password(creds).await {
+            Ok(dn) => dn,
+            Err(e) => return e.answer(),
+        };
+        let asker = match self.snapshot(&dn).await {
             Ok(s) => s.account.sam_account_name,
             Err(e) => return internal(DIRECTORY_UNAVAILABLE, &e),
         };
@@ -768,8 +828,7 @@ impl LoginFailure {
 }
 
 /// Whether the cause of a failed bind is a refusal of the credentials: an
-/// LDAP result in [`REFUSING_RESULT_CODES`], an empty password, or a name
-/// that is not a DN and resolves to no account.
+/// LDAP result in [`REFUSING_RESULT_CODES`] or an empty password.
 fn bind_refused(cause: &str) -> bool {
     if let Some(rest) = cause.strip_prefix("result code ") {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -778,7 +837,6 @@ fn bind_refused(cause: &str) -> bool {
             .is_ok_and(|rc| REFUSING_RESULT_CODES.contains(&rc));
     }
     cause.starts_with("an empty user name or password")
-        || cause.starts_with("the server wants a DN")
 }
 
 /// The HRESULT of a request token that cannot be read: a signature that does

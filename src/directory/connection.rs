@@ -10,6 +10,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope};
 use thiserror::Error;
 
 use super::entry::Entry;
+use super::snapshot::NamingContexts;
 use crate::policy::{Bind, DirectorySettings, read_password_file};
 
 #[derive(Debug, Error)]
@@ -145,9 +146,12 @@ impl Directory {
         self.searches
     }
 
-    /// Simple bind. A name that is not a DN (`ws01$`, `alice@corp.example`,
-    /// `CORP\alice`) is tried as given first (AD accepts those forms), then
-    /// resolved to a DN by an anonymous search where the server allows it.
+    /// Simple bind, with the name exactly as given. A name that is not a DN
+    /// (`alice@corp.example`, `ws01$@corp.example`, `CORP\alice`, `ws01$`)
+    /// is not looked up first: that would take an anonymous search, which
+    /// AD and the lab refuse. AD resolves those forms itself ([MS-ADTS]
+    /// 5.1.1.1.1); a server that takes only DNs (OpenLDAP) refuses them, and
+    /// the error then names the form used and what servers accept.
     async fn simple_bind(&mut self, user: &str, password: &str) -> Result<(), DirectoryError> {
         let url = self.url.clone();
         let refused = |cause: String| DirectoryError::Bind {
@@ -164,25 +168,13 @@ impl Directory {
         if result.rc == 0 {
             return Ok(());
         }
-        // 34 invalidDNSyntax: a server that wants a DN.
-        if result.rc == 34 && !looks_like_dn(user) {
-            let dn = self.resolve_name(user).await.map_err(|e| {
-                refused(format!(
-                    "the server wants a DN and the name could not be resolved ({e}); put the account's DN in the policy"
-                ))
-            })?;
-            let result = self
-                .ldap
-                .with_timeout(self.timeout)
-                .simple_bind(&dn, password)
-                .await
-                .map_err(|e| refused(describe(&e)))?;
-            if result.rc == 0 {
-                return Ok(());
-            }
-            return Err(refused(ldap_result_text(&result)));
+        let mut cause = ldap_result_text(&result);
+        // 34 invalidDNSyntax (OpenLDAP: not a DN), 49 invalidCredentials.
+        let form = NameForm::of(user);
+        if matches!(result.rc, 34 | 49) && form != NameForm::Dn {
+            cause.push_str(&non_dn_bind_hint(&form));
         }
-        Err(refused(ldap_result_text(&result)))
+        Err(refused(cause))
     }
 
     async fn sasl_external_bind(&mut self) -> Result<(), DirectoryError> {
@@ -206,33 +198,76 @@ impl Directory {
         Ok(())
     }
 
-    /// Finds the DN of an account named by `sAMAccountName`, UPN or
-    /// `DOMAIN\name`, under the default naming context.
-    pub async fn resolve_name(&mut self, name: &str) -> Result<String, DirectoryError> {
-        let root = self.root_dse().await?;
-        let base = root
-            .string("defaultNamingContext")
-            .ok()
-            .flatten()
-            .ok_or_else(|| DirectoryError::Content {
-                url: self.url.clone(),
-                what: "the rootDSE has no defaultNamingContext".into(),
-            })?;
-        let filter = account_filter(name);
+    /// Finds the one account `name` designates, in any AD name form (see
+    /// [`NameForm`]), with one search of the domain NC (`naming.default`)
+    /// in which every value is escaped (RFC 4515 3); `DOMAIN\name` first
+    /// reads the domain's NetBIOS name from its crossRef. No match, several
+    /// matches, a foreign domain or a malformed DN are all
+    /// [`DirectoryError::Content`], whose text says which forms were tried.
+    pub async fn resolve_account(
+        &mut self,
+        name: &str,
+        naming: &NamingContexts,
+    ) -> Result<ResolvedAccount, DirectoryError> {
+        let form = NameForm::of(name);
+        let netbios = match &form {
+            NameForm::DownLevel { .. } => self.netbios_name(naming).await?,
+            _ => None,
+        };
+        let domain = DomainNames {
+            nc: naming.default.clone(),
+            dns: dns_domain_of(&naming.default),
+            netbios,
+        };
+        let url = self.url.clone();
+        let no_match = |what: String| DirectoryError::Content {
+            url: url.clone(),
+            what,
+        };
+        let lookup = account_lookup(name, &form, &domain).map_err(no_match)?;
+        let found = match self
+            .search(
+                &lookup.base,
+                lookup.scope,
+                &lookup.filter,
+                &["sAMAccountName", "userPrincipalName"],
+                false,
+            )
+            .await
+        {
+            Ok(found) => found,
+            // A DN the server cannot parse designates no account.
+            Err(DirectoryError::Search { cause, .. })
+                if form == NameForm::Dn && cause.starts_with("result code 34") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let candidates: Vec<Candidate> = found.iter().map(Candidate::of).collect();
+        let dn = pick_account(name, &form, &domain, &candidates)
+            .map_err(|why| no_match(format!("{why} (tried {})", lookup.tried.join("; "))))?;
+        Ok(ResolvedAccount { dn, form })
+    }
+
+    /// The NetBIOS name of the domain: `nETBIOSName` of the crossRef under
+    /// `CN=Partitions` of the Configuration NC whose `nCName` is the domain
+    /// NC ([MS-ADTS] 6.1.1.2.1.1.5). `None` when the directory has none.
+    pub async fn netbios_name(
+        &mut self,
+        naming: &NamingContexts,
+    ) -> Result<Option<String>, DirectoryError> {
+        let base = format!("CN=Partitions,{}", naming.configuration);
+        let filter = format!(
+            "(&(objectClass=crossRef)(nCName={}))",
+            ldap3::ldap_escape(&naming.default)
+        );
         let found = self
-            .search(&base, Scope::Subtree, &filter, &["1.1"], false)
+            .search(&base, Scope::OneLevel, &filter, &["nETBIOSName"], false)
             .await?;
-        match found.as_slice() {
-            [one] => Ok(one.dn.clone()),
-            [] => Err(DirectoryError::Content {
-                url: self.url.clone(),
-                what: format!("no account matches {name:?} under {base}"),
-            }),
-            many => Err(DirectoryError::Content {
-                url: self.url.clone(),
-                what: format!("{} accounts match {name:?} under {base}", many.len()),
-            }),
-        }
+        Ok(found
+            .iter()
+            .find_map(|e| e.string("nETBIOSName").ok().flatten()))
     }
 
     /// A marker that changes when anything under `base` changes: the number
@@ -542,19 +577,273 @@ pub(crate) fn ldap_result_text(r: &ldap3::LdapResult) -> String {
     text
 }
 
-fn looks_like_dn(name: &str) -> bool {
-    name.contains('=')
+/// The forms of an account name that Active Directory accepts ([MS-ADTS]
+/// 5.1.1.1.1 for simple binds; [MS-DRSR] 4.1.4.2.2 DS_NAME_FORMAT for the
+/// names themselves), as this client and the CA tell them apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameForm {
+    /// `CN=ws01,CN=Computers,DC=corp,DC=example`.
+    Dn,
+    /// `CORP\alice`: NetBIOS domain name, backslash, `sAMAccountName`.
+    DownLevel { domain: String, name: String },
+    /// `alice@corp.example` (a `userPrincipalName`) or the implicit UPN
+    /// `sAMAccountName@<DNS domain>` that every account has, computers
+    /// included (they have no `userPrincipalName`).
+    Principal { name: String, domain: String },
+    /// `ws01$`, `alice`: a `sAMAccountName` alone.
+    SamAccountName,
 }
 
-/// The filter that finds an account by `sAMAccountName`, UPN or `DOMAIN\name`.
-pub fn account_filter(name: &str) -> String {
-    let short = name.rsplit('\\').next().unwrap_or(name);
-    let esc = |s: &str| ldap3::ldap_escape(s).into_owned();
-    if name.contains('@') {
-        format!("(userPrincipalName={})", esc(name))
-    } else {
-        format!("(sAMAccountName={})", esc(short))
+impl NameForm {
+    /// Tells the form by its shape: a DN has `type=` before its first
+    /// separator (an attribute type is letters, digits and hyphens, or a
+    /// dotted OID: RFC 4514 3), a `\` makes a down-level name, an `@` a
+    /// principal name. A `sAMAccountName` may hold none of `\ = @` in AD
+    /// ([MS-SAMR] 3.1.1.6 forbids `" / \ [ ] : ; | = , + * ? < >`), so the
+    /// shapes do not overlap for real accounts.
+    pub fn of(name: &str) -> NameForm {
+        if looks_like_dn(name) {
+            return NameForm::Dn;
+        }
+        if let Some((domain, user)) = name.split_once('\\') {
+            return NameForm::DownLevel {
+                domain: domain.to_string(),
+                name: user.to_string(),
+            };
+        }
+        if let Some((user, domain)) = name.rsplit_once('@') {
+            return NameForm::Principal {
+                name: user.to_string(),
+                domain: domain.to_string(),
+            };
+        }
+        NameForm::SamAccountName
     }
+
+    /// The form's name in messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            NameForm::Dn => "a DN",
+            NameForm::DownLevel { .. } => "a down-level name (DOMAIN\\name)",
+            NameForm::Principal { .. } => "a user principal name (UPN or implicit UPN)",
+            NameForm::SamAccountName => "a sAMAccountName alone",
+        }
+    }
+}
+
+fn looks_like_dn(name: &str) -> bool {
+    let Some((attr, _)) = name.split_once('=') else {
+        return false;
+    };
+    let attr = attr.trim();
+    let keyword = attr.starts_with(|c: char| c.is_ascii_alphabetic())
+        && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let oid = !attr.is_empty()
+        && attr
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    keyword || oid
+}
+
+/// An account found by [`Directory::resolve_account`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedAccount {
+    pub dn: String,
+    /// The form the name was given in.
+    pub form: NameForm,
+}
+
+/// What a name is resolved against: the domain NC, its DNS name and its
+/// NetBIOS name (when the directory has a crossRef for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainNames {
+    pub nc: String,
+    pub dns: String,
+    pub netbios: Option<String>,
+}
+
+/// The DNS name of a domain NC: its `DC=` components joined by dots
+/// (RFC 2247 4; AD names every domain NC so).
+pub fn dns_domain_of(nc: &str) -> String {
+    nc.split(',')
+        .filter_map(|rdn| {
+            let (attr, value) = rdn.split_once('=')?;
+            attr.trim()
+                .eq_ignore_ascii_case("dc")
+                .then(|| value.trim().to_ascii_lowercase())
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// One search that finds the candidates for a name, and what it tries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountLookup {
+    pub base: String,
+    pub scope: Scope,
+    pub filter: String,
+    /// The forms tried, for the message when nothing (or too much) matches.
+    pub tried: Vec<String>,
+}
+
+/// Accounts only: users and computers (`computer` is a subclass of `user`
+/// in AD and in the lab's schema). Groups also have a `sAMAccountName`.
+const ACCOUNT_CLASS: &str = "(objectClass=user)";
+
+/// The search for `name` in `form`: a base search of a DN, else a subtree
+/// search of the domain NC. Every value is escaped (RFC 4515 3), so `*`,
+/// `(`, `)` and `\` in a name match themselves only. Fails, without a
+/// search, for a down-level name of another domain.
+pub fn account_lookup(
+    name: &str,
+    form: &NameForm,
+    domain: &DomainNames,
+) -> Result<AccountLookup, String> {
+    let esc = |s: &str| ldap3::ldap_escape(s).into_owned();
+    let subtree = |filter: String, tried: Vec<String>| AccountLookup {
+        base: domain.nc.clone(),
+        scope: Scope::Subtree,
+        filter: format!("(&{ACCOUNT_CLASS}{filter})"),
+        tried,
+    };
+    Ok(match form {
+        NameForm::Dn => AccountLookup {
+            base: name.to_string(),
+            scope: Scope::Base,
+            filter: ACCOUNT_CLASS.to_string(),
+            tried: vec![format!("the DN {name:?}")],
+        },
+        NameForm::SamAccountName => subtree(
+            format!("(sAMAccountName={})", esc(name)),
+            vec![format!("sAMAccountName={name:?} under {}", domain.nc)],
+        ),
+        NameForm::DownLevel { domain: d, name: n } => {
+            let ours = domain
+                .netbios
+                .as_deref()
+                .is_some_and(|nb| nb.eq_ignore_ascii_case(d))
+                || domain.dns.eq_ignore_ascii_case(d);
+            if !ours {
+                let netbios = match &domain.netbios {
+                    Some(nb) => format!("NetBIOS name {nb}"),
+                    None => "no NetBIOS name in the directory (no crossRef under CN=Partitions)"
+                        .to_string(),
+                };
+                return Err(format!(
+                    "{name:?} is a down-level name of domain {d:?}, which is not this domain \
+                     ({}: {netbios}, DNS name {}) (tried DOMAIN\\name against the domain's \
+                     crossRef)",
+                    domain.nc, domain.dns
+                ));
+            }
+            subtree(
+                format!("(sAMAccountName={})", esc(n)),
+                vec![format!("{d}\\ as this domain, then sAMAccountName={n:?}")],
+            )
+        }
+        NameForm::Principal { name: n, domain: d } => {
+            if domain.dns.eq_ignore_ascii_case(d) {
+                subtree(
+                    format!(
+                        "(|(userPrincipalName={})(sAMAccountName={}))",
+                        esc(name),
+                        esc(n)
+                    ),
+                    vec![
+                        format!("userPrincipalName={name:?}"),
+                        format!("the implicit UPN sAMAccountName={n:?} @ {}", domain.dns),
+                    ],
+                )
+            } else {
+                subtree(
+                    format!("(userPrincipalName={})", esc(name)),
+                    vec![format!(
+                        "userPrincipalName={name:?} (no implicit UPN: {d} is not {})",
+                        domain.dns
+                    )],
+                )
+            }
+        }
+    })
+}
+
+/// An entry a lookup returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub dn: String,
+    pub sam_account_name: Option<String>,
+    pub upn: Option<String>,
+}
+
+impl Candidate {
+    fn of(e: &Entry) -> Candidate {
+        Candidate {
+            dn: e.dn.clone(),
+            sam_account_name: e.string("sAMAccountName").ok().flatten(),
+            upn: e.string("userPrincipalName").ok().flatten(),
+        }
+    }
+}
+
+/// The one account among `found`. A principal name is first an explicit
+/// `userPrincipalName`, then the implicit UPN (as AD tries them, [MS-ADTS]
+/// 5.1.1.1.1); every other form needs exactly one entry. Several matches
+/// are refused, never guessed between.
+pub fn pick_account(
+    name: &str,
+    form: &NameForm,
+    domain: &DomainNames,
+    found: &[Candidate],
+) -> Result<String, String> {
+    let one = |list: Vec<&Candidate>, what: &str| match list.as_slice() {
+        [c] => Ok(Some(c.dn.clone())),
+        [] => Ok(None),
+        many => Err(format!(
+            "{} accounts match {name:?} as {what}, none is chosen",
+            many.len()
+        )),
+    };
+    let chosen = match form {
+        NameForm::Principal { name: n, domain: d } => {
+            let explicit = found
+                .iter()
+                .filter(|c| {
+                    c.upn
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(name))
+                })
+                .collect();
+            match one(explicit, "a userPrincipalName")? {
+                Some(dn) => Some(dn),
+                None if domain.dns.eq_ignore_ascii_case(d) => {
+                    let implicit = found
+                        .iter()
+                        .filter(|c| {
+                            c.sam_account_name
+                                .as_deref()
+                                .is_some_and(|s| s.eq_ignore_ascii_case(n))
+                        })
+                        .collect();
+                    one(implicit, "an implicit UPN")?
+                }
+                None => None,
+            }
+        }
+        _ => one(found.iter().collect(), form.describe())?,
+    };
+    chosen.ok_or_else(|| format!("no account matches {name:?} under {}", domain.nc))
+}
+
+/// What a refused simple bind with a name that is not a DN adds to its
+/// error: the form used, and which forms which servers take.
+fn non_dn_bind_hint(form: &NameForm) -> String {
+    format!(
+        "; the name was sent as given ({}), without any lookup: Active Directory takes a DN, \
+         a UPN (alice@corp.example), the implicit UPN of any account (ws01$@corp.example) \
+         or DOMAIN\\name in a simple bind; a server that takes only DNs (OpenLDAP, the lab) \
+         refuses every other form; a DN always works",
+        form.describe()
+    )
 }
 
 #[cfg(test)]
@@ -632,14 +921,157 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/password"), "{err}");
     }
 
+    fn corp(netbios: Option<&str>) -> DomainNames {
+        DomainNames {
+            nc: "DC=corp,DC=example".into(),
+            dns: dns_domain_of("DC=corp,DC=example"),
+            netbios: netbios.map(str::to_string),
+        }
+    }
+
     #[test]
-    fn account_filters() {
-        assert_eq!(account_filter("ws01$"), "(sAMAccountName=ws01$)");
-        assert_eq!(account_filter("CORP\\alice"), "(sAMAccountName=alice)");
+    fn name_forms_are_told_apart_by_shape() {
+        let down = |d: &str, n: &str| NameForm::DownLevel {
+            domain: d.into(),
+            name: n.into(),
+        };
+        let upn = |n: &str, d: &str| NameForm::Principal {
+            name: n.into(),
+            domain: d.into(),
+        };
+        let cases = [
+            ("CN=ws01,CN=Computers,DC=corp,DC=example", NameForm::Dn),
+            ("cn=alice,cn=users,dc=corp,dc=example", NameForm::Dn),
+            ("2.5.4.3=alice,DC=corp", NameForm::Dn),
+            ("CORP\\ws01$", down("CORP", "ws01$")),
+            ("corp.example\\alice", down("corp.example", "alice")),
+            ("a\\5c", down("a", "5c")),
+            ("ws01$@corp.example", upn("ws01$", "corp.example")),
+            ("alice@corp.example", upn("alice", "corp.example")),
+            ("ws01$", NameForm::SamAccountName),
+            ("*", NameForm::SamAccountName),
+            ("ws01$)(cn=*", NameForm::SamAccountName),
+            ("=x", NameForm::SamAccountName),
+        ];
+        for (name, want) in cases {
+            assert_eq!(NameForm::of(name), want, "{name}");
+        }
+        assert_eq!(dns_domain_of("CN=x,DC=Corp,DC=Example"), "corp.example");
+    }
+
+    #[test]
+    fn lookups_escape_every_value_and_stay_in_the_domain() {
+        let d = corp(Some("CORP"));
+        let filter = |name: &str| {
+            account_lookup(name, &NameForm::of(name), &d)
+                .map(|l| (l.base, l.filter))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        let nc = "DC=corp,DC=example".to_string();
         assert_eq!(
-            account_filter("alice@corp.example"),
-            "(userPrincipalName=alice@corp.example)"
+            filter("ws01$"),
+            (
+                nc.clone(),
+                "(&(objectClass=user)(sAMAccountName=ws01$))".into()
+            )
         );
-        assert_eq!(account_filter("a*)(x"), "(sAMAccountName=a\\2a\\29\\28x)");
+        assert_eq!(
+            filter("corp\\alice"),
+            (
+                nc.clone(),
+                "(&(objectClass=user)(sAMAccountName=alice))".into()
+            )
+        );
+        assert_eq!(
+            filter("ws01$@CORP.example"),
+            (
+                nc.clone(),
+                "(&(objectClass=user)(|(userPrincipalName=ws01$@CORP.example)(sAMAccountName=ws01$)))"
+                    .into()
+            )
+        );
+        // Another DNS domain: a UPN only, no implicit UPN.
+        assert_eq!(
+            filter("alice@other.example"),
+            (
+                nc.clone(),
+                "(&(objectClass=user)(userPrincipalName=alice@other.example))".into()
+            )
+        );
+        assert_eq!(
+            filter("ws01$)(cn=*"),
+            (
+                nc.clone(),
+                "(&(objectClass=user)(sAMAccountName=ws01$\\29\\28cn=\\2a))".into()
+            )
+        );
+        assert_eq!(
+            filter("CORP\\a*"),
+            (
+                nc.clone(),
+                "(&(objectClass=user)(sAMAccountName=a\\2a))".into()
+            )
+        );
+        let dn = "CN=ws01,CN=Computers,DC=corp,DC=example";
+        let l = account_lookup(dn, &NameForm::Dn, &d).unwrap();
+        assert_eq!((l.base.as_str(), l.scope), (dn, Scope::Base));
+        // A down-level name of another domain is refused without a search.
+        let err = account_lookup("OTHER\\alice", &NameForm::of("OTHER\\alice"), &d).unwrap_err();
+        assert!(err.contains("OTHER") && err.contains("CORP"), "{err}");
+        let err =
+            account_lookup("CORP\\alice", &NameForm::of("CORP\\alice"), &corp(None)).unwrap_err();
+        assert!(err.contains("no crossRef"), "{err}");
+    }
+
+    #[test]
+    fn exactly_one_account_is_picked() {
+        let d = corp(Some("CORP"));
+        let c = |dn: &str, sam: &str, upn: Option<&str>| Candidate {
+            dn: dn.into(),
+            sam_account_name: Some(sam.into()),
+            upn: upn.map(str::to_string),
+        };
+        let pick =
+            |name: &str, found: &[Candidate]| pick_account(name, &NameForm::of(name), &d, found);
+        let ws01 = c("CN=ws01", "WS01$", None);
+        let alice = c("CN=alice", "alice", Some("alice@corp.example"));
+        assert_eq!(
+            pick("ws01$@corp.example", std::slice::from_ref(&ws01)),
+            Ok("CN=ws01".into())
+        );
+        assert_eq!(
+            pick("ws01$", std::slice::from_ref(&ws01)),
+            Ok("CN=ws01".into())
+        );
+        // The explicit UPN wins over another account's implicit one.
+        let squatter = c("CN=squatter", "alice", Some("s@corp.example"));
+        assert_eq!(
+            pick("alice@corp.example", &[squatter.clone(), alice.clone()]),
+            Ok("CN=alice".into())
+        );
+        assert!(
+            pick("ws01$", &[])
+                .unwrap_err()
+                .contains("no account matches")
+        );
+        assert!(
+            pick("alice", &[alice.clone(), squatter])
+                .unwrap_err()
+                .contains("2 accounts")
+        );
+    }
+
+    #[test]
+    fn a_refused_non_dn_bind_says_which_forms_servers_take() {
+        let hint = non_dn_bind_hint(&NameForm::of("ws01$@corp.example"));
+        for part in [
+            "as given",
+            "implicit UPN",
+            "DOMAIN\\name",
+            "OpenLDAP",
+            "a DN always works",
+        ] {
+            assert!(hint.contains(part), "{part}: {hint}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! 1. the rootDSE (naming contexts; the Configuration DN is never derived);
 //! 2. the account, by a base search on its DN (one more search first when the
-//!    policy names it by `sAMAccountName`, UPN or `DOMAIN\name`);
+//!    policy names it by `sAMAccountName`, UPN or implicit UPN, two for
+//!    `DOMAIN\name`, whose NetBIOS domain name is read from its crossRef);
 //! 3. the names and SIDs of its groups (skipped when it has none);
 //! 4. all of `CN=Public Key Services`: templates, enrollment services, roots,
 //!    NTAuth, AIA and CDP objects in one paged subtree search.
@@ -182,10 +183,11 @@ impl Directory {
     /// Takes a snapshot for `account` (a DN, `name$`, UPN or `DOMAIN\name`).
     pub async fn snapshot(&mut self, account: &str) -> Result<DirectorySnapshot, DirectoryError> {
         let naming = self.naming_contexts().await?;
-        let dn = if account.contains('=') {
-            account.to_string()
-        } else {
-            self.resolve_name(account).await?
+        // A DN is read as it is (the base search below fails clearly if it
+        // is no account); any other form is resolved in the domain NC.
+        let dn = match super::connection::NameForm::of(account) {
+            super::connection::NameForm::Dn => account.to_string(),
+            _ => self.resolve_account(account, &naming).await?.dn,
         };
         let (account, sid_names) = self.read_account(&dn).await?;
         let pks = naming.public_key_services();
