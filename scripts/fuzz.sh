@@ -62,7 +62,7 @@ run() {
     log=fuzz/artifacts/$t/last-run.log
     # One process, in-process fuzzing (no -jobs/-workers forks).
     if ! "$bin_dir/$t" "fuzz/corpus/$t" "fuzz/seeds/$t" \
-      -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+      -max_total_time="$seconds" -timeout=10 -max_len=16384 -print_final_stats=1 \
       -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1; then
       tail -n 40 "$log"
       echo "fuzz target $t FAILED; the input is in fuzz/artifacts/$t/" >&2

@@ -54,7 +54,7 @@ pub fn records(mut data: &[u8]) -> Vec<(u8, &[u8])> {
     while let [tag, rest @ ..] = data {
         let (len, body) = match rest {
             [lo, hi, body @ ..] => (usize::from(u16::from_le_bytes([*lo, *hi])), body),
-            _ => (rest.len(), &[][..]),
+            _ => (rest.len(), rest),
         };
         let len = len.min(body.len());
         out.push((*tag, &body[..len]));
