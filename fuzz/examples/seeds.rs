@@ -148,6 +148,46 @@ fn from_forest(corpus: &Corpus, forest: &Ldif) {
             .collect();
         corpus.write("template_entry", &format!("entry-{i}"), encode_records(&records));
     }
+    let templates = forest.iter().filter(|e| e.is_a("pKICertificateTemplate"));
+    let services = forest.iter().filter(|e| e.is_a("pKIEnrollmentService"));
+    for (i, e) in templates.take(3).chain(services.take(1)).enumerate() {
+        corpus.write("ldap_entry", &format!("entry-{i}"), search_result_entry(e));
+    }
+}
+
+/// BER tag-length-value (definite lengths, as servers send them).
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The entry as a SearchResultEntry ([RFC 4511] 4.5.2): [APPLICATION 4]
+/// { objectName, attributes SEQUENCE OF { type, vals SET OF value } }.
+fn search_result_entry(e: &LdifEntry) -> Vec<u8> {
+    let dn = e.values("dn").next().unwrap_or_default();
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in &e.attrs {
+        if n != "dn" && !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    let attributes: Vec<u8> = names
+        .iter()
+        .flat_map(|n| {
+            let vals: Vec<u8> = e.values(n).flat_map(|v| tlv(0x04, v)).collect();
+            tlv(0x30, &[tlv(0x04, n.as_bytes()), tlv(0x31, &vals)].concat())
+        })
+        .collect();
+    tlv(0x64, &[tlv(0x04, dn), tlv(0x30, &attributes)].concat())
 }
 
 fn policies(corpus: &Corpus, project: &Path) {
