@@ -75,7 +75,9 @@ fn read_ldif(text: &str) -> Ldif {
             let bytes = STANDARD.decode(value.trim()).expect("base64 in the LDIF");
             current.attrs.push((name.to_string(), bytes));
         } else if let Some((name, value)) = line.split_once(": ") {
-            current.attrs.push((name.to_string(), value.as_bytes().to_vec()));
+            current
+                .attrs
+                .push((name.to_string(), value.as_bytes().to_vec()));
         }
     }
     entries.retain(|e| !e.attrs.is_empty());
@@ -146,7 +148,11 @@ fn from_forest(corpus: &Corpus, forest: &Ldif) {
             .iter()
             .filter_map(|(n, v)| attribute_tag(n).map(|t| (t, v.as_slice())))
             .collect();
-        corpus.write("template_entry", &format!("entry-{i}"), encode_records(&records));
+        corpus.write(
+            "template_entry",
+            &format!("entry-{i}"),
+            encode_records(&records),
+        );
     }
     let templates = forest.iter().filter(|e| e.is_a("pKICertificateTemplate"));
     let services = forest.iter().filter(|e| e.is_a("pKIEnrollmentService"));
@@ -162,7 +168,11 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend(bytes);
     }
@@ -219,7 +229,9 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, KeyUsagePurpose,
+    };
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca.distinguished_name.push(DnType::CommonName, "corp-CA");
@@ -229,16 +241,19 @@ fn pki() -> Pki {
     let ca_issuer = rcgen::Issuer::new(ca, ca_key);
     let leaf_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).expect("leaf key");
     let mut leaf = CertificateParams::new(vec!["ws01.corp.example".to_string()]).expect("params");
-    leaf.distinguished_name.push(DnType::CommonName, "ws01.corp.example");
-    leaf.custom_extensions.push(CustomExtension::from_oid_content(
-        &[1, 3, 6, 1, 4, 1, 311, 21, 7],
-        encode_template_information("1.3.6.1.4.1.311.21.8.1000.2000.14", 100, 3)
-            .expect("template information"),
-    ));
-    leaf.custom_extensions.push(CustomExtension::from_oid_content(
-        &[1, 3, 6, 1, 4, 1, 311, 20, 2],
-        encode_template_name("Machine"),
-    ));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "ws01.corp.example");
+    leaf.custom_extensions
+        .push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 311, 21, 7],
+            encode_template_information("1.3.6.1.4.1.311.21.8.1000.2000.14", 100, 3)
+                .expect("template information"),
+        ));
+    leaf.custom_extensions
+        .push(CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 311, 20, 2],
+            encode_template_name("Machine"),
+        ));
     let leaf_cert = leaf
         .signed_by(&leaf_key.rcgen_key_pair().expect("key pair"), &ca_issuer)
         .expect("leaf certificate");
@@ -260,7 +275,11 @@ fn crypto(corpus: &Corpus, pki: &Pki) {
         "template-information",
         encode_template_information("1.3.6.1.4.1.311.21.8.7", 100, 2).expect("encodes"),
     );
-    corpus.write("certificate", "template-name", encode_template_name("WebServer"));
+    corpus.write(
+        "certificate",
+        "template-name",
+        encode_template_name("WebServer"),
+    );
 
     for (name, alg) in [
         ("p256", KeyAlgorithm::EcdsaP256),
@@ -304,7 +323,11 @@ fn crypto(corpus: &Corpus, pki: &Pki) {
     ];
     let mut renewal_csr = Vec::new();
     for (name, options) in csrs {
-        let key = if name == "empty-subject" { &pki.leaf_key } else { &rsa };
+        let key = if name == "empty-subject" {
+            &pki.leaf_key
+        } else {
+            &rsa
+        };
         let der = build_csr(key, &options).expect("a request");
         if name == "renewal" {
             renewal_csr = der.clone();
@@ -317,7 +340,11 @@ fn crypto(corpus: &Corpus, pki: &Pki) {
     corpus.write("cms", "renewal", &renewal);
     let chain = certs_only(&[pki.leaf_der.clone(), pki.ca_der.clone()]).expect("chain");
     corpus.write("cms", "certs-only", &chain);
-    corpus.write("cms", "certs-only-empty", certs_only(&[]).expect("empty chain"));
+    corpus.write(
+        "cms",
+        "certs-only-empty",
+        certs_only(&[]).expect("empty chain"),
+    );
 
     let now = OffsetDateTime::from_unix_timestamp(1_736_150_000).expect("a time");
     for (name, revoked) in [
@@ -372,11 +399,20 @@ fn wstep(corpus: &Corpus, csr: &[u8], renewal: &[u8], cert: &[u8], chain: &[u8])
     let relates = Some(issue.message_id.clone());
     let issued = WstepResponse::issued(relates.clone(), 7, cert.to_vec(), Some(chain.to_vec()));
     corpus.write("wstep_reply", "issued", issued.to_xml());
-    corpus.write("wstep_reply", "pending", WstepResponse::pending(relates.clone(), 8).to_xml());
+    corpus.write(
+        "wstep_reply",
+        "pending",
+        WstepResponse::pending(relates.clone(), 8).to_xml(),
+    );
     let mut bare = WstepResponse::issued(None, 10, cert.to_vec(), None);
     bare.message = "Issued by corp-CA".into();
     corpus.write("wstep_reply", "issued-no-chain", bare.to_xml());
-    let denied = WstepFault::denied(relates.clone(), 0x8009_4800, "template not published", Some(9));
+    let denied = WstepFault::denied(
+        relates.clone(),
+        0x8009_4800,
+        "template not published",
+        Some(9),
+    );
     corpus.write("wstep_reply", "fault-denied", denied.to_xml());
     let malformed = WstepFault::malformed(relates, &WstepError::Doctype);
     corpus.write("wstep_reply", "fault-malformed", malformed.to_xml());
@@ -405,7 +441,11 @@ fn store(corpus: &Corpus, pki: &Pki) {
     drop(lock);
     let _ = std::fs::remove_dir_all(&dir);
     corpus.write("state_toml", "failures", &state_text);
-    corpus.write("state_toml", "fresh", "last_pulse = \"2025-01-06T09:31:00Z\"\nlast_pulse_ok = true\n");
+    corpus.write(
+        "state_toml",
+        "fresh",
+        "last_pulse = \"2025-01-06T09:31:00Z\"\nlast_pulse_ok = true\n",
+    );
 
     let archived = format!(
         "{ENTRY_META}archived_at = \"2025-01-07T00:00:00Z\"\narchived_why = \"superseded\"\n"
@@ -426,9 +466,17 @@ fn store(corpus: &Corpus, pki: &Pki) {
     let chain_pem = format!("{}{}", pki.leaf_pem, pki.ca_pem);
     corpus.write("store_pem", "cert.pem", &pki.leaf_pem);
     corpus.write("store_pem", "cert.der", &pki.leaf_der);
-    corpus.write("store_pem", "chain-crlf.pem", chain_pem.replace('\n', "\r\n"));
+    corpus.write(
+        "store_pem",
+        "chain-crlf.pem",
+        chain_pem.replace('\n', "\r\n"),
+    );
     corpus.write("store_pem", "key.pem", &key_pem);
-    corpus.write("store_pem", "key-then-cert.pem", format!("{key_pem}{}", pki.leaf_pem));
+    corpus.write(
+        "store_pem",
+        "key-then-cert.pem",
+        format!("{key_pem}{}", pki.leaf_pem),
+    );
 
     // store_entry: tags 0 cert, 1 key, 2 entry meta, 3 request meta, 4 request key, 5 state.
     let entry = |items: &[(u8, &[u8])]| encode_records(items);
@@ -437,13 +485,29 @@ fn store(corpus: &Corpus, pki: &Pki) {
         "issued",
         entry(&[(0, pki.leaf_pem.as_bytes()), (1, key_pem.as_bytes())]),
     );
-    corpus.write("store_entry", "der-and-state", entry(&[(0, &pki.leaf_der), (5, &state_text)]));
-    corpus.write("store_entry", "archive-intent", entry(&[(2, archived.as_bytes())]));
-    corpus.write("store_entry", "abandon-intent", entry(&[(3, abandoned.as_bytes())]));
+    corpus.write(
+        "store_entry",
+        "der-and-state",
+        entry(&[(0, &pki.leaf_der), (5, &state_text)]),
+    );
+    corpus.write(
+        "store_entry",
+        "archive-intent",
+        entry(&[(2, archived.as_bytes())]),
+    );
+    corpus.write(
+        "store_entry",
+        "abandon-intent",
+        entry(&[(3, abandoned.as_bytes())]),
+    );
     corpus.write(
         "store_entry",
         "request-for-installed-key",
-        entry(&[(0, pki.leaf_pem.as_bytes()), (1, key_pem.as_bytes()), (4, key_pem.as_bytes())]),
+        entry(&[
+            (0, pki.leaf_pem.as_bytes()),
+            (1, key_pem.as_bytes()),
+            (4, key_pem.as_bytes()),
+        ]),
     );
 }
 

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     {
         let printed = guid.to_string();
         assert_eq!(Guid::from_str(&printed), Ok(guid));
-        assert_eq!(Guid::from_str(&format!("{{{}}}", printed.to_uppercase())), Ok(guid));
+        assert_eq!(
+            Guid::from_str(&format!("{{{}}}", printed.to_uppercase())),
+            Ok(guid)
+        );
         assert_eq!(Guid::from_bytes(&guid.to_bytes()), Ok(guid));
     }
 });

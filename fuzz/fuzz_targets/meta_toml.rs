@@ -10,12 +10,19 @@ fuzz_target!(|data: &[u8]| {
     let store = scratch.reset();
     let fixture = fixture();
     let root = &scratch.root;
-    put(&root.join("my/Machine/cert.pem"), fixture.cert_pem.as_bytes());
+    put(
+        &root.join("my/Machine/cert.pem"),
+        fixture.cert_pem.as_bytes(),
+    );
     put(&root.join("my/Machine/key.pem"), fixture.key_pem.as_bytes());
     put(&root.join("my/Machine/meta.toml"), data);
     put(&root.join("request/r1/key.pem"), fixture.key_pem.as_bytes());
     put(&root.join("request/r1/meta.toml"), data);
-    store.snapshot().expect("a snapshot fails only on I/O errors");
+    store
+        .snapshot()
+        .expect("a snapshot fails only on I/O errors");
     let _ = store.recover(&scratch.lock);
-    store.snapshot().expect("a snapshot fails only on I/O errors");
+    store
+        .snapshot()
+        .expect("a snapshot fails only on I/O errors");
 });

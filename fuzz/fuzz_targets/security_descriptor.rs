@@ -3,10 +3,12 @@
 //! print as SDDL and parse back to the same value when the descriptor holds no
 //! ACE kept verbatim (those are printed for people only), up to the control
 //! bits SDDL has no words for (the *_DEFAULTED, DACL_TRUSTED, SERVER_SECURITY
-//! and RM_CONTROL_VALID bits: [MS-DTYP] 2.5.1.1 names only P, AR and AI).
+//! and RM_CONTROL_VALID bits: [MS-DTYP] 2.5.1.1 names only P, AR and AI) and
+//! the ACL revision, which SDDL does not state: parsing gives each ACL the
+//! revision its ACEs need (4 with object ACEs, else 2).
 #![no_main]
 
-use autoenroll::directory::sd::{AceType, SecurityDescriptor, control};
+use autoenroll::directory::sd::{AceType, Acl, SecurityDescriptor, control};
 use autoenroll::directory::sddl::{parse_sddl, to_sddl};
 use autoenroll::model::Sid;
 use libfuzzer_sys::fuzz_target;
@@ -22,6 +24,18 @@ const SDDL_CONTROL: u16 = control::DACL_PROTECTED
     | control::SELF_RELATIVE
     | control::DACL_PRESENT
     | control::SACL_PRESENT;
+
+/// The ACL as SDDL gives it back: the revision its ACEs need.
+fn sayable_acl(acl: Option<Acl>) -> Option<Acl> {
+    acl.map(|acl| Acl {
+        revision: if acl.aces.iter().any(|a| a.ace_type.is_object()) {
+            4
+        } else {
+            2
+        },
+        ..acl
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(sd) = SecurityDescriptor::from_bytes(data) else {
@@ -39,6 +53,8 @@ fuzz_target!(|data: &[u8]| {
     if !verbatim {
         let sayable = SecurityDescriptor {
             control: sd.control & SDDL_CONTROL,
+            sacl: sayable_acl(sd.sacl),
+            dacl: sayable_acl(sd.dacl),
             ..sd
         };
         assert_eq!(parse_sddl(&text, &domain), Ok(sayable), "{text}");

@@ -39,8 +39,12 @@ fuzz_target!(|data: &[u8]| {
             put(&scratch.root.join(name), content);
         }
     }
-    store.snapshot().expect("a snapshot fails only on I/O errors");
+    store
+        .snapshot()
+        .expect("a snapshot fails only on I/O errors");
     let _ = store.read_state();
     let _ = store.recover(&scratch.lock);
-    store.snapshot().expect("a snapshot fails only on I/O errors");
+    store
+        .snapshot()
+        .expect("a snapshot fails only on I/O errors");
 });

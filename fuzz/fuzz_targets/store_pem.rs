@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     put(&root.join("my/User/meta.toml"), ENTRY_META.as_bytes());
     put(&root.join("request/r1/meta.toml"), REQUEST_META.as_bytes());
     put(&root.join("request/r1/key.pem"), data);
-    let snapshot = store.snapshot().expect("a snapshot fails only on I/O errors");
+    let snapshot = store
+        .snapshot()
+        .expect("a snapshot fails only on I/O errors");
     // The entry with the valid certificate is always read.
     assert!(!snapshot.certificates.is_empty());
 });

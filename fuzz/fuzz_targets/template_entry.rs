@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use autoenroll::directory::snapshot::{service_from_entry, template_from_entry};
 use autoenroll::directory::sddl::to_sddl;
+use autoenroll::directory::snapshot::{service_from_entry, template_from_entry};
 use autoenroll::directory::{DirectorySnapshot, NamingContexts, Options, judge};
 use autoenroll::model::{Account, Context, Sid, Token};
 use autoenroll::pki::keys::KeyAlgorithm;
