@@ -15,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new("/etc/autoenroll/policy.toml");
     if let Ok(policy) = Policy::parse(text, path) {
         let _ = policy.template("Machine");
+        // Whatever schedule the validator accepts, the worker can compute
+        // its next run (an accepted interval once overflowed the date).
+        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let _ = autoenroll::worker::next_scheduled(&policy, now, policy.schedule.jitter);
     }
     let _ = CaConfig::parse(text, Path::new("/etc/autoenroll/ca.toml"));
 });
