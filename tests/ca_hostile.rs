@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoenroll::ca::authority::LOGIN_REFUSED;
-use autoenroll::ca::db::{Disposition, ListFilter};
+use autoenroll::ca::db::Disposition;
 use autoenroll::enroll::{EnrollmentClient, Outcome, enrollment_request, renewal_request};
 use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
 use autoenroll::wstep::{Reply, UsernameToken, WstepFault, parse_reply};
-use common::{TestCa, openssl_csr, rsa, start_time, template};
+use common::{TestCa, client_with, openssl_csr, row_count, rsa, start_time, template};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -43,18 +43,6 @@ const CERT_E_EXPIRED: u32 = 0x800B_0101;
 
 fn p256() -> PrivateKey {
     PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap()
-}
-
-fn client_with(ca: &TestCa, username: &str, password: &str) -> EnrollmentClient {
-    EnrollmentClient::new(
-        std::slice::from_ref(&ca.ca_certificate),
-        Some(UsernameToken {
-            username: username.into(),
-            password: password.into(),
-        }),
-        Duration::from_secs(30),
-    )
-    .unwrap()
 }
 
 async fn submit(client: &EnrollmentClient, ca: &TestCa, token: &[u8], cn: &str) -> Outcome {
@@ -93,10 +81,6 @@ async fn post_xml(ca: &TestCa, xml: String) -> Outcome {
         Reply::Fault(f) => as_outcome(f),
         Reply::Response(r) => panic!("expected a fault, got {r:?}"),
     }
-}
-
-fn row_count(ca: &TestCa) -> usize {
-    ca.authority.db().list(ListFilter::All).unwrap().len()
 }
 
 /// Where a denial must (or must not) leave a trace.

@@ -12,16 +12,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 use autoenroll::ca::authority::LOGIN_REFUSED;
 use autoenroll::ca::db::ListFilter;
 use autoenroll::directory::{Directory, DirectoryError};
-use autoenroll::enroll::{EnrollmentClient, Outcome, enrollment_request};
+use autoenroll::enroll::{Outcome, enrollment_request};
 use autoenroll::lab::SAMPLE_ACCOUNTS;
 use autoenroll::policy::Bind;
-use autoenroll::wstep::UsernameToken;
-use common::{TestCa, rsa, start_time, template};
+use common::{client_with, row_count, rsa, start_time, template};
 
 const WS01_DN: &str = "CN=ws01,CN=Computers,DC=corp,DC=example";
 const ALICE_DN: &str = "CN=alice,CN=Users,DC=corp,DC=example";
@@ -56,22 +53,6 @@ fn password(dn: &str) -> String {
         .find(|a| a.dn == dn)
         .expect("a sample account")
         .password()
-}
-
-fn client_with(ca: &TestCa, username: &str, password: &str) -> EnrollmentClient {
-    EnrollmentClient::new(
-        std::slice::from_ref(&ca.ca_certificate),
-        Some(UsernameToken {
-            username: username.into(),
-            password: password.into(),
-        }),
-        Duration::from_secs(30),
-    )
-    .unwrap()
-}
-
-fn rows(ca: &TestCa) -> usize {
-    ca.authority.db().list(ListFilter::All).unwrap().len()
 }
 
 /// The template each sample account enrolls in here.
@@ -119,7 +100,7 @@ async fn the_ca_takes_every_name_form_and_refuses_all_alike() {
 
     // A wrong password, in every form, and a name that designates no single
     // account: one answer, nothing recorded.
-    let before = rows(&ca);
+    let before = row_count(&ca);
     let csr = csr_for(WS01_DN);
     let refused = FORMS
         .iter()
@@ -139,7 +120,7 @@ async fn the_ca_takes_every_name_form_and_refuses_all_alike() {
         assert_eq!(*hresult, 0x8007_0005, "{name}: {message}");
         assert_eq!(message, LOGIN_REFUSED, "{name}");
     }
-    assert_eq!(rows(&ca), before, "a refused login records nothing");
+    assert_eq!(row_count(&ca), before, "a refused login records nothing");
 }
 
 /// `account` resolution after the bind (the policy binds as ws01 by DN).

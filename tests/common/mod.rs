@@ -323,3 +323,30 @@ pub fn openssl_csr(dir: &std::path::Path, newkey: &str) -> Vec<u8> {
         .arg(&out));
     std::fs::read(out).unwrap()
 }
+
+/// An enrollment client of the CA that sends `username` and `password` in
+/// its UsernameToken, whatever form the name takes.
+pub fn client_with(
+    ca: &TestCa,
+    username: &str,
+    password: &str,
+) -> autoenroll::enroll::EnrollmentClient {
+    autoenroll::enroll::EnrollmentClient::new(
+        std::slice::from_ref(&ca.ca_certificate),
+        Some(autoenroll::wstep::UsernameToken {
+            username: username.into(),
+            password: password.into(),
+        }),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap()
+}
+
+/// How many requests the CA's database holds.
+pub fn row_count(ca: &TestCa) -> usize {
+    ca.authority
+        .db()
+        .list(autoenroll::ca::db::ListFilter::All)
+        .unwrap()
+        .len()
+}
