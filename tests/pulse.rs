@@ -112,12 +112,7 @@ async fn enroll_renew_retrieve_revoke_and_update() {
     let pending = store(&lab).snapshot().unwrap().pending;
     assert_eq!(pending.len(), 1);
     let kept_key = std::fs::read(pending[0].path.join("key.pem")).unwrap();
-    let id: u64 = pending[0]
-        .ca_request_id
-        .as_deref()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let id = common::ca_request_id(&pending[0]);
     ca.authority.approve(id).await.unwrap();
     let r = pulse_at(&lab, &ca, t0 + 2 * 60 * MINUTE).await;
     assert_eq!(events(&r, Event::Installed), ["PendingMachine"], "{r:#?}");
@@ -127,16 +122,7 @@ async fn enroll_renew_retrieve_revoke_and_update() {
 
     // Revoked and published on the CRL: moved out and enrolled again.
     let wa = current(&lab, "WorkstationAuth");
-    let serial = store(&lab)
-        .snapshot()
-        .unwrap()
-        .certificates
-        .iter()
-        .find(|c| c.info.thumbprint == wa[0])
-        .unwrap()
-        .info
-        .serial
-        .clone();
+    let serial = common::serial_of(&lab, &wa[0]);
     ca.authority.revoke(&serial, 1).unwrap();
     ca.authority.publish_crl().await.unwrap();
     let r = pulse_at(&lab, &ca, t0 + 3 * 60 * MINUTE).await;
@@ -419,12 +405,7 @@ async fn a_renewal_does_not_follow_a_link_at_the_held_key() {
     let outside_before = std::fs::read(&outside).unwrap();
 
     let pending = store(&lab).snapshot().unwrap().pending;
-    let id: u64 = pending[0]
-        .ca_request_id
-        .as_deref()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let id = common::ca_request_id(&pending[0]);
     ca.authority.approve(id).await.unwrap();
     let mut policy = lab.policy("ws01");
     let link = entry.join("key.pem");

@@ -432,16 +432,7 @@ async fn a_forged_crl_revokes_nothing() {
     let r = pulse_at(&lab, &ca, t0).await;
     assert!(r.ok, "{r:#?}");
     let wa = current(&lab, "WorkstationAuth");
-    let serial = store(&lab)
-        .snapshot()
-        .unwrap()
-        .certificates
-        .iter()
-        .find(|c| c.info.thumbprint == wa[0])
-        .unwrap()
-        .info
-        .serial
-        .clone();
+    let serial = common::serial_of(&lab, &wa[0]);
 
     let forger = rcgen::KeyPair::generate().unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_der(

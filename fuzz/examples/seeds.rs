@@ -15,7 +15,7 @@ use autoenroll::ca::db::RevokedEntry;
 use autoenroll::pki::cms::{build_renewal_request, certs_only};
 use autoenroll::pki::csr::{CsrOptions, build_csr};
 use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
-use autoenroll::pki::template_ext::{encode_template_information, encode_template_name};
+use autoenroll::pki::template_ext::{der_tlv, encode_template_information, encode_template_name};
 use autoenroll::store::{State, Store, TemplateFailures};
 use autoenroll::wstep::{
     RequestKind, UsernameToken, WstepError, WstepFault, WstepRequest, WstepResponse,
@@ -161,25 +161,6 @@ fn from_forest(corpus: &Corpus, forest: &Ldif) {
     }
 }
 
-/// BER tag-length-value (definite lengths, as servers send them).
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 /// The entry as a SearchResultEntry ([RFC 4511] 4.5.2): [APPLICATION 4]
 /// { objectName, attributes SEQUENCE OF { type, vals SET OF value } }.
 fn search_result_entry(e: &LdifEntry) -> Vec<u8> {
@@ -193,11 +174,17 @@ fn search_result_entry(e: &LdifEntry) -> Vec<u8> {
     let attributes: Vec<u8> = names
         .iter()
         .flat_map(|n| {
-            let vals: Vec<u8> = e.values(n).flat_map(|v| tlv(0x04, v)).collect();
-            tlv(0x30, &[tlv(0x04, n.as_bytes()), tlv(0x31, &vals)].concat())
+            let vals: Vec<u8> = e.values(n).flat_map(|v| der_tlv(0x04, v)).collect();
+            der_tlv(
+                0x30,
+                &[der_tlv(0x04, n.as_bytes()), der_tlv(0x31, &vals)].concat(),
+            )
         })
         .collect();
-    tlv(0x64, &[tlv(0x04, dn), tlv(0x30, &attributes)].concat())
+    der_tlv(
+        0x64,
+        &[der_tlv(0x04, dn), der_tlv(0x30, &attributes)].concat(),
+    )
 }
 
 fn policies(corpus: &Corpus, project: &Path) {

@@ -292,7 +292,7 @@ mod tests {
     use super::*;
     use crate::directory::sd::SecurityDescriptor;
     use crate::directory::snapshot::NamingContexts;
-    use crate::model::{Account, EnrollmentService, PrivateKeyFlags, Sid, Token};
+    use crate::model::{Account, EnrollmentService, Sid, Token};
 
     const NOW: OffsetDateTime = datetime!(2026-04-01 00:00 UTC);
 
@@ -302,29 +302,11 @@ mod tests {
             template: Template {
                 dn: format!("CN={cn},CN=Certificate Templates"),
                 cn: cn.to_string(),
-                display_name: None,
                 flags: GeneralFlags::MACHINE_TYPE,
-                revision: 100,
-                minor_revision: 0,
-                schema_version: 2,
                 oid: None,
-                validity: None,
-                renewal_period: None,
-                key_usage: None,
-                extended_key_usage: vec![],
-                default_key_spec: None,
-                max_issuing_depth: None,
-                critical_extensions: vec![],
-                default_csps: vec![],
-                minimal_key_size: 2048,
-                ra_signatures: 0,
-                ra_application_policies: vec![],
                 supersedes: supersedes.iter().map(|s| s.to_string()).collect(),
-                certificate_policies: vec![],
-                application_policies: vec![],
                 enrollment_flags: EnrollmentFlags::AUTO_ENROLLMENT,
-                private_key_flags: PrivateKeyFlags::default(),
-                name_flags: NameFlags::default(),
+                ..crate::pki::keys::tests::template(2, 2048, None)
             },
             security: SecurityDescriptor {
                 control: 0x8000,

@@ -226,8 +226,9 @@ fn der_uint(v: u32) -> Vec<u8> {
     b
 }
 
-/// A DER TLV with a definite length (short or long form).
-pub(crate) fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// A DER TLV with a definite length (short or long form); BER readers take
+/// it too (the fuzz seeds build LDAP messages with it).
+pub fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {

@@ -350,3 +350,22 @@ pub fn row_count(ca: &TestCa) -> usize {
         .unwrap()
         .len()
 }
+
+/// The serial number of ws01's current certificate `thumbprint`.
+pub fn serial_of(lab: &TestLab, thumbprint: &str) -> String {
+    store(lab)
+        .snapshot()
+        .unwrap()
+        .certificates
+        .iter()
+        .find(|c| c.info.thumbprint == thumbprint)
+        .unwrap()
+        .info
+        .serial
+        .clone()
+}
+
+/// The id the CA gave a request held pending there.
+pub fn ca_request_id(pending: &autoenroll::store::PendingRequest) -> u64 {
+    pending.ca_request_id.as_deref().unwrap().parse().unwrap()
+}
