@@ -241,6 +241,90 @@ mod tests {
         .unwrap()
     }
 
+    /// Interoperability: a CRL made by OpenSSL's own CA (`openssl ca
+    /// -gencrl`, RSA with SHA-256, one revoked certificate) is believed
+    /// against that CA's certificate, and refused against another CA
+    /// certificate of the same name.
+    #[test]
+    fn an_openssl_crl_is_verified_against_its_issuer_only() {
+        use crate::pki::keys::tests::openssl;
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        let make_ca = |name: &str| {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=corp-CA",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-keyout",
+                &p(&format!("{name}.key")),
+                "-out",
+                &p(&format!("{name}.pem")),
+            ]);
+            openssl(&["x509", "-in", &p(&format!("{name}.pem")), "-outform", "DER"])
+        };
+        let ca_der = make_ca("ca");
+        let other_der = make_ca("other");
+        std::fs::write(p("index.txt"), "").unwrap();
+        std::fs::write(p("crlnumber"), "01\n").unwrap();
+        let config = format!(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = {}\ncrlnumber = {}\ndefault_md = sha256\n\
+             default_crl_days = 1\nprivate_key = {}\ncertificate = {}\n",
+            p("index.txt"),
+            p("crlnumber"),
+            p("ca.key"),
+            p("ca.pem")
+        );
+        std::fs::write(p("ca.cnf"), config).unwrap();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=ws01",
+            "-set_serial",
+            "0x5EED",
+            "-keyout",
+            &p("leaf.key"),
+            "-out",
+            &p("leaf.pem"),
+        ]);
+        openssl(&["ca", "-config", &p("ca.cnf"), "-revoke", &p("leaf.pem")]);
+        openssl(&[
+            "ca",
+            "-config",
+            &p("ca.cnf"),
+            "-gencrl",
+            "-out",
+            &p("crl.pem"),
+        ]);
+        let crl_der = openssl(&["crl", "-in", &p("crl.pem"), "-outform", "DER"]);
+        let now = OffsetDateTime::now_utc();
+        let read = Crl::verified(&crl_der, &[ca_der], now).unwrap();
+        assert_eq!(read.revoked.len(), 1, "{:?}", read.revoked);
+        assert!(
+            read.revoked
+                .contains_key(&crate::pki::template_ext::serial_hex(&[0x5E, 0xED])),
+            "{:?}",
+            read.revoked
+        );
+        let e = Crl::verified(&crl_der, &[other_der], now).unwrap_err();
+        assert!(e.contains("not signed by the key"), "{e}");
+    }
+
     #[test]
     fn a_crl_signed_by_the_published_ca_is_believed() {
         let (cert, issuer) = ca("corp-CA", crl_signer());
