@@ -44,6 +44,7 @@ fn main() {
             LabOptions {
                 extra_ldif: Some(ldif),
                 detach: false,
+                kerberos: false,
             },
         )
         .expect("lab");

@@ -18,6 +18,9 @@ use thiserror::Error;
 
 use crate::model::Context;
 
+pub mod kdc;
+pub use kdc::{Kdc, REALM};
+
 /// The files of `ldif/`, embedded.
 const LDIF_FILES: [(&str, &str); 4] = [
     ("ad.schema", include_str!("../ldif/ad.schema")),
@@ -85,6 +88,12 @@ pub enum LabError {
         "{program} not found: install OpenLDAP (Debian/Ubuntu: apt-get install -y slapd ldap-utils)"
     )]
     Missing { program: String },
+    #[error(
+        "{program} not found: install MIT Kerberos (Debian/Ubuntu: apt-get install -y krb5-kdc krb5-user libsasl2-modules-gssapi-mit)"
+    )]
+    MissingKerberos { program: String },
+    #[error("the lab's Kerberos realm: {0}")]
+    Kerberos(String),
     #[error("slapd did not start: {0}")]
     Start(String),
     #[error("loading {file} failed: {output}")]
@@ -102,6 +111,10 @@ pub struct LabOptions {
     pub extra_ldif: Option<String>,
     /// Leave slapd running when the [`Lab`] is dropped (for `lab up`).
     pub detach: bool,
+    /// Also start a private KDC for the realm `CORP.EXAMPLE` (see [`kdc`]):
+    /// principals and keytabs for the sample accounts, the directory and the
+    /// CA, and SASL GSSAPI in slapd.
+    pub kerberos: bool,
 }
 
 /// A running lab directory. Dropping it stops slapd unless detached.
@@ -115,6 +128,8 @@ pub struct Lab {
     pub tls_ca_file: PathBuf,
     /// The rootdn's password (written to `admin.secret`).
     pub admin_password: String,
+    /// The realm's KDC when the lab was started with `kerberos`.
+    pub kdc: Option<Kdc>,
     child: Option<Child>,
     detach: bool,
 }
@@ -261,6 +276,14 @@ impl Lab {
         let admin_password = random_password()?;
         write_private(&dir.join("admin.secret"), admin_password.as_bytes())?;
         let (ca_pem, cert_pem, key_pem) = write_tls(&dir)?;
+        // The realm first: slapd reads its keytab on the first GSSAPI bind.
+        let (kdc, realm) = if options.kerberos {
+            let kdc = Kdc::start(&dir, options.detach)?;
+            let realm = kdc.provision(&dir)?;
+            (Some(kdc), Some(realm))
+        } else {
+            (None, None)
+        };
         let tls_lines = format!(
             "TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
             ca_pem.display(),
@@ -275,7 +298,21 @@ impl Lab {
             .replace("@DATA_DIR@", &data_dir.display().to_string())
             .replace("@RUN_DIR@", &run_dir.display().to_string())
             .replace("@ROOT_PW@", &admin_password)
-            .replace("@TLS@", &tls_lines);
+            .replace("@TLS@", &tls_lines)
+            .replace(
+                "@SASL_ACCESS@",
+                if kdc.is_some() {
+                    kdc::SLAPD_SASL_ACCESS
+                } else {
+                    ""
+                },
+            )
+            .replace(
+                "@SASL@",
+                &kdc.as_ref()
+                    .map(|_| kdc::slapd_sasl_config())
+                    .unwrap_or_default(),
+            );
         let conf_path = dir.join("slapd.conf");
         write_private(&conf_path, conf.as_bytes())?;
 
@@ -309,6 +346,13 @@ impl Lab {
                 use std::os::unix::process::CommandExt;
                 cmd.process_group(0);
             }
+            if let (Some(kdc), Some(realm)) = (&kdc, &realm) {
+                kdc.env(&mut cmd);
+                cmd.env(
+                    "KRB5_KTNAME",
+                    format!("FILE:{}", realm.ldap_keytab.display()),
+                );
+            }
             let child = cmd.spawn().map_err(|e| io(tools.slapd.display(), e))?;
             // The guard owns the child before anything else can fail.
             let mut lab = Lab {
@@ -317,6 +361,7 @@ impl Lab {
                 ldapi_url: ldapi,
                 tls_ca_file: ca_pem.clone(),
                 admin_password: admin_password.clone(),
+                kdc: None,
                 child: Some(child),
                 detach: false,
             };
@@ -329,6 +374,7 @@ impl Lab {
                     .map_err(|e| io("slapd.pid", e))?;
                     fs::write(dir.join("url"), &lab.url).map_err(|e| io("url", e))?;
                     lab.detach = options.detach;
+                    lab.kdc = kdc;
                     return Ok(lab);
                 }
                 Err(e) => last_error = e,
@@ -372,7 +418,7 @@ impl Lab {
         for account in SAMPLE_ACCOUNTS {
             let secret = secrets.join(format!("{}.secret", account.name));
             write_private(&secret, account.password().as_bytes())?;
-            let policy = format!(
+            let password_policy = format!(
                 "# Lab policy for {name}: {context} context, simple bind over StartTLS.\n\
                  context = \"{context}\"\n\
                  store = \"stores/{name}\"\n\n\
@@ -389,8 +435,44 @@ impl Lab {
                 url = self.url,
                 dn = account.dn,
             );
-            let path = self.dir.join(format!("{}.toml", account.name));
-            fs::write(&path, policy).map_err(|e| io(path.display(), e))?;
+            if self.kdc.is_none() {
+                let path = self.policy_path(account.name);
+                fs::write(&path, password_policy).map_err(|e| io(path.display(), e))?;
+                written.push(path);
+                continue;
+            }
+            // With a realm: `<name>.toml` binds with Kerberos (no password
+            // anywhere), `<name>-password.toml` keeps the simple bind.
+            let path = self.dir.join(format!("{}-password.toml", account.name));
+            fs::write(&path, password_policy).map_err(|e| io(path.display(), e))?;
+            let credentials = match account.context {
+                Context::Machine => format!("keytab = \"keytabs/{}.keytab\"\n", account.name),
+                Context::User => format!("ccache = \"ccache/{}\"\n", account.name),
+            };
+            let kerberos_policy = format!(
+                "# Lab policy for {name}: {context} context, Kerberos over StartTLS\n\
+                 # (SASL GSSAPI with channel binding, credentials from {what}).\n\
+                 context = \"{context}\"\n\
+                 store = \"stores/{name}\"\n\
+                 krb5_conf = \"krb5.conf\"\n\n\
+                 [directory]\n\
+                 url = \"ldap://{host}:{port}\"\n\
+                 starttls = true\n\
+                 ca_file = \"tls/ca.pem\"\n\
+                 timeout = \"10s\"\n\
+                 bind = \"kerberos\"\n\
+                 {credentials}",
+                name = account.name,
+                context = account.context,
+                what = match account.context {
+                    Context::Machine => "its keytab",
+                    Context::User => "the user's ticket cache",
+                },
+                host = kdc::SERVICE_HOST,
+                port = self.port(),
+            );
+            let path = self.policy_path(account.name);
+            fs::write(&path, kerberos_policy).map_err(|e| io(path.display(), e))?;
             written.push(path);
         }
         Ok(written)
@@ -440,6 +522,15 @@ impl Lab {
         Ok(path)
     }
 
+    /// The port of the directory's `ldap://` listener.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(389)
+    }
+
     /// `DIR/ca.toml`.
     pub fn ca_config_path(&self) -> PathBuf {
         self.dir.join("ca.toml")
@@ -487,7 +578,8 @@ impl Drop for Lab {
 pub fn stop_detached(dir: &Path) -> Result<bool, LabError> {
     let ca = stop_pid_file(&dir.join("ca.pid"), &dir.join("ca.toml"))?;
     let slapd = stop_pid_file(&dir.join("slapd.pid"), &dir.join("slapd.conf"))?;
-    Ok(ca || slapd)
+    let kdc = stop_pid_file(&dir.join("kdc").join("kdc.pid"), &dir.join("kdc"))?;
+    Ok(ca || slapd || kdc)
 }
 
 /// Runs `<exe> ca serve --config DIR/ca.toml` in its own process group,

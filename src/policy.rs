@@ -38,6 +38,9 @@ pub struct Policy {
     /// A Prometheus text file written after each pulse (node_exporter's
     /// textfile collector folder).
     pub metrics_file: Option<PathBuf>,
+    /// A krb5.conf of its own (the lab's) instead of `KRB5_CONFIG` or
+    /// `/etc/krb5.conf`; set for the whole process before the first pulse.
+    pub krb5_conf: Option<PathBuf>,
     pub autoenrollment: Autoenrollment,
     pub schedule: Schedule,
     /// Per-template settings, by template cn.
@@ -225,6 +228,11 @@ pub enum Bind {
     /// SASL EXTERNAL: the identity of the TLS client certificate or of the
     /// `ldapi://` peer.
     SaslExternal,
+    /// SASL GSSAPI (Kerberos): keys from a keytab (machine context: the host
+    /// keytab, `NAME$@REALM`) or tickets from a credential cache (user
+    /// context). The account is the authenticated identity unless the
+    /// policy names one.
+    Kerberos(crate::krb::CredentialSource),
 }
 
 #[derive(Debug, Error)]
@@ -256,6 +264,7 @@ struct RawPolicy {
     store: Option<Spanned<PathBuf>>,
     trust_anchors_dir: Option<PathBuf>,
     metrics_file: Option<PathBuf>,
+    krb5_conf: Option<PathBuf>,
     #[serde(default)]
     autoenrollment: Option<RawAutoenrollment>,
     #[serde(default)]
@@ -304,7 +313,21 @@ pub(crate) struct RawDirectory {
     bind: Spanned<String>,
     user: Option<Spanned<String>>,
     password_file: Option<Spanned<PathBuf>>,
+    keytab: Option<Spanned<PathBuf>>,
+    principal: Option<Spanned<String>>,
+    ccache: Option<Spanned<String>>,
 }
+
+/// What a Kerberos bind takes when the `[directory]` section does not say:
+/// a keytab (machine context, or the CA's service) with its tickets in a
+/// private cache, or the user's default credential cache.
+pub(crate) struct KerberosDefaults {
+    pub keytab_first: bool,
+    pub private_ccache: PathBuf,
+}
+
+/// The host keytab, as `realm join` and `adcli join` write it.
+pub const DEFAULT_KEYTAB: &str = "/etc/krb5.keytab";
 
 /// A TOML file being validated: its text (for line numbers), its name and its
 /// folder (relative paths are relative to the file). Shared by the policy file
@@ -374,7 +397,11 @@ impl<'a> Source<'a> {
     }
 
     /// The `[directory]` section.
-    pub(crate) fn directory(&self, d: &RawDirectory) -> Result<DirectorySettings, PolicyError> {
+    pub(crate) fn directory(
+        &self,
+        d: &RawDirectory,
+        kerberos: &KerberosDefaults,
+    ) -> Result<DirectorySettings, PolicyError> {
         let invalid =
             |span: Range<usize>, key: &str, expected: String| self.invalid(span, key, expected);
         let url = d.url.get_ref().trim().to_string();
@@ -424,14 +451,29 @@ impl<'a> Source<'a> {
                 }
             }
             "sasl_external" => Bind::SaslExternal,
+            "kerberos" => Bind::Kerberos(self.kerberos_source(d, kerberos)?),
             other => {
                 return Err(invalid(
                     d.bind.span(),
                     "directory.bind",
-                    format!("\"simple\" or \"sasl_external\", found {other:?}"),
+                    format!("\"simple\", \"kerberos\" or \"sasl_external\", found {other:?}"),
                 ));
             }
         };
+        if !matches!(bind, Bind::Kerberos(_)) {
+            let stray = [
+                d.keytab.as_ref().map(|k| ("keytab", k.span())),
+                d.principal.as_ref().map(|k| ("principal", k.span())),
+                d.ccache.as_ref().map(|k| ("ccache", k.span())),
+            ];
+            if let Some((key, span)) = stray.into_iter().flatten().next() {
+                return Err(invalid(
+                    span,
+                    &format!("directory.{key}"),
+                    "only a Kerberos bind (bind = \"kerberos\") takes it".into(),
+                ));
+            }
+        }
         Ok(DirectorySettings {
             url,
             starttls: d.starttls,
@@ -440,6 +482,67 @@ impl<'a> Source<'a> {
             bind,
             allow_cleartext: d.allow_cleartext,
         })
+    }
+}
+
+impl Source<'_> {
+    /// The credentials of `bind = "kerberos"`: `ccache` names a credential
+    /// cache (`TYPE:residual`, or a path taken as a `FILE:` cache relative to
+    /// the file); `keytab` a keytab, with `principal` naming the key to use.
+    fn kerberos_source(
+        &self,
+        d: &RawDirectory,
+        defaults: &KerberosDefaults,
+    ) -> Result<crate::krb::CredentialSource, PolicyError> {
+        use crate::krb::CredentialSource;
+        if let (Some(_), Some(c)) = (&d.keytab, &d.ccache) {
+            return Err(self.invalid(
+                c.span(),
+                "directory.ccache",
+                "a keytab or a credential cache, not both".into(),
+            ));
+        }
+        if let Some(c) = &d.ccache {
+            if let Some(p) = &d.principal {
+                return Err(self.invalid(
+                    p.span(),
+                    "directory.principal",
+                    "a credential cache holds its own principal; `principal` goes with `keytab`"
+                        .into(),
+                ));
+            }
+            let text = c.get_ref().trim();
+            let has_type = text.split_once(':').is_some_and(|(t, _)| {
+                !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            let ccache = if has_type {
+                text.to_string()
+            } else {
+                format!("FILE:{}", self.resolve(Path::new(text)).display())
+            };
+            return Ok(CredentialSource::Cache {
+                ccache: Some(ccache),
+            });
+        }
+        let principal = d.principal.as_ref().map(|p| p.get_ref().clone());
+        if let Some(p) = &d.principal
+            && let Err(e) = crate::krb::Principal::parse(p.get_ref(), Some("REALM"))
+        {
+            return Err(self.invalid(p.span(), "directory.principal", e));
+        }
+        match (&d.keytab, defaults.keytab_first || principal.is_some()) {
+            (Some(k), _) => Ok(CredentialSource::Keytab {
+                keytab: self.resolve(k.get_ref()),
+                principal,
+                ccache: defaults.private_ccache.clone(),
+            }),
+            (None, true) => Ok(CredentialSource::Keytab {
+                keytab: PathBuf::from(DEFAULT_KEYTAB),
+                principal,
+                ccache: defaults.private_ccache.clone(),
+            }),
+            (None, false) => Ok(CredentialSource::Cache { ccache: None }),
+        }
     }
 }
 
@@ -489,7 +592,18 @@ impl Policy {
             }
         };
         let d = &raw.directory;
-        let directory = src.directory(d)?;
+        let context = *raw.context.get_ref();
+        let store = match &raw.store {
+            Some(p) => resolve(p.get_ref()),
+            None => default_store(context),
+        };
+        let directory = src.directory(
+            d,
+            &KerberosDefaults {
+                keytab_first: context == Context::Machine,
+                private_ccache: store.join(PRIVATE_CCACHE),
+            },
+        )?;
         let bind = directory.bind.clone();
         let account = raw.account.as_ref().map(|a| a.get_ref().clone());
         if account.is_none() && bind == Bind::SaslExternal {
@@ -508,11 +622,6 @@ impl Policy {
                 "prompts exist only in the user context".into(),
             ));
         }
-        let context = *raw.context.get_ref();
-        let store = match &raw.store {
-            Some(p) => resolve(p.get_ref()),
-            None => default_store(context),
-        };
         let mut autoenrollment = Autoenrollment::default();
         if let Some(a) = &raw.autoenrollment {
             let d = Autoenrollment::default();
@@ -607,6 +716,7 @@ impl Policy {
             store,
             trust_anchors_dir: raw.trust_anchors_dir.as_ref().map(|p| resolve(p)),
             metrics_file: raw.metrics_file.as_ref().map(|p| resolve(p)),
+            krb5_conf: raw.krb5_conf.as_ref().map(|p| resolve(p)),
             autoenrollment,
             schedule,
             templates,
@@ -621,6 +731,9 @@ impl Policy {
 
 /// The store of a context when the policy names none: the machine's under
 /// `/var/lib/autoenroll`, a user's under `$XDG_DATA_HOME` (or `~/.local/share`).
+/// The private ticket cache of a keytab bind, in the store's root.
+pub const PRIVATE_CCACHE: &str = "krb5cc";
+
 pub fn default_store(context: Context) -> PathBuf {
     match context {
         Context::Machine => PathBuf::from("/var/lib/autoenroll/machine"),
@@ -767,8 +880,24 @@ password_file = "ws01.secret"
                 "machine.toml:3: directory.url: an ldap://",
             ),
             (
-                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\n",
-                "machine.toml:4: directory.bind: \"simple\" or \"sasl_external\"",
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"gssapi\"\n",
+                "machine.toml:4: directory.bind: \"simple\", \"kerberos\" or \"sasl_external\"",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\nkeytab = \"k\"\nccache = \"c\"\n",
+                "machine.toml:6: directory.ccache: a keytab or a credential cache, not both",
+            ),
+            (
+                "context = \"user\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\nccache = \"c\"\nprincipal = \"a@R\"\n",
+                "machine.toml:6: directory.principal: a credential cache holds its own principal",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\nprincipal = \"a//b\"\n",
+                "machine.toml:5: directory.principal: principal \"a//b\" has an empty component",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"simple\"\nuser = \"u\"\npassword_file = \"p\"\nkeytab = \"k\"\n",
+                "machine.toml:7: directory.keytab: only a Kerberos bind",
             ),
             (
                 "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"simple\"\n",
@@ -1078,5 +1207,50 @@ mod example_tests {
             let p = Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(p.source, path);
         }
+    }
+
+    #[test]
+    fn kerberos_binds_take_the_host_keytab_or_the_users_cache_by_default() {
+        use crate::krb::CredentialSource;
+        let policy = |text: &str| {
+            Policy::parse(text, Path::new("/etc/autoenroll/p.toml"))
+                .unwrap()
+                .directory
+                .bind
+        };
+        let machine = "context = \"machine\"\nstore = \"/s\"\n[directory]\nurl = \"ldap://dc01\"\nbind = \"kerberos\"\n";
+        assert_eq!(
+            policy(machine),
+            Bind::Kerberos(CredentialSource::Keytab {
+                keytab: "/etc/krb5.keytab".into(),
+                principal: None,
+                ccache: "/s/krb5cc".into(),
+            })
+        );
+        let user = "context = \"user\"\n[directory]\nurl = \"ldap://dc01\"\nbind = \"kerberos\"\n";
+        assert_eq!(
+            policy(user),
+            Bind::Kerberos(CredentialSource::Cache { ccache: None })
+        );
+        let cache = format!("{user}ccache = \"cc/alice\"\n");
+        assert_eq!(
+            policy(&cache),
+            Bind::Kerberos(CredentialSource::Cache {
+                ccache: Some("FILE:/etc/autoenroll/cc/alice".into())
+            })
+        );
+        let keyring = format!("{user}ccache = \"KEYRING:persistent:1000\"\n");
+        assert_eq!(
+            policy(&keyring),
+            Bind::Kerberos(CredentialSource::Cache {
+                ccache: Some("KEYRING:persistent:1000".into())
+            })
+        );
+        let service = format!("{user}principal = \"svc@CORP.EXAMPLE\"\nkeytab = \"svc.keytab\"\n");
+        assert!(matches!(
+            policy(&service),
+            Bind::Kerberos(CredentialSource::Keytab { keytab, principal: Some(p), .. })
+                if keytab == Path::new("/etc/autoenroll/svc.keytab") && p == "svc@CORP.EXAMPLE"
+        ));
     }
 }

@@ -173,6 +173,13 @@ impl CaConfig {
             Some(p) => src.resolve(p.get_ref()),
             None => state_dir.join("requests.sqlite"),
         };
+        let directory = src.directory(
+            &raw.directory,
+            &crate::policy::KerberosDefaults {
+                keytab_first: true,
+                private_ccache: state_dir.join(crate::policy::PRIVATE_CCACHE),
+            },
+        )?;
         Ok(CaConfig {
             source: path.to_path_buf(),
             name,
@@ -187,7 +194,7 @@ impl CaConfig {
             validity,
             crl_validity,
             templates: raw.templates,
-            directory: src.directory(&raw.directory)?,
+            directory,
         })
     }
 

@@ -54,26 +54,36 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| internal(format!("cannot start the async runtime: {e}")))
 }
 
-/// The account the policy manages (a policy without one is a configuration error).
-pub fn policy_account(policy: &Policy) -> Result<String, CliError> {
+/// The account the policy names, when it is known before binding (`None`:
+/// the Kerberos identity; a policy that cannot name one is a configuration error).
+pub fn policy_account(policy: &Policy) -> Result<Option<String>, CliError> {
     autoenroll::pulse::observe::policy_account(policy).map_err(config)
 }
 
-/// Reads and validates the policy file.
+/// Reads and validates the policy file, and makes its krb5.conf (if it names
+/// one) the process's: before the runtime and its threads exist.
 pub fn load_policy(path: &Path) -> Result<Policy, CliError> {
-    Policy::load(path).map_err(config)
+    let policy = Policy::load(path).map_err(config)?;
+    if let Some(conf) = &policy.krb5_conf {
+        autoenroll::krb::use_config(conf).map_err(config)?;
+    }
+    Ok(policy)
 }
 
-/// Connects as the policy says and takes one directory snapshot for `account`.
+/// Connects as the policy says and takes one directory snapshot for
+/// `account` (`None`: the bound identity).
 pub fn read_directory(
     policy: &Policy,
-    account: &str,
+    account: Option<&str>,
 ) -> Result<autoenroll::directory::DirectorySnapshot, CliError> {
     runtime()?.block_on(async {
         let mut dir = Directory::connect(&policy.directory)
             .await
             .map_err(directory)?;
-        let snap = dir.snapshot(account).await.map_err(directory);
+        let snap = match dir.account_for(account) {
+            Ok(a) => dir.snapshot(&a).await.map_err(directory),
+            Err(e) => Err(directory(e)),
+        };
         dir.close().await;
         snap
     })
@@ -136,7 +146,7 @@ pub fn templates(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let policy = load_policy(policy_path)?;
     let account = policy_account(&policy)?;
     let now = OffsetDateTime::now_utc();
-    let snapshot = read_directory(&policy, &account)?;
+    let snapshot = read_directory(&policy, account.as_deref())?;
     for w in &snapshot.warnings {
         tracing::warn!("{w}");
     }
@@ -237,6 +247,7 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         dir,
         LabOptions {
             detach: true,
+            kerberos: true,
             ..LabOptions::default()
         },
     )

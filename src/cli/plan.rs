@@ -26,7 +26,7 @@ struct Gathered {
 fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, CliError> {
     let policy = load_policy(policy_path)?;
     let account = policy_account(&policy)?;
-    let snapshot = read_directory(&policy, &account)?;
+    let snapshot = read_directory(&policy, account.as_deref())?;
     // Reading never creates the store: a host that never pulsed holds nothing.
     let (store, state) = if policy.store.exists() {
         let s = Store::open(&policy.store).map_err(store)?;

@@ -1,5 +1,6 @@
 //! The LDAP connection: `ldap://` (optionally StartTLS), `ldaps://` and
-//! `ldapi://`; simple bind or SASL EXTERNAL; a timeout on every operation.
+//! `ldapi://`; simple bind, SASL GSSAPI (Kerberos) or SASL EXTERNAL; a
+//! timeout on every operation.
 //! Errors name the URL and the cause so an administrator can act on them.
 
 use std::sync::Arc;
@@ -34,6 +35,65 @@ pub enum DirectoryError {
     },
     #[error("{url}: {what}")]
     Content { url: String, what: String },
+    #[error("{url}: Kerberos: {cause}")]
+    Kerberos { url: String, cause: String },
+}
+
+/// Signature algorithms whose certificates have a tls-server-end-point
+/// channel binding (RFC 5929 4.1: MD5 and SHA-1 map to SHA-256): RSA
+/// PKCS#1 v1.5 with MD5, SHA-1, SHA-256/384/512, and ECDSA with
+/// SHA-256/384/512. The LDAP library hashes exactly these.
+const CHANNEL_BINDING_ALGORITHMS: [&str; 8] = [
+    "1.2.840.113549.1.1.4",
+    "1.2.840.113549.1.1.5",
+    "1.2.840.113549.1.1.11",
+    "1.2.840.113549.1.1.12",
+    "1.2.840.113549.1.1.13",
+    "1.2.840.10045.4.3.2",
+    "1.2.840.10045.4.3.3",
+    "1.2.840.10045.4.3.4",
+];
+
+/// The host part of the directory's SPN (`ldap/<host>`): the host of the
+/// URL as written. `ldapi://` has no host, and Kerberos does not run over it.
+pub fn spn_host(url: &str) -> Result<String, String> {
+    let lower = url.to_ascii_lowercase();
+    let rest = ["ldap://", "ldaps://"]
+        .iter()
+        .find_map(|s| lower.starts_with(s).then(|| &url[s.len()..]))
+        .ok_or_else(|| {
+            "a Kerberos bind needs an ldap:// or ldaps:// URL naming the domain controller"
+                .to_string()
+        })?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("").to_string()
+    } else {
+        authority.split(':').next().unwrap_or("").to_string()
+    };
+    if host.is_empty() {
+        return Err("a Kerberos bind needs the domain controller's host name in the URL".into());
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+/// The account of an RFC 4532 authzId: `dn:<DN>` gives the DN, `u:<name>`
+/// the name (AD answers `u:CORP\ws01$`).
+pub fn identity_of_authzid(authzid: &str) -> Result<String, String> {
+    let text = authzid.trim();
+    let id = if let Some(dn) = text.strip_prefix("dn:") {
+        dn.trim()
+    } else if let Some(u) = text.strip_prefix("u:") {
+        u.trim()
+    } else {
+        text
+    };
+    if id.is_empty() {
+        return Err(format!(
+            "the server says this connection is bound as {authzid:?}: no account"
+        ));
+    }
+    Ok(id.to_string())
 }
 
 /// An open, bound connection. It counts its searches so that tests and the
@@ -43,6 +103,9 @@ pub struct Directory {
     url: String,
     timeout: Duration,
     searches: usize,
+    /// The account the server says this connection is bound as (LDAP Who am
+    /// I?, RFC 4532), after a Kerberos bind.
+    identity: Option<String>,
 }
 
 /// SD-flags control ([MS-ADTS] 3.1.1.3.4.1.11): ask for owner, group and DACL.
@@ -68,14 +131,141 @@ impl Directory {
                     })?,
                 )
             }
-            Bind::SaslExternal => None,
+            Bind::SaslExternal | Bind::Kerberos(_) => None,
         };
+        if let Bind::Kerberos(source) = &settings.bind {
+            return Directory::connect_kerberos(settings, source).await;
+        }
         let mut dir = Directory::open(settings).await?;
         match (&settings.bind, password) {
             (Bind::Simple { user, .. }, Some(pw)) => dir.simple_bind(user, &pw).await?,
             _ => dir.sasl_external_bind().await?,
         }
         Ok(dir)
+    }
+
+    /// Kerberos: credentials first (a keytab into the private cache, or the
+    /// user's cache) and a ticket for `ldap/<host of the URL>`, so that a
+    /// Kerberos failure is one error naming its cause before anything is
+    /// sent; then the SASL GSSAPI bind, with tls-server-end-point channel
+    /// binding on TLS (RFC 5929 4.1; what AD's LDAP channel binding
+    /// enforcement checks) and the GSS-API confidentiality layer on plain
+    /// `ldap://` (RFC 4752 3.3). The SPN's host is the one in the URL, never
+    /// one found by reverse DNS.
+    async fn connect_kerberos(
+        settings: &DirectorySettings,
+        source: &crate::krb::CredentialSource,
+    ) -> Result<Directory, DirectoryError> {
+        let url = settings.url.clone();
+        let host = spn_host(&url).map_err(|what| DirectoryError::Setup {
+            url: url.clone(),
+            what,
+        })?;
+        let kerberos = |e: crate::krb::KrbError| DirectoryError::Kerberos {
+            url: url.clone(),
+            cause: e.to_string(),
+        };
+        let (source, spn_host) = (source.clone(), host.clone());
+        let creds = tokio::task::spawn_blocking(move || {
+            let creds = crate::krb::Credentials::acquire(&source)?;
+            creds.check_service("ldap", &spn_host)?;
+            Ok::<_, crate::krb::KrbError>(creds)
+        })
+        .await
+        .map_err(|e| DirectoryError::Setup {
+            url: url.clone(),
+            what: format!("the Kerberos task failed: {e}"),
+        })?
+        .map_err(kerberos)?;
+        let mut dir = Directory::open(settings).await?;
+        let tls = settings.starttls || url.to_ascii_lowercase().starts_with("ldaps://");
+        if tls {
+            dir.check_channel_binding().await?;
+        }
+        let who = format!("{} (Kerberos, {})", creds.principal(), creds.source());
+        let refused = |cause: String| DirectoryError::Bind {
+            url: url.clone(),
+            who: who.clone(),
+            cause,
+        };
+        let result = dir
+            .ldap
+            .with_timeout(dir.timeout)
+            .sasl_gssapi_cred_bind(creds.gss().into(), &host)
+            .await
+            .map_err(|e| refused(describe(&e)))?;
+        if result.rc != 0 {
+            return Err(refused(ldap_result_text(&result)));
+        }
+        dir.identity = Some(dir.who_am_i().await.map_err(refused)?);
+        Ok(dir)
+    }
+
+    /// The channel binding of a TLS connection is the hash of the server's
+    /// certificate with the hash of its signature algorithm (RFC 5929 4.1).
+    /// For an algorithm without one (Ed25519, say) the LDAP library would
+    /// bind without channel binding, silently: refuse instead, since a DC
+    /// that enforces channel binding refuses such a bind and one that does
+    /// not would be bound without it.
+    async fn check_channel_binding(&mut self) -> Result<(), DirectoryError> {
+        let fail = |what: String| DirectoryError::Setup {
+            url: self.url.clone(),
+            what,
+        };
+        let der = self
+            .ldap
+            .get_peer_certificate()
+            .await
+            .map_err(|e| fail(format!("reading the server's certificate: {e}")))?
+            .ok_or_else(|| fail("the TLS server sent no certificate".into()))?;
+        let oid = x509_parser::parse_x509_certificate(&der)
+            .map(|(_, c)| c.signature_algorithm.algorithm.to_id_string())
+            .map_err(|e| fail(format!("the server's certificate cannot be parsed: {e}")))?;
+        if CHANNEL_BINDING_ALGORITHMS.contains(&oid.as_str()) {
+            Ok(())
+        } else {
+            Err(fail(format!(
+                "the server's certificate is signed with {oid}, for which there is no \
+                 tls-server-end-point channel binding (RFC 5929 4.1): a Kerberos bind over TLS \
+                 needs an RSA or ECDSA server certificate"
+            )))
+        }
+    }
+
+    /// LDAP "Who am I?" (RFC 4532): `dn:<DN>` (OpenLDAP) or `u:DOMAIN\name`
+    /// (AD), returned as the DN or the name, both forms `snapshot` resolves.
+    async fn who_am_i(&mut self) -> Result<String, String> {
+        let ldap3::result::ExopResult(exop, result) = self
+            .ldap
+            .with_timeout(self.timeout)
+            .extended(ldap3::exop::WhoAmI)
+            .await
+            .map_err(|e| describe(&e))?;
+        if result.rc != 0 {
+            return Err(format!("Who am I? failed: {}", ldap_result_text(&result)));
+        }
+        let text = exop
+            .val
+            .map(|v| String::from_utf8_lossy(&v[..]).into_owned())
+            .unwrap_or_default();
+        identity_of_authzid(&text)
+    }
+
+    /// The account this connection is bound as, after a Kerberos bind.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    /// The account a policy manages: the one it names, else the bound identity.
+    pub fn account_for(&self, named: Option<&str>) -> Result<String, DirectoryError> {
+        match (named, &self.identity) {
+            (Some(a), _) => Ok(a.to_string()),
+            (None, Some(id)) => Ok(id.clone()),
+            (None, None) => Err(DirectoryError::Content {
+                url: self.url.clone(),
+                what: "the policy names no account and the bind has no identity".into(),
+            }),
+        }
     }
 
     /// Connects over the settings' transport and binds as `user` with
@@ -134,6 +324,7 @@ impl Directory {
             url,
             timeout: settings.timeout,
             searches: 0,
+            identity: None,
         })
     }
 

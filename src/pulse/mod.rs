@@ -73,16 +73,20 @@ pub enum PulseError {
 /// Runs one pulse for the policy's account.
 pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, PulseError> {
     let now = options.now;
-    let account = observe::policy_account(policy).map_err(PulseError::Setup)?;
+    let named = observe::policy_account(policy).map_err(PulseError::Setup)?;
     events::log(
         Event::PulseStarted,
         None,
         None,
-        &format!("pulse for {account} ({})", policy.context),
+        &format!(
+            "pulse for {} ({})",
+            named.as_deref().unwrap_or("the Kerberos identity"),
+            policy.context
+        ),
     );
     // The directory first: if it cannot be read, nothing is touched, not
     // even the store's recovery (no destructive step on partial knowledge).
-    let (snapshot, searches) = match read_directory(policy, &account).await {
+    let (snapshot, searches, account) = match read_directory(policy, named.as_deref()).await {
         Ok(s) => s,
         Err(e) => {
             events::log(Event::PulseFailed, None, None, &e.to_string());
@@ -229,16 +233,21 @@ fn note_directory_problems(observed: &Observation, report: &mut Report) {
     }
 }
 
-/// The snapshot and the number of LDAP searches it took.
+/// The snapshot, the number of LDAP searches it took and the account it is
+/// of (`named`, else the identity the bind authenticated).
 async fn read_directory(
     policy: &Policy,
-    account: &str,
-) -> Result<(crate::directory::DirectorySnapshot, usize), DirectoryError> {
+    named: Option<&str>,
+) -> Result<(crate::directory::DirectorySnapshot, usize, String), DirectoryError> {
     let mut dir = Directory::connect(&policy.directory).await?;
-    let snapshot = dir.snapshot(account).await;
+    let read = match dir.account_for(named) {
+        Ok(account) => dir.snapshot(&account).await.map(|s| (s, account)),
+        Err(e) => Err(e),
+    };
     let searches = dir.searches();
     dir.close().await;
-    Ok((snapshot?, searches))
+    let (snapshot, account) = read?;
+    Ok((snapshot, searches, account))
 }
 
 /// A pulse that could not read the directory still says so in the state
@@ -269,6 +278,6 @@ fn credentials(policy: &Policy) -> Result<Option<UsernameToken>, String> {
             username: user.clone(),
             password: read_password_file(password_file)?,
         })),
-        Bind::SaslExternal => Ok(None),
+        Bind::SaslExternal | Bind::Kerberos(_) => Ok(None),
     }
 }

@@ -148,11 +148,15 @@ pub fn planner_settings(policy: &Policy) -> planner::Settings {
     }
 }
 
-/// The account a policy manages: its `account`, else the bind identity.
-pub fn policy_account(policy: &Policy) -> Result<String, String> {
+/// The account a policy manages, when it is known before binding: its
+/// `account`, else the simple bind's user. `None` for a Kerberos bind
+/// without `account`: the account is then the identity the directory
+/// authenticated ([`crate::directory::Directory::account_for`]).
+pub fn policy_account(policy: &Policy) -> Result<Option<String>, String> {
     match (&policy.account, &policy.directory.bind) {
-        (Some(a), _) => Ok(a.clone()),
-        (None, Bind::Simple { user, .. }) => Ok(user.clone()),
+        (Some(a), _) => Ok(Some(a.clone())),
+        (None, Bind::Simple { user, .. }) => Ok(Some(user.clone())),
+        (None, Bind::Kerberos(_)) => Ok(None),
         (None, Bind::SaslExternal) => Err(format!(
             "{}: account: SASL EXTERNAL needs the account named in the policy",
             policy.source.display()

@@ -19,6 +19,7 @@ pub fn start(extra_ldif: Option<String>) -> TestLab {
         LabOptions {
             extra_ldif,
             detach: false,
+            kerberos: false,
         },
     )
     .expect("lab starts");
