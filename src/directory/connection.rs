@@ -167,9 +167,7 @@ impl Directory {
         };
         let (source, spn_host) = (source.clone(), host.clone());
         let creds = tokio::task::spawn_blocking(move || {
-            let creds = crate::krb::Credentials::acquire(&source)?;
-            creds.check_service("ldap", &spn_host)?;
-            Ok::<_, crate::krb::KrbError>(creds)
+            crate::krb::Credentials::acquire_for(&source, "ldap", &spn_host)
         })
         .await
         .map_err(|e| DirectoryError::Setup {

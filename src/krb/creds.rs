@@ -172,6 +172,40 @@ impl Credentials {
         }
     }
 
+    /// Acquires credentials and a ticket for `service/host` (see
+    /// [`Credentials::check_service`]). With a keytab, tickets of the private
+    /// cache that cannot be used (expired, or not valid yet because the
+    /// clock was set back) are thrown away and new ones are had from the
+    /// keytab, once: the cache is ours, nothing else is lost. Blocking.
+    pub fn acquire_for(
+        source: &CredentialSource,
+        service: &str,
+        host: &str,
+    ) -> Result<Credentials, KrbError> {
+        let creds = Credentials::acquire(source)?;
+        match (creds.check_service(service, host), source) {
+            (Ok(()), _) => Ok(creds),
+            (Err(e), CredentialSource::Keytab { ccache, .. })
+                if matches!(e.kind, Kind::ClockSkew | Kind::NoTickets) && ccache.exists() =>
+            {
+                tracing::info!("{e}; getting new tickets from the keytab");
+                std::fs::remove_file(ccache).map_err(|io| {
+                    KrbError::new(
+                        e.kind,
+                        format!(
+                            "{e} (and the private cache {} cannot be removed: {io})",
+                            ccache.display()
+                        ),
+                    )
+                })?;
+                let creds = Credentials::acquire(source)?;
+                creds.check_service(service, host)?;
+                Ok(creds)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
     /// The client principal (`WS01$@CORP.EXAMPLE`, `alice@CORP.EXAMPLE`).
     pub fn principal(&self) -> &str {
         &self.principal

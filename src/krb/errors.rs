@@ -66,6 +66,7 @@ const KDC_ERR_CLIENT_REVOKED: i32 = -1765328366;
 const KDC_ERR_KEY_EXP: i32 = -1765328361;
 const KDC_ERR_PREAUTH_FAILED: i32 = -1765328360;
 const AP_ERR_TKT_EXPIRED: i32 = -1765328352;
+const AP_ERR_TKT_NYV: i32 = -1765328351;
 const AP_ERR_REPEAT: i32 = -1765328350;
 const AP_ERR_SKEW: i32 = -1765328347;
 const AP_ERR_MODIFIED: i32 = -1765328343;
@@ -99,6 +100,14 @@ pub fn explain(major: u32, minor: u32, detail: &str, cx: &Context) -> KrbError {
                 "the clocks of this host and of the KDC (or of {service}) differ by more than \
                  Kerberos allows (5 minutes unless krb5.conf's clockskew says otherwise): \
                  synchronise this host's clock (chrony, systemd-timesyncd) with the domain"
+            ),
+        ),
+        AP_ERR_TKT_NYV => (
+            Kind::ClockSkew,
+            format!(
+                "the tickets of {client} in {source} are not valid yet: this host's clock is \
+                 behind the time they were issued at (it was set back, or differs from the \
+                 KDC's); synchronise the clock, then obtain new tickets"
             ),
         ),
         KDC_UNREACH => (
@@ -196,7 +205,8 @@ mod tests {
             service: Some("ldap/dc01.corp.example"),
             source: Some("keytab /etc/krb5.keytab"),
         };
-        let cases: [(u32, i32, Kind, &str); 12] = [
+        let cases: [(u32, i32, Kind, &str); 13] = [
+            (0xd0000, AP_ERR_TKT_NYV, Kind::ClockSkew, "not valid yet"),
             (
                 0xd0000,
                 AP_ERR_SKEW,
