@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod connection;
+pub mod discovery;
 pub mod eligibility;
 pub mod entry;
 pub mod sd;
