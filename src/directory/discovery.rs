@@ -16,9 +16,14 @@
 //! domain-wide record only. Names are queried fully qualified, so the
 //! resolver's search list plays no part.
 //!
-//! The questions go to the given name servers (UDP, then TCP when an answer
-//! is truncated), or, when none is given, to the system resolver's servers
-//! from `/etc/resolv.conf`. DNS over TLS, HTTPS or QUIC is not used (the
+//! The questions go to the given name servers, or, when none is given, to
+//! the system resolver's servers from `/etc/resolv.conf` (with its options,
+//! except the timeout, which is the caller's), over UDP (TCP for a
+//! truncated answer). All servers are asked at once (up to 8) and the first
+//! answer counts, so a hung server does not hold up the next one; the
+//! `timeout` bounds the whole discovery, the site question and the
+//! domain-wide one together. Nothing is cached between discoveries and the
+//! hosts file is not read. DNS over TLS, HTTPS or QUIC is not used (the
 //! crate is built without them, so it brings no TLS stack of its own).
 //!
 //! # Order
@@ -534,6 +539,9 @@ fn resolver(
         )
     };
     options.timeout = timeout;
+    // Every server is asked at once (up to 8), so that a hung first server
+    // does not use up the whole timeout before the next one is asked.
+    options.num_concurrent_reqs = listed.len().clamp(2, 8);
     // One discovery is one question (or two); nothing is kept for the next.
     options.cache_size = 0;
     options.use_hosts_file = ResolveHosts::Never;
