@@ -154,6 +154,7 @@ async fn priority_then_weight_order_over_many_draws() {
     let dns = weighted();
     let runs = 400;
     let mut heavy_first = 0;
+    let started = Instant::now();
     for _ in 0..runs {
         let found = discover(DOMAIN, None, &[dns.addr], TIMEOUT)
             .await
@@ -173,6 +174,11 @@ async fn priority_then_weight_order_over_many_draws() {
             heavy_first += 1;
         }
     }
+    eprintln!(
+        "{runs} discoveries in {:?} ({:?} each); heavy first {heavy_first} times",
+        started.elapsed(),
+        started.elapsed() / runs as u32
+    );
     // RFC 2782's draw in 0..=400 over the running sums puts heavy first for
     // 300 of the 401 values, whatever order the server returns them in
     // (light 100 first: 101..=400; heavy first: 0..=300). Allow 5 sigma.

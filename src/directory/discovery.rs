@@ -440,18 +440,20 @@ pub async fn discover_with(
             site_record: None,
             servers: servers.clone(),
         };
-        match lookup(&resolver, asked, deadline, timeout).await {
+        match lookup(&resolver, &asked, deadline, timeout).await {
             Ok(records) => {
-                let controllers = order_or_error(&records, random, &site_record, &servers)?;
                 return Ok(Discovered {
+                    controllers: order_or_error(&records, random, asked)?,
                     record: site_record,
                     site_record_without_dcs: None,
-                    controllers,
                 });
             }
             // The site has no DCs of its own: ask for the domain's.
             Err(DiscoveryError::NxDomain { .. } | DiscoveryError::NoRecords { .. }) => {
-                tracing::debug!(record = %site_record, "no SRV records for the site; asking for the domain-wide record");
+                tracing::debug!(
+                    record = %site_record,
+                    "no SRV records for the site; asking for the domain-wide record"
+                );
                 fell_back_from = Some(site_record);
             }
             Err(e) => return Err(e),
@@ -460,40 +462,27 @@ pub async fn discover_with(
     let asked = Asked {
         record: domain_record.clone(),
         site_record: fell_back_from.clone(),
-        servers: servers.clone(),
+        servers,
     };
-    let records = lookup(&resolver, asked.clone(), deadline, timeout).await?;
-    let controllers =
-        order(&records, random).map_err(|OrderError::NoService| DiscoveryError::NoService {
-            asked: asked.clone(),
-        })?;
-    if controllers.is_empty() {
-        return Err(DiscoveryError::NoRecords { asked });
-    }
+    let records = lookup(&resolver, &asked, deadline, timeout).await?;
     Ok(Discovered {
+        controllers: order_or_error(&records, random, asked)?,
         record: domain_record,
         site_record_without_dcs: fell_back_from,
-        controllers,
     })
 }
 
+/// [`order`], its failure told with what was asked.
 fn order_or_error(
     records: &[SrvRecord],
     random: &mut impl Pick,
-    record: &str,
-    servers: &str,
+    asked: Asked,
 ) -> Result<Vec<DomainController>, DiscoveryError> {
-    let asked = || Asked {
-        record: record.to_string(),
-        site_record: None,
-        servers: servers.to_string(),
-    };
-    let controllers = order(records, random)
-        .map_err(|OrderError::NoService| DiscoveryError::NoService { asked: asked() })?;
-    if controllers.is_empty() {
-        return Err(DiscoveryError::NoRecords { asked: asked() });
+    match order(records, random) {
+        Err(OrderError::NoService) => Err(DiscoveryError::NoService { asked }),
+        Ok(controllers) if controllers.is_empty() => Err(DiscoveryError::NoRecords { asked }),
+        Ok(controllers) => Ok(controllers),
     }
-    Ok(controllers)
 }
 
 /// A resolver for the given servers (or the system's), and their names for
@@ -558,14 +547,19 @@ fn resolver(
 /// Asks for the SRV records of `asked.record`; the error says why none came.
 async fn lookup(
     resolver: &TokioResolver,
-    asked: Asked,
+    asked: &Asked,
     deadline: tokio::time::Instant,
     timeout: Duration,
 ) -> Result<Vec<SrvRecord>, DiscoveryError> {
     let fqdn = format!("{}.", asked.record);
     let answer = match tokio::time::timeout_at(deadline, resolver.srv_lookup(fqdn.as_str())).await {
-        Err(_) => return Err(DiscoveryError::Timeout { asked, timeout }),
-        Ok(Err(e)) => return Err(classify(e, asked, timeout)),
+        Err(_) => {
+            return Err(DiscoveryError::Timeout {
+                asked: asked.clone(),
+                timeout,
+            });
+        }
+        Ok(Err(e)) => return Err(classify(e, asked.clone(), timeout)),
         Ok(Ok(answer)) => answer,
     };
     let records: Vec<SrvRecord> = answer
@@ -582,7 +576,9 @@ async fn lookup(
         })
         .collect();
     if records.is_empty() {
-        return Err(DiscoveryError::NoRecords { asked });
+        return Err(DiscoveryError::NoRecords {
+            asked: asked.clone(),
+        });
     }
     Ok(records)
 }
@@ -876,6 +872,72 @@ mod tests {
             (light_first as f64 - expected).abs() < 6.0 * sigma,
             "light first {light_first} of {runs}, expected about {expected:.0}"
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the records and the draws (in range or not), every usable
+        /// record comes out exactly once, by priority; only '.' records give
+        /// NoService, and only when nothing else is left.
+        #[test]
+        fn order_is_a_priority_sorted_permutation(
+            records in proptest::collection::vec(
+                (
+                    0u16..4,
+                    proptest::prop_oneof![
+                        proptest::strategy::Just(0u16),
+                        1u16..5,
+                        proptest::strategy::Just(u16::MAX),
+                    ],
+                    proptest::bool::weighted(0.15),
+                ),
+                0..12,
+            ),
+            draws in proptest::collection::vec(proptest::num::u64::ANY, 1..40),
+            in_range in proptest::bool::ANY,
+        ) {
+            use proptest::prelude::*;
+            struct Cycle { draws: Vec<u64>, next: usize, in_range: bool }
+            impl Pick for Cycle {
+                fn pick(&mut self, max: u64) -> u64 {
+                    let d = self.draws[self.next % self.draws.len()];
+                    self.next += 1;
+                    if self.in_range {
+                        d % max.saturating_add(1).max(1)
+                    } else {
+                        d
+                    }
+                }
+            }
+            let records: Vec<SrvRecord> = records
+                .iter()
+                .enumerate()
+                .map(|(i, (priority, weight, dot))| {
+                    let target = if *dot { ".".to_string() } else { format!("h{i}.") };
+                    SrvRecord::new(*priority, *weight, 389, &target)
+                })
+                .collect();
+            let usable: Vec<&SrvRecord> = records.iter().filter(|r| r.target != ".").collect();
+            let got = order(&records, &mut Cycle { draws, next: 0, in_range });
+            if usable.is_empty() && !records.is_empty() {
+                prop_assert_eq!(got, Err(OrderError::NoService));
+            } else {
+                let got = got.unwrap();
+                let mut names: Vec<String> = got.iter().map(|d| d.host.clone()).collect();
+                let priorities: Vec<u16> = got
+                    .iter()
+                    .map(|d| {
+                        let from = usable.iter().find(|r| host_name(&r.target) == d.host);
+                        from.unwrap().priority
+                    })
+                    .collect();
+                prop_assert!(priorities.windows(2).all(|w| w[0] <= w[1]), "{:?}", priorities);
+                names.sort();
+                let mut expected: Vec<String> =
+                    usable.iter().map(|r| host_name(&r.target)).collect();
+                expected.sort();
+                prop_assert_eq!(names, expected);
+            }
+        }
     }
 
     #[test]
