@@ -10,6 +10,12 @@
 //! );
 //! let dcs = discover("corp.example", None, &[dns.addr], timeout).await?;
 //! ```
+//!
+//! The SRV targets need not be in the server's zones: for a failover test
+//! against private slapd instances, publish `localhost` with each
+//! instance's port (the connection resolves the target with the system's
+//! resolver, which knows `localhost`), e.g. the first DC at priority 0 on a
+//! port nobody listens on and the second at priority 10.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
