@@ -409,3 +409,21 @@ async fn the_next_server_answers_when_the_first_hangs() {
     assert!(took < timeout, "took {took:?}");
     eprintln!("answered after {took:?} with the first server hung");
 }
+
+#[tokio::test]
+async fn targets_outside_the_zone_such_as_localhost_for_private_servers() {
+    // The shape of a failover test: two local LDAP servers on their own
+    // ports, published as localhost at two priorities.
+    let dns = Dnsmasq::start(
+        &[DOMAIN],
+        &[
+            Srv::new(DOMAIN_WIDE, "localhost", 40_002, 10, 0),
+            Srv::new(DOMAIN_WIDE, "localhost", 40_001, 0, 0),
+        ],
+    );
+    let found = discover(DOMAIN, None, &[dns.addr], TIMEOUT).await.unwrap();
+    assert_eq!(
+        found,
+        vec![dc("localhost", 40_001), dc("localhost", 40_002)]
+    );
+}
