@@ -1,12 +1,15 @@
-//! Reading the directory: the LDAP connection, the snapshot of everything a pulse
-//! needs, the codecs of AD's binary values (security descriptors, SDDL), the
-//! access check, and the eligibility rules built on them.
+//! Reading the directory: finding its DCs in DNS, the LDAP connection, the
+//! snapshot of everything a pulse needs, the codecs of AD's binary values
+//! (security descriptors, SDDL), the access check, and the eligibility rules
+//! built on them.
 //!
-//! Architecture invariant: only `connection` and `snapshot` do I/O; the codecs,
-//! the access check and eligibility are pure.
+//! Architecture invariant: only `connection`, `snapshot` and `discovery` (DNS)
+//! do I/O; the codecs, the access check and eligibility are pure (and so is
+//! `discovery::order`).
 
 pub mod access;
 pub mod connection;
+pub mod discovery;
 pub mod eligibility;
 pub mod entry;
 pub mod sd;

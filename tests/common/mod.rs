@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
+
 use autoenroll::directory::{self, Directory, DirectorySnapshot, Verdict};
 use autoenroll::lab::{Lab, LabOptions};
 use autoenroll::policy::Policy;
