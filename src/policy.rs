@@ -200,8 +200,12 @@ pub struct Export {
 /// How to reach and bind to the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectorySettings {
-    /// `ldap://`, `ldaps://` or `ldapi://`.
+    /// `ldap://`, `ldaps://` or `ldapi://`; empty when the domain
+    /// controllers are found in DNS (`discovery`).
     pub url: String,
+    /// Finding the domain's controllers from DNS SRV records instead of a
+    /// URL: a Kerberos bind without `url`.
+    pub discovery: Option<Discovery>,
     /// Upgrade an `ldap://` connection with StartTLS before binding.
     pub starttls: bool,
     /// PEM file of the CAs that may sign the directory's TLS certificate; the
@@ -215,6 +219,18 @@ pub struct DirectorySettings {
     /// cleartext. Off unless the `[directory]` section says
     /// `allow_cleartext = true`; see `directory::connection`.
     pub allow_cleartext: bool,
+}
+
+/// Where DC discovery looks ([MS-ADTS] 6.3.6 locator records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// The AD domain's DNS name; `None`: the realm of the Kerberos principal,
+    /// in lower case (AD's realm is its domain's DNS name in capitals).
+    pub domain: Option<String>,
+    /// The AD site whose DCs come first (`_ldap._tcp.<site>._sites.dc._msdcs`).
+    pub site: Option<String>,
+    /// Name servers to ask (`127.0.0.1:5353`); empty: `/etc/resolv.conf`'s.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 /// The bind method.
@@ -303,7 +319,10 @@ struct RawTemplate {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDirectory {
-    url: Spanned<String>,
+    url: Option<Spanned<String>>,
+    domain: Option<Spanned<String>>,
+    site: Option<Spanned<String>>,
+    dns_servers: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     starttls: bool,
     #[serde(default)]
@@ -404,18 +423,70 @@ impl<'a> Source<'a> {
     ) -> Result<DirectorySettings, PolicyError> {
         let invalid =
             |span: Range<usize>, key: &str, expected: String| self.invalid(span, key, expected);
-        let url = d.url.get_ref().trim().to_string();
+        let (url, url_span) = match &d.url {
+            Some(u) => (u.get_ref().trim().to_string(), u.span()),
+            None => (String::new(), d.bind.span()),
+        };
         let scheme = url.split("://").next().unwrap_or("").to_ascii_lowercase();
-        if !url.contains("://") || !matches!(scheme.as_str(), "ldap" | "ldaps" | "ldapi") {
+        if d.url.is_some()
+            && (!url.contains("://") || !matches!(scheme.as_str(), "ldap" | "ldaps" | "ldapi"))
+        {
             return Err(invalid(
-                d.url.span(),
+                url_span,
                 "directory.url",
                 format!("an ldap://, ldaps:// or ldapi:// URL, found {url:?}"),
             ));
         }
-        if d.starttls && scheme != "ldap" {
+        if d.url.is_none() && d.bind.get_ref() != "kerberos" {
             return Err(invalid(
-                d.url.span(),
+                url_span,
+                "directory.url",
+                "the directory's URL (only a Kerberos bind finds the domain controllers in DNS)"
+                    .into(),
+            ));
+        }
+        if d.url.is_some()
+            && let Some(k) = [&d.domain, &d.site].into_iter().flatten().next()
+        {
+            return Err(invalid(
+                k.span(),
+                "directory.url",
+                "`domain` and `site` are for DC discovery, which `url` turns off".into(),
+            ));
+        }
+        let discovery = match &d.url {
+            Some(_) => None,
+            None => {
+                let mut dns_servers = Vec::new();
+                for server in d.dns_servers.iter().flatten() {
+                    let text = server.get_ref().trim();
+                    let addr = text
+                        .parse::<std::net::SocketAddr>()
+                        .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                        .map_err(|_| {
+                            invalid(
+                                server.span(),
+                                "directory.dns_servers",
+                                format!(
+                                    "an address (192.0.2.53 or 127.0.0.1:5353), found {text:?}"
+                                ),
+                            )
+                        })?;
+                    dns_servers.push(addr);
+                }
+                Some(Discovery {
+                    domain: d
+                        .domain
+                        .as_ref()
+                        .map(|v| v.get_ref().trim().to_ascii_lowercase()),
+                    site: d.site.as_ref().map(|v| v.get_ref().trim().to_string()),
+                    dns_servers,
+                })
+            }
+        };
+        if d.starttls && scheme != "ldap" && d.url.is_some() {
+            return Err(invalid(
+                url_span,
                 "directory.starttls",
                 format!("StartTLS upgrades an ldap:// connection; {scheme}:// cannot take it"),
             ));
@@ -476,6 +547,7 @@ impl<'a> Source<'a> {
         }
         Ok(DirectorySettings {
             url,
+            discovery,
             starttls: d.starttls,
             ca_file,
             timeout,

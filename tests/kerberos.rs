@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use autoenroll::lab::{Lab, LabOptions};
 
+mod common;
+use common::dns::{Dnsmasq, Srv};
+
 struct KerberosLab {
     lab: Lab,
     _tmp: tempfile::TempDir,
@@ -581,4 +584,97 @@ fn with_the_kdc_down_cached_tickets_still_work_and_without_them_nothing_changes(
         dir_is_empty(&lab.dir().join("stores/ws01/my")),
         "nothing was enrolled"
     );
+}
+
+#[test]
+fn a_nearly_empty_policy_finds_the_dcs_in_dns_and_skips_one_that_is_down() {
+    let lab = start();
+    let dead = common::free_port();
+    // Two DCs for the domain: the preferred one (priority 0) is down.
+    let dns = Dnsmasq::start(
+        &["corp.example"],
+        &[
+            Srv::new(
+                "_ldap._tcp.dc._msdcs.corp.example",
+                "localhost",
+                dead,
+                0,
+                100,
+            ),
+            Srv::new(
+                "_ldap._tcp.dc._msdcs.corp.example",
+                "localhost",
+                lab.lab.port(),
+                10,
+                100,
+            ),
+        ],
+    );
+    // No URL, no domain, no account: the realm comes from the keytab, the
+    // domain from the realm, the DCs from DNS, the account from the bind.
+    let policy = lab.dir().join("ws01-discovered.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "context = \"machine\"\nstore = \"stores/ws01\"\nkrb5_conf = \"krb5.conf\"\n\
+             [directory]\nbind = \"kerberos\"\nkeytab = \"keytabs/ws01.keytab\"\n\
+             starttls = true\nca_file = \"tls/ca.pem\"\ndns_servers = [\"{}\"]\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    let found = templates_json(&policy);
+    assert_eq!(found, templates_json(&lab.lab.policy_path("ws01")));
+    assert_eq!(
+        dns.queries("SRV"),
+        vec!["_ldap._tcp.dc._msdcs.corp.example".to_string()]
+    );
+    // With a site that has its own DC, that DC is asked first.
+    let site_dns = Dnsmasq::start(
+        &["corp.example"],
+        &[
+            Srv::new(
+                "_ldap._tcp.Lab._sites.dc._msdcs.corp.example",
+                "localhost",
+                lab.lab.port(),
+                0,
+                0,
+            ),
+            Srv::new("_ldap._tcp.dc._msdcs.corp.example", "localhost", dead, 0, 0),
+        ],
+    );
+    let edited = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace(&dns.addr.to_string(), &site_dns.addr.to_string())
+        + "site = \"Lab\"\n";
+    std::fs::write(&policy, edited).unwrap();
+    templates_json(&policy);
+    assert_eq!(
+        site_dns.queries("SRV"),
+        vec!["_ldap._tcp.lab._sites.dc._msdcs.corp.example".to_string()]
+    );
+    // Every DC down: one error that lists each one tried.
+    let down = Dnsmasq::start(
+        &["corp.example"],
+        &[Srv::new(
+            "_ldap._tcp.dc._msdcs.corp.example",
+            "localhost",
+            dead,
+            0,
+            0,
+        )],
+    );
+    let edited = std::fs::read_to_string(&policy)
+        .unwrap()
+        .replace(&site_dns.addr.to_string(), &down.addr.to_string())
+        .replace("site = \"Lab\"\n", "");
+    std::fs::write(&policy, edited).unwrap();
+    let out = autoenroll(&["pulse", "--policy", policy.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("every domain controller of corp.example"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("ldap://localhost:{dead}")), "{said}");
 }

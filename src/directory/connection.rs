@@ -134,7 +134,10 @@ impl Directory {
             Bind::SaslExternal | Bind::Kerberos(_) => None,
         };
         if let Bind::Kerberos(source) = &settings.bind {
-            return Directory::connect_kerberos(settings, source).await;
+            return match &settings.discovery {
+                Some(discovery) => Directory::connect_discovered(settings, source, discovery).await,
+                None => Directory::connect_kerberos(settings, source).await,
+            };
         }
         let mut dir = Directory::open(settings).await?;
         match (&settings.bind, password) {
@@ -197,6 +200,72 @@ impl Directory {
         }
         dir.identity = Some(dir.who_am_i().await.map_err(refused)?);
         Ok(dir)
+    }
+
+    /// A Kerberos bind to the domain's controllers found in DNS: the domain
+    /// is the policy's, or the realm of the principal in lower case; the DCs
+    /// are tried in the locator records' order (RFC 2782), the next one when
+    /// one cannot be reached. A refused bind is not retried elsewhere: every
+    /// DC of a domain would refuse it alike.
+    async fn connect_discovered(
+        settings: &DirectorySettings,
+        source: &crate::krb::CredentialSource,
+        discovery: &crate::policy::Discovery,
+    ) -> Result<Directory, DirectoryError> {
+        let setup = |what: String| DirectoryError::Setup {
+            url: "DC discovery".into(),
+            what,
+        };
+        let domain = match &discovery.domain {
+            Some(d) => d.clone(),
+            None => {
+                let source = source.clone();
+                let realm =
+                    tokio::task::spawn_blocking(move || crate::krb::creds::realm_of(&source))
+                        .await
+                        .map_err(|e| setup(format!("the Kerberos task failed: {e}")))?
+                        .map_err(|e| DirectoryError::Kerberos {
+                            url: "DC discovery".into(),
+                            cause: e.to_string(),
+                        })?;
+                realm.to_ascii_lowercase()
+            }
+        };
+        let dcs = super::discovery::discover(
+            &domain,
+            discovery.site.as_deref(),
+            &discovery.dns_servers,
+            settings.timeout,
+        )
+        .await
+        .map_err(|e| setup(e.to_string()))?;
+        let mut unreachable = Vec::new();
+        for dc in dcs {
+            let mut one = settings.clone();
+            one.url = format!("ldap://{}:{}", dc.host, dc.port);
+            one.discovery = None;
+            match Directory::connect_kerberos(&one, source).await {
+                Ok(dir) => {
+                    if !unreachable.is_empty() {
+                        tracing::warn!(
+                            "{} answered after {} did not: {}",
+                            one.url,
+                            unreachable.len(),
+                            unreachable.join("; ")
+                        );
+                    }
+                    return Ok(dir);
+                }
+                Err(DirectoryError::Connect { url, cause }) => {
+                    unreachable.push(format!("{url}: {cause}"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DirectoryError::Connect {
+            url: format!("every domain controller of {domain}"),
+            cause: unreachable.join("; "),
+        })
     }
 
     /// The channel binding of a TLS connection is the hash of the server's
@@ -1042,6 +1111,7 @@ mod tests {
     fn settings(url: &str, starttls: bool, allow_cleartext: bool) -> DirectorySettings {
         DirectorySettings {
             url: url.into(),
+            discovery: None,
             starttls,
             ca_file: None,
             timeout: Duration::from_secs(1),
@@ -1261,6 +1331,45 @@ mod tests {
             "a DN always works",
         ] {
             assert!(hint.contains(part), "{part}: {hint}");
+        }
+    }
+
+    #[test]
+    fn the_spn_host_is_the_url_host_as_written() {
+        let cases = [
+            ("ldap://DC01.corp.example:389", Ok("dc01.corp.example")),
+            ("ldaps://dc01.corp.example/", Ok("dc01.corp.example")),
+            ("ldap://localhost:3890", Ok("localhost")),
+            ("ldap://[::1]:389", Ok("::1")),
+            ("ldapi:///run/ldapi", Err("ldap:// or ldaps://")),
+            ("ldap://:389", Err("host name")),
+        ];
+        for (url, expected) in cases {
+            match (spn_host(url), expected) {
+                (Ok(h), Ok(want)) => assert_eq!(h, want, "{url}"),
+                (Err(e), Err(want)) => assert!(e.contains(want), "{url}: {e}"),
+                (got, want) => panic!("{url}: {got:?} vs {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn who_am_i_answers_become_accounts() {
+        let cases = [
+            (
+                "dn:CN=ws01,CN=Computers,DC=corp,DC=example",
+                Ok("CN=ws01,CN=Computers,DC=corp,DC=example"),
+            ),
+            ("u:CORP\\WS01$", Ok("CORP\\WS01$")),
+            ("", Err("no account")),
+            ("dn:", Err("no account")),
+        ];
+        for (authzid, expected) in cases {
+            match (identity_of_authzid(authzid), expected) {
+                (Ok(a), Ok(want)) => assert_eq!(a, want),
+                (Err(e), Err(want)) => assert!(e.contains(want), "{e}"),
+                (got, want) => panic!("{authzid}: {got:?} vs {want:?}"),
+            }
         }
     }
 }

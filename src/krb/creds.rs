@@ -249,6 +249,23 @@ impl Credentials {
     }
 }
 
+/// The realm of the principal a source authenticates as: from the keytab
+/// (read, not used), or from the credential cache's default principal.
+/// Blocking.
+pub fn realm_of(source: &CredentialSource) -> Result<String, KrbError> {
+    match source {
+        CredentialSource::Keytab {
+            keytab, principal, ..
+        } => Ok(keytab_principal(keytab, principal.as_deref())?.realm),
+        CredentialSource::Cache { .. } => {
+            let creds = Credentials::acquire(source)?;
+            Principal::parse(creds.principal(), None)
+                .map(|p| p.realm)
+                .map_err(|e| KrbError::new(Kind::Other, e))
+        }
+    }
+}
+
 /// The principal a keytab is used for, after checking the keytab holds it.
 fn keytab_principal(path: &Path, wanted: Option<&str>) -> Result<Principal, KrbError> {
     let bad =
