@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
-# Makes sure slapd, ldap-utils and openssl (used by the tests) are installed (Debian/Ubuntu). As root it
-# installs them; otherwise it uses sudo when available, or prints the command.
+# Makes sure the lab's servers and the tools the tests use are installed (Debian/Ubuntu):
+# OpenLDAP (slapd, ldap-utils), openssl, MIT Kerberos (KDC, kadmin.local, kinit, slapd's
+# GSSAPI module) and dnsmasq. As root it installs what is missing; otherwise it uses sudo
+# when available, or prints the command. Debian's packages start their own slapd and KDC;
+# those are stopped (the lab runs private ones).
 set -euo pipefail
-have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-if have slapd && have slapadd && have ldapsearch && have openssl; then
+packages=(slapd ldap-utils openssl krb5-kdc krb5-admin-server krb5-user
+  libsasl2-modules-gssapi-mit dnsmasq-base faketime)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-install=(apt-get install -y --no-install-recommends slapd ldap-utils openssl)
+install=(apt-get install -y --no-install-recommends "${missing[@]}")
+stop() {
+  for s in slapd krb5-kdc krb5-admin-server; do
+    "$@" systemctl stop "$s" >/dev/null 2>&1 || true
+  done
+}
 if [ "$(id -u)" -eq 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || true
   "${install[@]}"
+  stop
 elif command -v sudo >/dev/null 2>&1; then
   sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
   sudo env DEBIAN_FRONTEND=noninteractive "${install[@]}"
+  stop sudo
 else
-  echo "OpenLDAP is missing. As root, run:" >&2
+  echo "Packages are missing. As root, run:" >&2
   echo "  DEBIAN_FRONTEND=noninteractive ${install[*]}" >&2
   exit 1
 fi
