@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Makes sure the lab's servers and the tools the tests use are installed (Debian/Ubuntu):
 # OpenLDAP (slapd, ldap-utils), openssl, MIT Kerberos (KDC, kadmin.local, kinit, slapd's
-# GSSAPI module) and dnsmasq. As root it installs what is missing; otherwise it uses sudo
+# GSSAPI module), dnsmasq, faketime, and what building needs (MIT's headers, clang and
+# pkg-config for the GSS-API bindings). As root it installs what is missing; otherwise it uses sudo
 # when available, or prints the command. Debian's packages start their own slapd and KDC;
 # those are stopped (the lab runs private ones).
 set -euo pipefail
 packages=(slapd ldap-utils openssl krb5-kdc krb5-admin-server krb5-user
-  libsasl2-modules-gssapi-mit dnsmasq-base faketime)
+  libsasl2-modules-gssapi-mit dnsmasq-base faketime
+  libkrb5-dev clang libclang-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
