@@ -194,6 +194,17 @@ mod tests {
         password: false,
     };
 
+    /// What, the CA's entries, the credentials, the methods allowed, whether
+    /// it is a renewal, and the endpoints chosen.
+    type Case<'a> = (
+        &'a str,
+        &'a [EnrollmentServer],
+        Have,
+        Allowed,
+        bool,
+        Vec<(usize, Auth)>,
+    );
+
     #[test]
     fn endpoints_by_credentials_allowed_methods_and_kind_of_request() {
         // The lab's CA: UsernamePassword at priority 1, Kerberos at 2.
@@ -210,14 +221,7 @@ mod tests {
             server(5, 16, false, "https://ca/unknown"),
         ];
         use Auth::{Kerberos as Krb, None as No, Password as Pw};
-        let cases: Vec<(
-            &str,
-            &[EnrollmentServer],
-            Have,
-            Allowed,
-            bool,
-            Vec<(usize, Auth)>,
-        )> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 "kerberos first, whatever the priority",
                 &lab,

@@ -418,7 +418,15 @@ impl Acceptor {
                 },
             )
         };
-        let reply = ctx.step(token).map_err(fail)?;
+        let reply = ctx.step(token).map_err(|e| {
+            let explained = fail(e);
+            match spnego_kind(&e.to_string()) {
+                Some((kind, what)) => {
+                    KrbError::new(kind, format!("{what} [GSS-API: {}]", e.to_string().trim()))
+                }
+                None => explained,
+            }
+        })?;
         if !ctx.is_complete() {
             return Err(KrbError::new(
                 Kind::Other,
@@ -432,6 +440,36 @@ impl Acceptor {
             reply: reply.map(|b| b.to_vec()),
         })
     }
+}
+
+/// The kind of an acceptor failure under SPNEGO, from the krb5 message in
+/// GSS-API's text: MIT's mechanism glue replaces the minor status of a
+/// mechanism reached through SPNEGO by a number of its own ([RFC 2744] 1.2.1.2
+/// leaves minor codes to the implementation), so the krb5 code [`explain`]
+/// reads is gone; the krb5 message (krb5_err.et) stays in the text.
+fn spnego_kind(text: &str) -> Option<(Kind, &'static str)> {
+    const KNOWN: [(&str, Kind, &str); 4] = [
+        (
+            "Request is a replay",
+            Kind::Replay,
+            "the authenticator was already used (a replay)",
+        ),
+        (
+            "Clock skew too great",
+            Kind::ClockSkew,
+            "the authenticator's time is outside the clock skew Kerberos allows",
+        ),
+        ("Ticket expired", Kind::NoTickets, "the ticket has expired"),
+        (
+            "Ticket not yet valid",
+            Kind::ClockSkew,
+            "the ticket is not valid yet (the clocks differ)",
+        ),
+    ];
+    KNOWN
+        .iter()
+        .find(|(message, _, _)| text.contains(message))
+        .map(|&(_, kind, what)| (kind, what))
 }
 
 /// The principal a keytab is used for, after checking the keytab holds it.
@@ -604,4 +642,25 @@ fn acquire_from(
         return Err((major, minor, detail));
     }
     Ok(Cred::from(cred))
+}
+
+#[cfg(test)]
+mod spnego_tests {
+    use super::*;
+
+    #[test]
+    fn acceptor_failures_under_spnego_are_told_by_their_krb5_message() {
+        let cases = [
+            (
+                "Unspecified GSS failure.  Minor code may provide more information (Request is a replay)",
+                Some(Kind::Replay),
+            ),
+            ("... (Clock skew too great)", Some(Kind::ClockSkew)),
+            ("... (Ticket expired)", Some(Kind::NoTickets)),
+            ("Invalid token was supplied (Unknown error)", None),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(spnego_kind(text).map(|(k, _)| k), kind, "{text}");
+        }
+    }
 }

@@ -1,0 +1,403 @@
+//! The enrollment web service over Kerberos (HTTP Negotiate), end to end
+//! against the lab's real KDC, slapd and CA: ws01 enrolls and renews from
+//! its keytab with no password anywhere, alice from her ticket cache, a
+//! password policy keeps the UsernamePassword endpoint, `[enrollment]
+//! authentication = ["password"]` keeps a Kerberos host off the Kerberos
+//! endpoint, and garbage or replayed Negotiate tokens are denied
+//! E_ACCESSDENIED and recorded.
+//!
+//! MIT krb5 reads `KRB5_CONFIG` per process, so this binary runs one lab
+//! (one realm) and one test.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoenroll::ca::db::{Authentication, Disposition, ListFilter, RequestRecord, UNAUTHENTICATED};
+use autoenroll::ca::{Authority, CaConfig};
+use autoenroll::clock::ManualClock;
+use autoenroll::krb::{CredentialSource, Credentials};
+use autoenroll::lab::{Lab, LabOptions};
+use autoenroll::policy::{Bind, Policy};
+use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
+use autoenroll::wstep::{self, RequestKind, WstepRequest};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn events(report: &Report, event: Event) -> Vec<String> {
+    let mut t: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.event == event)
+        .map(|o| o.template.clone().unwrap_or_default())
+        .collect();
+    t.sort();
+    t
+}
+
+fn requests(ca: &Authority) -> Vec<RequestRecord> {
+    ca.db().list(ListFilter::All).expect("requests listed")
+}
+
+fn by(records: &[RequestRecord], requester: &str) -> Vec<RequestRecord> {
+    records
+        .iter()
+        .filter(|r| r.requester.eq_ignore_ascii_case(requester))
+        .cloned()
+        .collect()
+}
+
+async fn pulse_at(policy: &Policy, clock: &ManualClock, at: OffsetDateTime) -> Report {
+    clock.set(at);
+    pulse(policy, PulseOptions::at(at))
+        .await
+        .expect("pulse runs")
+}
+
+/// What a raw HTTPS exchange with the CA came to.
+struct RawAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 POST over TLS, written by hand so that the test chooses the
+/// Authorization header exactly (the same token twice, or garbage).
+async fn raw_post(
+    port: u16,
+    ca_certificate: &[u8],
+    path: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> RawAnswer {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            ca_certificate.to_vec(),
+        ))
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("TLS");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: application/soap+xml; \
+         charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(a) = authorization {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    RawAnswer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn hresult_of(body: &str) -> u32 {
+    match wstep::parse_reply(body.as_bytes()).expect("a WSTEP answer") {
+        wstep::Reply::Fault(f) => f.hresult,
+        wstep::Reply::Response(_) => 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kerberos_ces_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = Lab::start(
+        &tmp.path().join("lab"),
+        LabOptions {
+            kerberos: true,
+            ..LabOptions::default()
+        },
+    )
+    .expect("lab with its KDC starts");
+    let kdc = lab.kdc.as_ref().expect("the lab has a KDC");
+    autoenroll::krb::use_config(&kdc.krb5_conf).unwrap();
+    lab.write_policies().unwrap();
+
+    // The CA in this process, with a clock the test moves; its Kerberos
+    // endpoint is published beside the UsernamePassword one.
+    let t0 =
+        OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let port = free_port();
+    let ca_toml = lab.write_ca_config(port, free_port()).unwrap();
+    let config = CaConfig::load(&ca_toml).unwrap();
+    assert!(
+        config.kerberos.is_some(),
+        "the lab's CA has a Kerberos endpoint"
+    );
+    autoenroll::ca::init::init(&config, t0)
+        .await
+        .expect("ca init");
+    let clock = Arc::new(ManualClock::new(t0));
+    let ca = Arc::new(Authority::open(config.clone(), clock.clone()).unwrap());
+    let listening = autoenroll::ca::server::start(ca.clone())
+        .await
+        .expect("CA serves");
+    let ca_certificate = ca.signer().certificate_der().to_vec();
+    let kerberos_path = format!("/{}_CES_Kerberos/service.svc/CES", config.name);
+
+    // ws01: keytab only. Its policy names no password file.
+    let ws01 = Policy::load(&lab.policy_path("ws01")).unwrap();
+    assert!(matches!(
+        &ws01.directory.bind,
+        Bind::Kerberos(CredentialSource::Keytab { .. })
+    ));
+    let text = std::fs::read_to_string(lab.policy_path("ws01")).unwrap();
+    assert!(!text.contains("password"), "{text}");
+
+    let first = pulse_at(&ws01, &clock, t0).await;
+    assert!(first.ok, "{first:#?}");
+    assert_eq!(
+        events(&first, Event::Installed),
+        ["ShortLived", "WorkstationAuth"],
+        "{first:#?}"
+    );
+    assert_eq!(
+        events(&first, Event::Pending),
+        ["PendingMachine"],
+        "{first:#?}"
+    );
+    let records = by(&requests(&ca), "WS01$");
+    assert_eq!(records.len(), 3, "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.authentication == Some(Authentication::Kerberos)),
+        "{records:#?}"
+    );
+
+    // Renewal at the 80% point of ShortLived, over Negotiate, signed by the
+    // old key: a request that renews the old serial.
+    let r = pulse_at(&ws01, &clock, t0 + 49 * MINUTE).await;
+    assert_eq!(events(&r, Event::Replaced), ["ShortLived"], "{r:#?}");
+    let renewal = by(&requests(&ca), "WS01$")
+        .into_iter()
+        .rfind(|r| r.template.as_deref() == Some("ShortLived"))
+        .unwrap();
+    assert!(renewal.renewal_of.is_some(), "{renewal:#?}");
+    assert_eq!(renewal.authentication, Some(Authentication::Kerberos));
+    assert_eq!(renewal.disposition, Disposition::Issued);
+
+    // alice from her ticket cache.
+    let alice = Policy::load(&lab.policy_path("alice")).unwrap();
+    assert!(matches!(
+        &alice.directory.bind,
+        Bind::Kerberos(CredentialSource::Cache { ccache: Some(_) })
+    ));
+    let r = pulse_at(&alice, &clock, t0 + 50 * MINUTE).await;
+    assert!(r.ok, "{r:#?}");
+    assert!(!events(&r, Event::Installed).is_empty(), "{r:#?}");
+    let records = by(&requests(&ca), "alice");
+    assert!(!records.is_empty());
+    assert!(
+        records
+            .iter()
+            .all(|r| r.authentication == Some(Authentication::Kerberos)),
+        "{records:#?}"
+    );
+
+    // A password policy still uses the UsernamePassword endpoint.
+    let web01 = Policy::load(&lab.dir.join("web01-password.toml")).unwrap();
+    let r = pulse_at(&web01, &clock, t0 + 51 * MINUTE).await;
+    assert!(r.ok, "{r:#?}");
+    let records = by(&requests(&ca), "WEB01$");
+    assert!(!records.is_empty());
+    assert!(
+        records
+            .iter()
+            .all(|r| r.authentication == Some(Authentication::Password)),
+        "{records:#?}"
+    );
+
+    // ws01 allowed only the password endpoint: its pending request cannot be
+    // asked about (a query needs credentials it has not there), nothing goes
+    // to the Kerberos endpoint, and its next renewal goes, unauthenticated
+    // but signed by the old key, to the UsernamePassword endpoint.
+    let only_password = lab.dir.join("ws01-only-password.toml");
+    std::fs::write(
+        &only_password,
+        format!("{text}\n[enrollment]\nauthentication = [\"password\"]\n"),
+    )
+    .unwrap();
+    let ws01_pw = Policy::load(&only_password).unwrap();
+    let kerberos_before = requests(&ca)
+        .iter()
+        .filter(|r| r.authentication == Some(Authentication::Kerberos))
+        .count();
+    let at = t0 + 98 * MINUTE;
+    let r = pulse_at(&ws01_pw, &clock, at).await;
+    assert_eq!(events(&r, Event::Replaced), ["ShortLived"], "{r:#?}");
+    let failed: Vec<_> = r
+        .outcomes
+        .iter()
+        .filter(|o| o.event == Event::Failed)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|o| o.template.as_deref() == Some("PendingMachine")
+                && o.message
+                    .contains("no enrollment endpoint takes this policy's credentials")),
+        "{r:#?}"
+    );
+    let after = requests(&ca);
+    assert_eq!(
+        after
+            .iter()
+            .filter(|r| r.authentication == Some(Authentication::Kerberos))
+            .count(),
+        kerberos_before,
+        "nothing went to the Kerberos endpoint"
+    );
+    let last = after.last().unwrap();
+    assert_eq!(last.template.as_deref(), Some("ShortLived"));
+    assert_eq!(
+        last.authentication,
+        Some(Authentication::Renewal),
+        "{last:#?}"
+    );
+    assert_eq!(last.disposition, Disposition::Issued);
+
+    // The client checks the server's mutual-authentication token.
+    let creds = Credentials::acquire(&CredentialSource::Keytab {
+        keytab: autoenroll::lab::kdc::keytab_path(&lab.dir, "ws01"),
+        principal: None,
+        ccache: tmp.path().join("test-ccache"),
+    })
+    .unwrap();
+    let (n, _) = creds.negotiate("HTTP", "localhost").unwrap();
+    let e = n.finish(None).unwrap_err().to_string();
+    assert!(e.contains("did not prove its identity"), "{e}");
+    let (n, _) = creds.negotiate("HTTP", "localhost").unwrap();
+    assert!(n.finish(Some(b"not a token")).is_err());
+
+    // Raw requests to the Kerberos endpoint.
+    let id = by(&requests(&ca), "WS01$")[0].id;
+    let query = WstepRequest {
+        message_id: wstep::new_message_id(),
+        to: None,
+        credentials: None,
+        kind: RequestKind::QueryTokenStatus { request_id: id },
+        context: Vec::new(),
+    }
+    .to_xml();
+    let count = requests(&ca).len();
+
+    // No Authorization: the Negotiate challenge, nothing recorded.
+    let a = raw_post(port, &ca_certificate, &kerberos_path, None, &query).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.header("WWW-Authenticate"), Some("Negotiate"));
+    assert_eq!(requests(&ca).len(), count);
+
+    // Garbage: denied E_ACCESSDENIED and recorded.
+    let garbage = format!("Negotiate {}", STANDARD.encode(b"garbage, not SPNEGO"));
+    let a = raw_post(
+        port,
+        &ca_certificate,
+        &kerberos_path,
+        Some(&garbage),
+        &query,
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(hresult_of(&a.body), 0x8007_0005, "{}", a.body);
+    let refused = requests(&ca);
+    assert_eq!(refused.len(), count + 1);
+    let last = refused.last().unwrap();
+    assert_eq!(last.requester, UNAUTHENTICATED);
+    assert_eq!(last.disposition, Disposition::Denied);
+    assert_eq!(last.hresult, Some(0x8007_0005));
+    assert_eq!(last.authentication, Some(Authentication::Kerberos));
+
+    // A good token is accepted once (with the server's token in the
+    // answer), and refused as a replay the second time.
+    let (n, token) = tokio::task::spawn_blocking({
+        let creds = creds.clone();
+        move || creds.negotiate("HTTP", "localhost").unwrap()
+    })
+    .await
+    .unwrap();
+    let header = format!("Negotiate {}", STANDARD.encode(&token));
+    let a = raw_post(port, &ca_certificate, &kerberos_path, Some(&header), &query).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let server = a
+        .header("WWW-Authenticate")
+        .and_then(|v| v.strip_prefix("Negotiate "))
+        .map(|t| STANDARD.decode(t).unwrap());
+    assert!(
+        server.is_some(),
+        "the answer carries the mutual-authentication token"
+    );
+    tokio::task::spawn_blocking(move || n.finish(server.as_deref()))
+        .await
+        .unwrap()
+        .expect("the server proves its identity");
+    let before_replay = requests(&ca).len();
+    let a = raw_post(port, &ca_certificate, &kerberos_path, Some(&header), &query).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(hresult_of(&a.body), 0x8007_0005, "{}", a.body);
+    assert!(a.body.contains("replay"), "{}", a.body);
+    let after_replay = requests(&ca);
+    assert_eq!(after_replay.len(), before_replay + 1);
+    let last = after_replay.last().unwrap();
+    assert_eq!(last.hresult, Some(0x8007_0005));
+    assert!(last.reason.contains("replay"), "{last:#?}");
+    assert_eq!(last.authentication, Some(Authentication::Kerberos));
+
+    // The password endpoint ignores Negotiate and still wants its token.
+    let password_path = format!("/{}_CES_UsernamePassword/service.svc/CES", config.name);
+    let a = raw_post(port, &ca_certificate, &password_path, Some(&header), &query).await;
+    assert_eq!(hresult_of(&a.body), 0x8007_0005, "{}", a.body);
+
+    listening.stop().await;
+    assert!(Path::new(&config.replay_cache_path()).exists());
+}
