@@ -253,28 +253,13 @@ impl Authority {
             }),
         })?;
         let domain = crate::directory::connection::dns_domain_of(&naming.default);
-        let Some((name, realm)) = principal.rsplit_once('@') else {
-            tracing::info!(
-                principal,
-                "Kerberos client refused: the principal has no realm"
-            );
-            return Err(LoginFailure::Refused);
+        let name = match principal_account(principal, &domain) {
+            Ok(name) => name,
+            Err(why) => {
+                tracing::info!(principal, domain = %domain, "Kerberos client refused: {why}");
+                return Err(LoginFailure::Refused);
+            }
         };
-        if !realm.eq_ignore_ascii_case(&domain) {
-            tracing::info!(
-                principal,
-                domain = %domain,
-                "Kerberos client refused: a principal of another realm than this domain's"
-            );
-            return Err(LoginFailure::Refused);
-        }
-        if name.is_empty() || name.contains(['/', '\\', '=', '@', ',']) {
-            tracing::info!(
-                principal,
-                "Kerberos client refused: not a user or computer principal (NAME@REALM)"
-            );
-            return Err(LoginFailure::Refused);
-        }
         self.resolve_login(name).await
     }
 
@@ -859,6 +844,24 @@ impl Authority {
     }
 }
 
+/// The sAMAccountName a Kerberos client principal stands for in the domain
+/// whose DNS name is `domain`: `NAME@REALM` with REALM that DNS name (AD's
+/// realm is its domain's DNS name in capitals, [MS-KILE] 3.3.5.1; compared
+/// without regard to case) and NAME one component (a user or computer
+/// account, not a service principal `host/name`) that is no other name form.
+pub fn principal_account<'p>(principal: &'p str, domain: &str) -> Result<&'p str, &'static str> {
+    let Some((name, realm)) = principal.rsplit_once('@') else {
+        return Err("the principal has no realm");
+    };
+    if domain.is_empty() || !realm.eq_ignore_ascii_case(domain) {
+        return Err("a principal of another realm than this domain's");
+    }
+    if name.is_empty() || name.contains(['/', '\\', '=', '@', ',']) {
+        return Err("not a user or computer principal (NAME@REALM)");
+    }
+    Ok(name)
+}
+
 /// A connection the server or the network closed, as opposed to one that
 /// timed out: only the first is worth a second attempt at once.
 fn is_broken_connection(e: &DirectoryError) -> bool {
@@ -1011,4 +1014,37 @@ fn fault_for(record: &RequestRecord, hresult: u32, message: String) -> Answer {
         code: FaultCode::Receiver,
         binary_response: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_principal_stands_for_an_account_of_its_realms_domain_only() {
+        let cases = [
+            ("WS01$@CORP.EXAMPLE", Ok("WS01$")),
+            ("alice@CORP.EXAMPLE", Ok("alice")),
+            ("alice@corp.example", Ok("alice")),
+            ("alice@OTHER.EXAMPLE", Err("another realm")),
+            ("alice@EXAMPLE", Err("another realm")),
+            ("alice", Err("no realm")),
+            (
+                "host/ws01.corp.example@CORP.EXAMPLE",
+                Err("not a user or computer"),
+            ),
+            ("CN=x@CORP.EXAMPLE", Err("not a user or computer")),
+            ("CORP\\alice@CORP.EXAMPLE", Err("not a user or computer")),
+            ("a@b@CORP.EXAMPLE", Err("not a user or computer")),
+            ("@CORP.EXAMPLE", Err("not a user or computer")),
+        ];
+        for (principal, expected) in cases {
+            match (principal_account(principal, "corp.example"), expected) {
+                (Ok(name), Ok(wanted)) => assert_eq!(name, wanted, "{principal}"),
+                (Err(why), Err(wanted)) => assert!(why.contains(wanted), "{principal}: {why}"),
+                (got, _) => panic!("{principal}: {got:?}"),
+            }
+        }
+        assert!(principal_account("alice@", "").is_err());
+    }
 }
