@@ -16,6 +16,7 @@ use std::time::Duration;
 use autoenroll::ca::db::{Authentication, Disposition, ListFilter, RequestRecord, UNAUTHENTICATED};
 use autoenroll::ca::{Authority, CaConfig};
 use autoenroll::clock::ManualClock;
+use autoenroll::enroll::route::Auth;
 use autoenroll::krb::{CredentialSource, Credentials};
 use autoenroll::lab::{Lab, LabOptions};
 use autoenroll::policy::{Bind, Policy};
@@ -369,6 +370,7 @@ async fn kerberos_ces_end_to_end() {
     let header = format!("Negotiate {}", STANDARD.encode(&token));
     let a = raw_post(port, &ca_certificate, &kerberos_path, Some(&header), &query).await;
     assert_eq!(a.status, 200, "{}", a.body);
+    let genuine_answer = a.body.clone();
     let server = a
         .header("WWW-Authenticate")
         .and_then(|v| v.strip_prefix("Negotiate "))
@@ -398,6 +400,105 @@ async fn kerberos_ces_end_to_end() {
     let a = raw_post(port, &ca_certificate, &password_path, Some(&header), &query).await;
     assert_eq!(hresult_of(&a.body), 0x8007_0005, "{}", a.body);
 
+    // The client trusts an answer only with the server's proof: the real
+    // CA's answer is accepted; the same answer from a server without the
+    // CA's key (no token, or a forged one) is refused before it is read.
+    let client = autoenroll::enroll::EnrollmentClient::new(
+        std::slice::from_ref(&ca_certificate),
+        None,
+        Duration::from_secs(20),
+    )
+    .unwrap()
+    .with_kerberos(Some(creds.clone()));
+    let url = format!("https://localhost:{port}{kerberos_path}");
+    let real = client
+        .query_as(&url, Auth::Kerberos, id, Duration::from_secs(20))
+        .await
+        .expect("the CA answers and proves its identity");
+    assert!(
+        matches!(real, autoenroll::enroll::Outcome::Pending { request_id, .. } if request_id == id),
+        "{real:?}"
+    );
+    for forged in [None, Some(STANDARD.encode(b"forged"))] {
+        let impostor = impostor(&config, genuine_answer.clone(), forged.clone()).await;
+        let url = format!("https://localhost:{impostor}{kerberos_path}");
+        let e = client
+            .query_as(&url, Auth::Kerberos, id, Duration::from_secs(20))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did not prove its identity"), "{forged:?}: {e}");
+    }
+
+    // Its pooled connection closes, so the server stops at once.
+    drop(client);
     listening.stop().await;
     assert!(Path::new(&config.replay_cache_path()).exists());
+}
+
+/// A TLS server with the CA's TLS certificate (as a thief of that key
+/// would have) but not its Kerberos keys: it answers one request with
+/// `body`, and `WWW-Authenticate: Negotiate <token>` when a token is given.
+async fn impostor(config: &CaConfig, body: String, token: Option<String>) -> u16 {
+    let chain_pem = std::fs::read(config.tls_certificate_path()).unwrap();
+    let chain: Vec<_> = rustls_pemfile::certs(&mut chain_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key_pem = std::fs::read(config.tls_key_path()).unwrap();
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .unwrap()
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut stream) = acceptor.accept(tcp).await else {
+            return;
+        };
+        // The request: headers, then Content-Length bytes.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(n) = stream.read(&mut buf).await else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        let negotiate = token
+            .map(|t| format!("WWW-Authenticate: Negotiate {t}\r\n"))
+            .unwrap_or_default();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml; charset=utf-8\r\n\
+             {negotiate}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    });
+    port
 }
