@@ -400,6 +400,80 @@ async fn kerberos_ces_end_to_end() {
     let a = raw_post(port, &ca_certificate, &password_path, Some(&header), &query).await;
     assert_eq!(hresult_of(&a.body), 0x8007_0005, "{}", a.body);
 
+    // A stale authenticator: the same CA (its files and database) served by
+    // a second process whose Kerberos allows 1 s of clock skew; a token made
+    // now and sent 3 s later is refused, recorded, and never accepted.
+    let strict_conf = lab.dir.join("krb5-strict.conf");
+    let conf = std::fs::read_to_string(&kdc.krb5_conf).unwrap();
+    std::fs::write(
+        &strict_conf,
+        conf.replacen("[libdefaults]\n", "[libdefaults]\n\tclockskew = 1\n", 1),
+    )
+    .unwrap();
+    let strict_port = free_port();
+    let strict_toml = lab.dir.join("ca-strict.toml");
+    let ca_text = std::fs::read_to_string(&ca_toml).unwrap();
+    let listen = format!("listen = \"127.0.0.1:{port}\"");
+    assert!(ca_text.contains(&listen), "{ca_text}");
+    let ca_text = ca_text
+        .replace(&listen, &format!("listen = \"127.0.0.1:{strict_port}\""))
+        .replace(
+            &format!("krb5_conf = \"{}\"", kdc.krb5_conf.display()),
+            &format!("krb5_conf = \"{}\"", strict_conf.display()),
+        )
+        .replace("http_listen", "# http_listen")
+        .replace("http_url", "# http_url");
+    std::fs::write(&strict_toml, ca_text).unwrap();
+    let mut strict = Served(
+        std::process::Command::new(env!("CARGO_BIN_EXE_autoenroll"))
+            .args(["ca", "serve", "--config"])
+            .arg(&strict_toml)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", strict_port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the second CA process does not listen"
+        );
+        assert!(
+            strict.0.try_wait().unwrap().is_none(),
+            "the second CA process exited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, stale) = tokio::task::spawn_blocking({
+        let creds = creds.clone();
+        move || creds.negotiate("HTTP", "localhost").unwrap()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = requests(&ca).len();
+    let header = format!("Negotiate {}", STANDARD.encode(&stale));
+    let a = raw_post(
+        strict_port,
+        &ca_certificate,
+        &kerberos_path,
+        Some(&header),
+        &query,
+    )
+    .await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(hresult_of(&a.body), 0x8007_0005, "{}", a.body);
+    assert!(a.body.contains("clock skew"), "{}", a.body);
+    let records = requests(&ca);
+    assert_eq!(records.len(), before + 1);
+    let last = records.last().unwrap();
+    assert_eq!(last.requester, UNAUTHENTICATED);
+    assert_eq!(last.hresult, Some(0x8007_0005));
+    assert!(last.reason.contains("clock skew"), "{last:#?}");
+    let _ = strict.0.kill();
+    let _ = strict.0.wait();
+
     // The client trusts an answer only with the server's proof: the real
     // CA's answer is accepted; the same answer from a server without the
     // CA's key (no token, or a forged one) is refused before it is read.
@@ -434,6 +508,16 @@ async fn kerberos_ces_end_to_end() {
     drop(client);
     listening.stop().await;
     assert!(Path::new(&config.replay_cache_path()).exists());
+}
+
+/// A child process, killed when the test ends however it ends.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A TLS server with the CA's TLS certificate (as a thief of that key
