@@ -240,8 +240,8 @@ impl Authority {
 
     /// The DN of the account of a Kerberos client principal: `NAME@REALM`
     /// is the account whose sAMAccountName is `NAME` in the domain whose DNS
-    /// name is `REALM` (AD's realm is its domain's DNS name in capitals,
-    /// [MS-KILE] 3.3.5.1), found by the service account, with no password
+    /// name is `REALM` (AD's realm is its domain's DNS name in capitals),
+    /// found by the service account, with no password
     /// bind. A principal of another realm, or a service principal
     /// (`host/name`), is [`LoginFailure::Refused`].
     async fn resolve_principal(&self, principal: &str) -> Result<String, LoginFailure> {
@@ -846,7 +846,7 @@ impl Authority {
 
 /// The sAMAccountName a Kerberos client principal stands for in the domain
 /// whose DNS name is `domain`: `NAME@REALM` with REALM that DNS name (AD's
-/// realm is its domain's DNS name in capitals, [MS-KILE] 3.3.5.1; compared
+/// realm is its domain's DNS name in capitals; compared
 /// without regard to case) and NAME one component (a user or computer
 /// account, not a service principal `host/name`) that is no other name form.
 pub fn principal_account<'p>(principal: &'p str, domain: &str) -> Result<&'p str, &'static str> {

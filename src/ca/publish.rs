@@ -33,7 +33,8 @@ pub struct Publication<'a> {
     /// The WSTEP endpoint (`msPKI-Enrollment-Servers`).
     pub endpoint_url: &'a str,
     /// The Kerberos WSTEP endpoint, published beside it with authentication
-    /// 2 ([MS-CRTD] 2.21), when the CA has one.
+    /// 2 (Kerberos, certenroll's X509AuthKerberos; the attribute is
+    /// [MS-ADA2] 2.612), when the CA has one.
     pub kerberos_endpoint_url: Option<&'a str>,
     /// Templates to publish; empty leaves `certificateTemplates` as it is.
     pub templates: &'a [String],

@@ -2,9 +2,11 @@
 //! each: a pure decision from the CA's `msPKI-Enrollment-Servers` entries,
 //! the credentials the policy has and the methods it allows.
 //!
-//! Each entry carries the authentication its endpoint takes ([MS-CRTD] 2.21
-//! msPKI-Enrollment-Servers; [MS-WSTEP] 2.1 / [MS-XCEP] 2.1: 1 anonymous,
-//! 2 Kerberos, 4 user name and password, 8 client certificate). The client
+//! Each entry carries the authentication its endpoint takes
+//! (msPKI-Enrollment-Servers, [MS-ADA2] 2.612: priority, authentication type
+//! and URI of each enrollment web service; the types are certenroll's
+//! X509EnrollmentAuthFlags: 1 anonymous, 2 Kerberos, 4 user name and
+//! password, 8 client certificate). The client
 //! speaks Kerberos (HTTP Negotiate) and user name and password (a
 //! WS-Security UsernameToken); a renewal, signed by the certificate it
 //! renews, may also go to a user-name-and-password endpoint without any

@@ -309,7 +309,7 @@ impl Https {
 }
 
 /// The token of the server's `WWW-Authenticate: Negotiate <base64>` header
-/// ([RFC 4559] 5), if it sent one; a header that is not base64 is an error.
+/// ([RFC 4559] 4.1), if it sent one; a header that is not base64 is an error.
 pub fn negotiate_token(headers: &hyper::HeaderMap) -> Result<Option<Vec<u8>>, String> {
     for value in headers.get_all(hyper::header::WWW_AUTHENTICATE) {
         let Ok(text) = value.to_str() else { continue };

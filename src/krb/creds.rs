@@ -219,7 +219,7 @@ impl Credentials {
     }
 }
 
-/// The client side of one HTTP Negotiate exchange ([RFC 4559] 4): SPNEGO
+/// The client side of one HTTP Negotiate exchange ([RFC 4559] 4.1, 4.2): SPNEGO
 /// ([RFC 4178]) with the Kerberos mechanism and mutual authentication, so
 /// that the server's final token proves it holds the service's key.
 pub struct Negotiation {
@@ -283,8 +283,9 @@ impl Negotiation {
 
     /// Checks the server's final token (`WWW-Authenticate: Negotiate
     /// <base64>`): the context must complete with it, mutually authenticated
-    /// ([RFC 4559] 5: without it, the client cannot tell the answer came from
-    /// the service). Blocking (no network).
+    /// (the final leg a 2xx answer carries, [RFC 4559] 4.1: without it, the
+    /// client cannot tell the answer came from the service). Blocking (no
+    /// network).
     pub fn finish(mut self, token: Option<&[u8]>) -> Result<(), KrbError> {
         let unproven = |what: String| {
             KrbError::new(
@@ -327,7 +328,8 @@ impl Negotiation {
 
 /// The acceptor side of HTTP Negotiate: the service's keys from its own
 /// keytab, authenticators remembered in a private replay cache, so that a
-/// token seen once is refused the second time (RFC 4120 3.2.3).
+/// token seen once is refused the second time (the replay cache of RFC 4120
+/// 3.2.3).
 pub struct Acceptor {
     cred: Cred,
     keytab: PathBuf,
@@ -444,8 +446,8 @@ impl Acceptor {
 
 /// The kind of an acceptor failure under SPNEGO, from the krb5 message in
 /// GSS-API's text: MIT's mechanism glue replaces the minor status of a
-/// mechanism reached through SPNEGO by a number of its own ([RFC 2744] 1.2.1.2
-/// leaves minor codes to the implementation), so the krb5 code [`explain`]
+/// mechanism reached through SPNEGO by a number of its own (GSS-API leaves
+/// minor codes to each implementation), so the krb5 code [`explain`]
 /// reads is gone; the krb5 message (krb5_err.et) stays in the text.
 fn spnego_kind(text: &str) -> Option<(Kind, &'static str)> {
     const KNOWN: [(&str, Kind, &str); 4] = [
