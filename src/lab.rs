@@ -506,7 +506,8 @@ impl Lab {
              http_listen = \"127.0.0.1:{http_port}\"\n\
              http_url = \"http://127.0.0.1:{http_port}\"\n\
              state_dir = \"ca\"\n\
-             key_algorithm = \"rsa3072\"\n\n\
+             key_algorithm = \"rsa3072\"\n\
+             {kerberos}\n\
              [directory]\n\
              url = \"{url}\"\n\
              starttls = true\n\
@@ -516,6 +517,15 @@ impl Lab {
              user = \"CN=ca-svc,CN=Users,DC=corp,DC=example\"\n\
              password_file = \"secrets/ca-svc.secret\"\n",
             url = self.url,
+            kerberos = self.kdc.as_ref().map_or(String::new(), |kdc| format!(
+                "# The Kerberos endpoint: HTTP/{host} from the realm's keytab.\n\
+                 kerberos_keytab = \"{keytab}\"\n\
+                 kerberos_url = \"https://{host}:{https_port}\"\n\
+                 krb5_conf = \"{conf}\"\n",
+                host = kdc::SERVICE_HOST,
+                keytab = kdc.dir.join("http.keytab").display(),
+                conf = kdc.krb5_conf.display(),
+            )),
         );
         let path = self.ca_config_path();
         fs::write(&path, config).map_err(|e| io(path.display(), e))?;

@@ -41,6 +41,10 @@ pub struct Policy {
     /// A krb5.conf of its own (the lab's) instead of `KRB5_CONFIG` or
     /// `/etc/krb5.conf`; set for the whole process before the first pulse.
     pub krb5_conf: Option<PathBuf>,
+    /// The enrollment endpoint types the policy allows (`[enrollment]
+    /// authentication`, default all: Kerberos preferred when there are
+    /// Kerberos credentials).
+    pub enrollment: crate::enroll::route::Allowed,
     pub autoenrollment: Autoenrollment,
     pub schedule: Schedule,
     /// Per-template settings, by template cn.
@@ -286,7 +290,17 @@ struct RawPolicy {
     #[serde(default)]
     schedule: Option<RawSchedule>,
     #[serde(default)]
+    enrollment: Option<RawEnrollment>,
+    #[serde(default)]
     templates: BTreeMap<String, RawTemplate>,
+}
+
+/// `[enrollment]`: `authentication = ["kerberos", "password"]`, the types of
+/// enrollment endpoints (msPKI-Enrollment-Servers) the client may use.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnrollment {
+    authentication: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -694,6 +708,37 @@ impl Policy {
                 "prompts exist only in the user context".into(),
             ));
         }
+        let mut enrollment = crate::enroll::route::Allowed::default();
+        if let Some(list) = raw
+            .enrollment
+            .as_ref()
+            .and_then(|e| e.authentication.as_ref())
+        {
+            enrollment = crate::enroll::route::Allowed {
+                kerberos: false,
+                password: false,
+            };
+            for method in list.get_ref() {
+                match method.get_ref().as_str() {
+                    "kerberos" => enrollment.kerberos = true,
+                    "password" => enrollment.password = true,
+                    other => {
+                        return Err(src.invalid(
+                            method.span(),
+                            "enrollment.authentication",
+                            format!("\"kerberos\" or \"password\", found {other:?}"),
+                        ));
+                    }
+                }
+            }
+            if !enrollment.kerberos && !enrollment.password {
+                return Err(src.invalid(
+                    list.span(),
+                    "enrollment.authentication",
+                    "at least one of \"kerberos\" and \"password\"".into(),
+                ));
+            }
+        }
         let mut autoenrollment = Autoenrollment::default();
         if let Some(a) = &raw.autoenrollment {
             let d = Autoenrollment::default();
@@ -789,6 +834,7 @@ impl Policy {
             trust_anchors_dir: raw.trust_anchors_dir.as_ref().map(|p| resolve(p)),
             metrics_file: raw.metrics_file.as_ref().map(|p| resolve(p)),
             krb5_conf: raw.krb5_conf.as_ref().map(|p| resolve(p)),
+            enrollment,
             autoenrollment,
             schedule,
             templates,
@@ -970,6 +1016,14 @@ password_file = "ws01.secret"
             (
                 "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"simple\"\nuser = \"u\"\npassword_file = \"p\"\nkeytab = \"k\"\n",
                 "machine.toml:7: directory.keytab: only a Kerberos bind",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\n[enrollment]\nauthentication = [\"kerberos\", \"ntlm\"]\n",
+                "machine.toml:6: enrollment.authentication: \"kerberos\" or \"password\", found \"ntlm\"",
+            ),
+            (
+                "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\n[enrollment]\nauthentication = []\n",
+                "machine.toml:6: enrollment.authentication: at least one of",
             ),
             (
                 "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"simple\"\n",
@@ -1279,6 +1333,39 @@ mod example_tests {
             let p = Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(p.source, path);
         }
+    }
+
+    #[test]
+    fn enrollment_authentication_lists_the_endpoint_types_allowed() {
+        use crate::enroll::route::Allowed;
+        let base = "context = \"machine\"\nstore = \"/s\"\n[directory]\nurl = \"ldap://dc01\"\nbind = \"kerberos\"\n";
+        let allowed = |extra: &str| {
+            Policy::parse(
+                &format!("{base}{extra}"),
+                Path::new("/etc/autoenroll/p.toml"),
+            )
+            .unwrap()
+            .enrollment
+        };
+        assert_eq!(allowed(""), Allowed::default());
+        assert_eq!(
+            allowed("[enrollment]\nauthentication = [\"password\"]\n"),
+            Allowed {
+                kerberos: false,
+                password: true
+            }
+        );
+        assert_eq!(
+            allowed("[enrollment]\nauthentication = [\"kerberos\"]\n"),
+            Allowed {
+                kerberos: true,
+                password: false
+            }
+        );
+        assert_eq!(
+            allowed("[enrollment]\nauthentication = [\"password\", \"kerberos\"]\n"),
+            Allowed::default()
+        );
     }
 
     #[test]

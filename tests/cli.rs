@@ -183,6 +183,7 @@ async fn ca_requests_prints_a_huge_planted_template_name_cut() {
                     template: Some(&huge_template),
                     request: b"not a request",
                     renewal_of: None,
+                    authentication: None,
                 },
                 time::OffsetDateTime::now_utc(),
             )

@@ -16,7 +16,9 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::config::CaConfig;
 use super::crl::{CrlInput, build_crl};
-use super::db::{Database, DbError, DbErrorKind, Disposition, NewRequest, RequestRecord};
+use super::db::{
+    Authentication, Database, DbError, DbErrorKind, Disposition, NewRequest, RequestRecord,
+};
 use super::init::{random_serial, read_file};
 use super::issue::{IssuerUrls, build_certificate};
 use super::policy::{CaFacts, Decision, IssuanceRequest, RenewalFacts, decide, hresult};
@@ -110,6 +112,18 @@ impl Signer {
     pub fn info(&self) -> &CertificateInfo {
         &self.info
     }
+}
+
+/// Who sends a WSTEP request, as the endpoint authenticated it.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// The UsernamePassword endpoint: the request's UsernameToken, if any
+    /// (without one, only a renewal signed by a certificate this CA issued
+    /// is accepted).
+    Token(Option<&'a UsernameToken>),
+    /// The Kerberos endpoint: the client principal HTTP Negotiate
+    /// authenticated (`WS01$@CORP.EXAMPLE`).
+    Kerberos(&'a str),
 }
 
 /// What a WSTEP exchange ends with.
@@ -222,6 +236,31 @@ impl Authority {
         let dn = self.resolve_login(&token.username).await?;
         self.bind_as(&dn, &token.password).await?;
         Ok(dn)
+    }
+
+    /// The DN of the account of a Kerberos client principal: `NAME@REALM`
+    /// is the account whose sAMAccountName is `NAME` in the domain whose DNS
+    /// name is `REALM` (AD's realm is its domain's DNS name in capitals),
+    /// found by the service account, with no password
+    /// bind. A principal of another realm, or a service principal
+    /// (`host/name`), is [`LoginFailure::Refused`].
+    async fn resolve_principal(&self, principal: &str) -> Result<String, LoginFailure> {
+        let naming = self.naming().await.map_err(|e| match e {
+            CaError::Directory(e) => LoginFailure::Unavailable(e),
+            other => LoginFailure::Unavailable(DirectoryError::Setup {
+                url: self.config.directory.url.clone(),
+                what: other.to_string(),
+            }),
+        })?;
+        let domain = crate::directory::connection::dns_domain_of(&naming.default);
+        let name = match principal_account(principal, &domain) {
+            Ok(name) => name,
+            Err(why) => {
+                tracing::info!(principal, domain = %domain, "Kerberos client refused: {why}");
+                return Err(LoginFailure::Refused);
+            }
+        };
+        self.resolve_login(name).await
     }
 
     /// The DN of the one account a UsernameToken's name designates, found
@@ -338,32 +377,51 @@ impl Authority {
         credentials: Option<&UsernameToken>,
         context: &[(String, String)],
     ) -> Answer {
+        self.issue_as(token, Caller::Token(credentials), context)
+            .await
+    }
+
+    /// [`Authority::issue`] for a caller as its endpoint authenticated it.
+    pub async fn issue_as(
+        &self,
+        token: &[u8],
+        caller: Caller<'_>,
+        context: &[(String, String)],
+    ) -> Answer {
         let now = self.now();
         let parsed = parse_request_token(token);
+        let renewed = |parsed: &Result<RequestToken, PkiError>| match parsed {
+            Ok(RequestToken::Renewal {
+                signer_certificate, ..
+            }) => self.record_of(signer_certificate),
+            _ => None,
+        };
 
-        // Who is asking: the password's account, or for a renewal without
-        // one, the account the renewed certificate was issued to.
-        let (requester, renewal_record) = match (&parsed, credentials) {
-            (_, Some(creds)) => {
+        // Who is asking: the password's or the Kerberos principal's account,
+        // or for a renewal without either, the account the renewed
+        // certificate was issued to.
+        let (requester, renewal_record, authentication) = match (&parsed, caller) {
+            (_, Caller::Token(Some(creds))) => {
                 let dn = match self.check_password(creds).await {
                     Ok(dn) => dn,
                     Err(e) => return e.answer(),
                 };
-                let record = match &parsed {
-                    Ok(RequestToken::Renewal {
-                        signer_certificate, ..
-                    }) => self.record_of(signer_certificate),
-                    _ => None,
+                (dn, renewed(&parsed), Authentication::Password)
+            }
+            (_, Caller::Kerberos(principal)) => {
+                let dn = match self.resolve_principal(principal).await {
+                    Ok(dn) => dn,
+                    Err(e) => return e.answer(),
                 };
-                (dn, record)
+                (dn, renewed(&parsed), Authentication::Kerberos)
             }
             (
                 Ok(RequestToken::Renewal {
                     signer_certificate, ..
                 }),
-                None,
+                Caller::Token(None),
             ) => match self.record_of(&signer_certificate[..]) {
-                Some(r) => (r.requester.clone(), Some(r)),
+                Some(r) => (r.requester.clone(), Some(r), Authentication::Renewal),
                 None => {
                     return fault(
                         failure::ACCESS_DENIED,
@@ -372,7 +430,7 @@ impl Authority {
                     );
                 }
             },
-            (_, None) => {
+            (_, Caller::Token(None)) => {
                 return fault(failure::ACCESS_DENIED, NO_CREDENTIALS.into());
             }
         };
@@ -396,6 +454,7 @@ impl Authority {
                     template: template_hint,
                     request: token,
                     renewal_of: renewal_record.as_ref().and_then(|r| r.serial.as_deref()),
+                    authentication: Some(authentication),
                 },
                 now,
             ) {
@@ -522,10 +581,19 @@ impl Authority {
     /// of another account gets the same answer as one that does not exist,
     /// so request ids cannot be probed.
     pub async fn query(&self, request_id: u64, credentials: Option<&UsernameToken>) -> Answer {
-        let Some(creds) = credentials else {
-            return fault(failure::ACCESS_DENIED, NO_CREDENTIALS.into());
+        self.query_as(request_id, Caller::Token(credentials)).await
+    }
+
+    /// [`Authority::query`] for a caller as its endpoint authenticated it.
+    pub async fn query_as(&self, request_id: u64, caller: Caller<'_>) -> Answer {
+        let found = match caller {
+            Caller::Token(None) => {
+                return fault(failure::ACCESS_DENIED, NO_CREDENTIALS.into());
+            }
+            Caller::Token(Some(creds)) => self.check_password(creds).await,
+            Caller::Kerberos(principal) => self.resolve_principal(principal).await,
         };
-        let dn = match self.check_password(creds).await {
+        let dn = match found {
             Ok(dn) => dn,
             Err(e) => return e.answer(),
         };
@@ -560,6 +628,35 @@ impl Authority {
                 record.hresult.unwrap_or(hresult::ADMIN_DENIED_REQUEST),
                 record.reason.clone(),
             ),
+        }
+    }
+
+    /// A request whose sender could not be authenticated (a bad, expired or
+    /// replayed Kerberos authenticator): recorded as a denied request of
+    /// [`super::db::UNAUTHENTICATED`], and answered E_ACCESSDENIED with the
+    /// reason (what was wrong with the authenticator, never a key or a
+    /// ticket).
+    pub fn deny_unauthenticated(
+        &self,
+        template: Option<&str>,
+        request: &[u8],
+        authentication: Authentication,
+        reason: String,
+    ) -> Answer {
+        let recorded = self.db().record_unauthenticated(
+            template,
+            request,
+            authentication,
+            failure::ACCESS_DENIED,
+            &reason,
+            self.now(),
+        );
+        match recorded {
+            Ok(record) => fault_for(&record, failure::ACCESS_DENIED, reason),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record a refused authentication");
+                fault(failure::ACCESS_DENIED, reason)
+            }
         }
     }
 
@@ -747,6 +844,24 @@ impl Authority {
     }
 }
 
+/// The sAMAccountName a Kerberos client principal stands for in the domain
+/// whose DNS name is `domain`: `NAME@REALM` with REALM that DNS name (AD's
+/// realm is its domain's DNS name in capitals; compared
+/// without regard to case) and NAME one component (a user or computer
+/// account, not a service principal `host/name`) that is no other name form.
+pub fn principal_account<'p>(principal: &'p str, domain: &str) -> Result<&'p str, &'static str> {
+    let Some((name, realm)) = principal.rsplit_once('@') else {
+        return Err("the principal has no realm");
+    };
+    if domain.is_empty() || !realm.eq_ignore_ascii_case(domain) {
+        return Err("a principal of another realm than this domain's");
+    }
+    if name.is_empty() || name.contains(['/', '\\', '=', '@', ',']) {
+        return Err("not a user or computer principal (NAME@REALM)");
+    }
+    Ok(name)
+}
+
 /// A connection the server or the network closed, as opposed to one that
 /// timed out: only the first is worth a second attempt at once.
 fn is_broken_connection(e: &DirectoryError) -> bool {
@@ -899,4 +1014,37 @@ fn fault_for(record: &RequestRecord, hresult: u32, message: String) -> Answer {
         code: FaultCode::Receiver,
         binary_response: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_principal_stands_for_an_account_of_its_realms_domain_only() {
+        let cases = [
+            ("WS01$@CORP.EXAMPLE", Ok("WS01$")),
+            ("alice@CORP.EXAMPLE", Ok("alice")),
+            ("alice@corp.example", Ok("alice")),
+            ("alice@OTHER.EXAMPLE", Err("another realm")),
+            ("alice@EXAMPLE", Err("another realm")),
+            ("alice", Err("no realm")),
+            (
+                "host/ws01.corp.example@CORP.EXAMPLE",
+                Err("not a user or computer"),
+            ),
+            ("CN=x@CORP.EXAMPLE", Err("not a user or computer")),
+            ("CORP\\alice@CORP.EXAMPLE", Err("not a user or computer")),
+            ("a@b@CORP.EXAMPLE", Err("not a user or computer")),
+            ("@CORP.EXAMPLE", Err("not a user or computer")),
+        ];
+        for (principal, expected) in cases {
+            match (principal_account(principal, "corp.example"), expected) {
+                (Ok(name), Ok(wanted)) => assert_eq!(name, wanted, "{principal}"),
+                (Err(why), Err(wanted)) => assert!(why.contains(wanted), "{principal}: {why}"),
+                (got, _) => panic!("{principal}: {got:?}"),
+            }
+        }
+        assert!(principal_account("alice@", "").is_err());
+    }
 }

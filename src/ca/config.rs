@@ -46,6 +46,22 @@ pub struct CaConfig {
     /// Templates the CA publishes (`certificateTemplates`).
     pub templates: Vec<String>,
     pub directory: DirectorySettings,
+    /// The Kerberos endpoint (`<CA>_CES_Kerberos`), when configured.
+    pub kerberos: Option<KerberosEndpoint>,
+}
+
+/// The CA's Kerberos (HTTP Negotiate) endpoint: its `HTTP/<host>` keys and
+/// the base URL published for it, whose host is the one clients name in the
+/// service principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosEndpoint {
+    /// Keytab holding `HTTP/<host of url>`.
+    pub keytab: PathBuf,
+    /// Base URL (`https://ca.corp.example:8443`); defaults to the CA's `url`.
+    pub url: String,
+    /// A krb5.conf for the CA process (the lab's), else `KRB5_CONFIG` or
+    /// `/etc/krb5.conf`.
+    pub krb5_conf: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -65,12 +81,21 @@ struct RawCaConfig {
     #[serde(default)]
     templates: Vec<String>,
     directory: RawDirectory,
+    kerberos_keytab: Option<Spanned<PathBuf>>,
+    kerberos_url: Option<Spanned<String>>,
+    krb5_conf: Option<Spanned<PathBuf>>,
 }
 
 /// The path of the WSTEP endpoint, the one AD CS's enrollment web service
 /// uses for user name and password authentication.
 pub fn endpoint_path(name: &str) -> String {
     format!("/{name}_CES_UsernamePassword/service.svc/CES")
+}
+
+/// The path of the Kerberos (HTTP Negotiate) WSTEP endpoint, as AD CS's
+/// enrollment web service names it.
+pub fn kerberos_endpoint_path(name: &str) -> String {
+    format!("/{name}_CES_Kerberos/service.svc/CES")
 }
 
 impl CaConfig {
@@ -180,6 +205,31 @@ impl CaConfig {
                 private_ccache: state_dir.join(crate::policy::PRIVATE_CCACHE),
             },
         )?;
+        let kerberos = match (&raw.kerberos_keytab, &raw.kerberos_url, &raw.krb5_conf) {
+            (Some(keytab), u, conf) => Some(KerberosEndpoint {
+                keytab: src.resolve(keytab.get_ref()),
+                url: match u {
+                    Some(u) => base_url(u, "kerberos_url", "https")?,
+                    None => url.clone(),
+                },
+                krb5_conf: conf.as_ref().map(|c| src.resolve(c.get_ref())),
+            }),
+            (None, Some(u), _) => {
+                return Err(src.invalid(
+                    u.span(),
+                    "kerberos_url",
+                    "kerberos_keytab as well: the endpoint needs the keys of HTTP/<host>".into(),
+                ));
+            }
+            (None, None, Some(c)) => {
+                return Err(src.invalid(
+                    c.span(),
+                    "krb5_conf",
+                    "kerberos_keytab as well: only the Kerberos endpoint uses it".into(),
+                ));
+            }
+            (None, None, None) => None,
+        };
         Ok(CaConfig {
             source: path.to_path_buf(),
             name,
@@ -195,12 +245,34 @@ impl CaConfig {
             crl_validity,
             templates: raw.templates,
             directory,
+            kerberos,
         })
     }
 
     /// The WSTEP endpoint URL published in `msPKI-Enrollment-Servers`.
     pub fn endpoint_url(&self) -> String {
         format!("{}{}", self.url, endpoint_path(&self.name))
+    }
+
+    /// The Kerberos endpoint URL published in `msPKI-Enrollment-Servers`
+    /// (authentication 2), when there is one.
+    pub fn kerberos_endpoint_url(&self) -> Option<String> {
+        self.kerberos
+            .as_ref()
+            .map(|k| format!("{}{}", k.url, kerberos_endpoint_path(&self.name)))
+    }
+
+    /// The service principal of the Kerberos endpoint, `HTTP/<host of its
+    /// URL>`: the name clients ask the KDC for.
+    pub fn kerberos_service(&self) -> Option<String> {
+        let k = self.kerberos.as_ref()?;
+        let host = k.url.parse::<hyper::Uri>().ok()?.host()?.to_string();
+        Some(format!("HTTP/{host}"))
+    }
+
+    /// The replay cache of the Kerberos endpoint: authenticators seen.
+    pub fn replay_cache_path(&self) -> PathBuf {
+        self.state_dir.join("krb5-replay.rcache")
     }
 
     /// Base URL of downloads written into certificates: plain HTTP when
@@ -275,6 +347,51 @@ password_file = "ca-svc.secret"
         assert_eq!(c.key_algorithm, KeyAlgorithm::Rsa { bits: 3072 });
         assert_eq!(c.templates, ["WorkstationAuth", "User"]);
         assert_eq!(c.crl_validity, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn the_kerberos_endpoint_has_its_keytab_url_and_principal() {
+        assert_eq!(parse(GOOD).unwrap().kerberos, None);
+        assert_eq!(parse(GOOD).unwrap().kerberos_endpoint_url(), None);
+        let text = GOOD.replace(
+            "templates =",
+            "kerberos_keytab = \"http.keytab\"\nkerberos_url = \"https://localhost:8443\"\nkrb5_conf = \"krb5.conf\"\ntemplates =",
+        );
+        let c = parse(&text).unwrap();
+        let k = c.kerberos.as_ref().unwrap();
+        assert_eq!(k.keytab, Path::new("/etc/autoenroll/http.keytab"));
+        assert_eq!(
+            k.krb5_conf.as_deref(),
+            Some(Path::new("/etc/autoenroll/krb5.conf"))
+        );
+        assert_eq!(
+            c.kerberos_endpoint_url().unwrap(),
+            "https://localhost:8443/corp-CA_CES_Kerberos/service.svc/CES"
+        );
+        assert_eq!(c.kerberos_service().unwrap(), "HTTP/localhost");
+        // Without its own URL, the CA's.
+        let text = GOOD.replace(
+            "templates =",
+            "kerberos_keytab = \"http.keytab\"\ntemplates =",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.kerberos_service().unwrap(), "HTTP/ca.corp.example");
+        for (extra, wanted) in [
+            (
+                "kerberos_url = \"https://x\"\n",
+                "kerberos_url: kerberos_keytab as well",
+            ),
+            ("krb5_conf = \"k\"\n", "krb5_conf: kerberos_keytab as well"),
+            (
+                "kerberos_keytab = \"k\"\nkerberos_url = \"http://x\"\n",
+                "kerberos_url: a https:// base URL",
+            ),
+        ] {
+            let e = parse(&GOOD.replace("templates =", &format!("{extra}templates =")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{extra}: {e}");
+        }
     }
 
     #[test]

@@ -77,6 +77,10 @@ const MIGRATIONS: &[&str] = &[
         last_number INTEGER NOT NULL CHECK (last_number >= 0)
     );
     INSERT INTO crl_state (id, last_number) VALUES (1, 0);",
+    // 1 -> 2: how each request was authenticated (NULL: recorded before
+    // the column existed).
+    "ALTER TABLE requests ADD COLUMN authentication TEXT
+        CHECK (authentication IS NULL OR authentication IN ('kerberos', 'password', 'renewal'));",
 ];
 
 /// The schema version this code reads and writes.
@@ -145,12 +149,60 @@ impl FromSql for Disposition {
     }
 }
 
+/// How the requester of a request was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Authentication {
+    /// HTTP Negotiate on the Kerberos endpoint.
+    Kerberos,
+    /// A WS-Security UsernameToken checked against the directory.
+    Password,
+    /// No credentials: a renewal signed by a certificate this CA issued,
+    /// whose requester is that certificate's.
+    Renewal,
+}
+
+impl Authentication {
+    /// The name stored in the database and shown by `ca requests`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Authentication::Kerberos => "kerberos",
+            Authentication::Password => "password",
+            Authentication::Renewal => "renewal",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Authentication> {
+        [
+            Authentication::Kerberos,
+            Authentication::Password,
+            Authentication::Renewal,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+    }
+}
+
+impl FromSql for Authentication {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let name = value.as_str()?;
+        Authentication::from_name(name)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown authentication {name:?}").into()))
+    }
+}
+
+/// The requester recorded for a request refused before its sender was
+/// authenticated (a bad, expired or replayed Kerberos authenticator).
+pub const UNAUTHENTICATED: &str = "(unauthenticated)";
+
 /// One request and everything the CA decided about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
     /// The request ID clients poll with (positive, never reused).
     pub id: u64,
-    /// SHA-256 (lower-case hex) of [`RequestRecord::request`]; see [`fingerprint`].
+    /// SHA-256 (lower-case hex) of [`RequestRecord::request`]; see
+    /// [`fingerprint`]. A request refused before its sender was known has
+    /// `unauthenticated:<random>` instead, so that it never stands for the
+    /// same bytes sent later by an authenticated requester.
     pub fingerprint: String,
     /// The account (sAMAccountName) as authenticated.
     pub requester: String,
@@ -180,6 +232,9 @@ pub struct RequestRecord {
     pub revoked_at: Option<OffsetDateTime>,
     /// RFC 5280 5.3.1 CRLReason code.
     pub revocation_reason: Option<u8>,
+    /// How the requester was authenticated (`None`: recorded before this
+    /// was).
+    pub authentication: Option<Authentication>,
 }
 
 /// What [`Database::submit`] stores for a new request.
@@ -192,6 +247,7 @@ pub struct NewRequest<'a> {
     /// The serial of the certificate being renewed, in any form
     /// [`normalize_serial`] accepts.
     pub renewal_of: Option<&'a str>,
+    pub authentication: Option<Authentication>,
 }
 
 /// Which requests [`Database::list`] returns.
@@ -359,7 +415,7 @@ impl fmt::Debug for Database {
 /// The columns of `requests`, in the order [`record_from_row`] reads them.
 const COLUMNS: &str = "id, fingerprint, requester, requester_sid, template, request, \
      disposition, hresult, reason, certificate, serial, profile, renewal_of, approved, \
-     submitted_at, resolved_at, not_after, revoked_at, revocation_reason";
+     submitted_at, resolved_at, not_after, revoked_at, revocation_reason, authentication";
 
 impl Database {
     /// Opens the database at `path`, creating the file (mode 0600: it holds
@@ -516,8 +572,8 @@ impl Database {
             }
             tx.execute(
                 "INSERT INTO requests (fingerprint, requester, requester_sid, template, \
-                 request, disposition, renewal_of, submitted_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                 request, disposition, renewal_of, submitted_at, authentication) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)",
                 params![
                     fp,
                     new.requester,
@@ -525,7 +581,8 @@ impl Database {
                     new.template,
                     new.request,
                     renewal_of,
-                    now.unix_timestamp()
+                    now.unix_timestamp(),
+                    new.authentication.map(Authentication::name)
                 ],
             )
             .map_err(self.sql("inserting the request"))?;
@@ -538,6 +595,57 @@ impl Database {
                     ))
                 })?;
             Ok((record, true))
+        })
+    }
+
+    /// Records a request refused because its sender could not be
+    /// authenticated (`authentication` says how it tried), denied at once
+    /// with `hresult` and `reason`. Its requester is [`UNAUTHENTICATED`] and
+    /// its fingerprint unique to it: the same bytes sent again by an
+    /// authenticated requester are a new request.
+    pub fn record_unauthenticated(
+        &self,
+        template: Option<&str>,
+        request: &[u8],
+        authentication: Authentication,
+        hresult: u32,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<RequestRecord, DbError> {
+        let mut nonce = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| {
+            self.err(sqlite(
+                "drawing a random fingerprint",
+                rusqlite::Error::InvalidQuery,
+            ))
+        })?;
+        let fp = format!("unauthenticated:{}", crate::pki::template_ext::hex(&nonce));
+        self.write("recording a refused authentication", |tx| {
+            tx.execute(
+                "INSERT INTO requests (fingerprint, requester, template, request, disposition, \
+                 hresult, reason, submitted_at, resolved_at, authentication) \
+                 VALUES (?1, ?2, ?3, ?4, 'denied', ?5, ?6, ?7, ?7, ?8)",
+                params![
+                    fp,
+                    UNAUTHENTICATED,
+                    template,
+                    request,
+                    hresult,
+                    reason,
+                    now.unix_timestamp(),
+                    authentication.name()
+                ],
+            )
+            .map_err(self.sql("inserting the refused request"))?;
+            let select = format!("SELECT {COLUMNS} FROM requests WHERE fingerprint = ?1");
+            query_one(tx, &select, [&fp])
+                .map_err(self.sql("reading the refused request back"))?
+                .ok_or_else(|| {
+                    self.err(sqlite(
+                        "reading the refused request back",
+                        rusqlite::Error::QueryReturnedNoRows,
+                    ))
+                })
         })
     }
 
@@ -871,6 +979,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRecord> {
         not_after: optional_time_column(row, 16)?,
         revoked_at: optional_time_column(row, 17)?,
         revocation_reason: row.get(18)?,
+        authentication: row.get(19)?,
     })
 }
 
@@ -899,7 +1008,71 @@ mod tests {
             template: Some("Machine"),
             request: bytes,
             renewal_of: None,
+            authentication: Some(Authentication::Password),
         }
+    }
+
+    #[test]
+    fn a_version_1_file_gains_the_authentication_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO requests (fingerprint, requester, request, disposition, submitted_at) \
+                 VALUES ('f', 'WS01$', x'00', 'pending', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let db = Database::open(&path).unwrap();
+        let old = db.list(ListFilter::All).unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].authentication, None);
+        let mut new = request("WS01$", b"kerberos request");
+        new.authentication = Some(Authentication::Kerberos);
+        let (rec, created) = db.submit(new, T0).unwrap();
+        assert!(created);
+        assert_eq!(rec.authentication, Some(Authentication::Kerberos));
+        // The CHECK constraint keeps unknown names out.
+        let bad = db.conn.execute(
+            "UPDATE requests SET authentication = 'ntlm' WHERE id = ?1",
+            [rec.id as i64],
+        );
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn a_refused_authentication_is_a_denied_request_that_captures_nothing() {
+        let (_d, db) = open_temp();
+        let bytes = b"the same request bytes";
+        let refused = db
+            .record_unauthenticated(
+                Some("Machine"),
+                bytes,
+                Authentication::Kerberos,
+                0x8007_0005,
+                "replayed authenticator",
+                T0,
+            )
+            .unwrap();
+        assert_eq!(refused.disposition, Disposition::Denied);
+        assert_eq!(refused.requester, UNAUTHENTICATED);
+        assert_eq!(refused.hresult, Some(0x8007_0005));
+        assert_eq!(refused.authentication, Some(Authentication::Kerberos));
+        assert_eq!(refused.resolved_at, Some(T0));
+        // The same bytes twice are two records, and the authenticated
+        // sender's submission is a new pending request of its own.
+        let again = db
+            .record_unauthenticated(None, bytes, Authentication::Kerberos, 0x8007_0005, "x", T0)
+            .unwrap();
+        assert_ne!(again.id, refused.id);
+        let (rec, created) = db.submit(request("WS01$", bytes), T0).unwrap();
+        assert!(created);
+        assert_eq!(rec.disposition, Disposition::Pending);
+        assert_eq!(rec.fingerprint, fingerprint(bytes));
     }
 
     fn issued(db: &Database, bytes: &[u8], serial: &str) -> RequestRecord {
@@ -952,6 +1125,7 @@ mod tests {
         let (_dir, db) = open_temp();
         let new = NewRequest {
             renewal_of: Some("0A:BC"),
+            authentication: Some(Authentication::Renewal),
             ..request("WS01$", b"pkcs10")
         };
         let (first, created) = db.submit(new, T0).unwrap();
@@ -1174,6 +1348,7 @@ mod tests {
         // A pending request has no serial yet, even when it renews one.
         let renewal = NewRequest {
             renewal_of: Some("77"),
+            authentication: None,
             ..request("a", b"p")
         };
         db.submit(renewal, T0).unwrap();

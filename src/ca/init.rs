@@ -109,6 +109,7 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
     };
 
     let endpoint = config.endpoint_url();
+    let kerberos_endpoint = config.kerberos_endpoint_url();
     let changes = publish(
         &mut dir,
         &naming,
@@ -118,6 +119,7 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
             ca_certificate: signer.certificate_der(),
             ca_subject: &signer.info().subject,
             endpoint_url: &endpoint,
+            kerberos_endpoint_url: kerberos_endpoint.as_deref(),
             templates: &config.templates,
             crl: &crl,
         },
@@ -168,7 +170,11 @@ fn write_tls_certificate(
     now: OffsetDateTime,
 ) -> Result<(), CaError> {
     let mut names = vec![config.dns_host_name.clone()];
-    for url in std::iter::once(&config.url).chain(config.http_url.iter()) {
+    let kerberos_url = config.kerberos.as_ref().map(|k| &k.url);
+    for url in std::iter::once(&config.url)
+        .chain(config.http_url.iter())
+        .chain(kerberos_url)
+    {
         if let Some(host) = url_host(url)
             && !names.contains(&host)
         {

@@ -32,6 +32,10 @@ pub struct Publication<'a> {
     pub ca_subject: &'a str,
     /// The WSTEP endpoint (`msPKI-Enrollment-Servers`).
     pub endpoint_url: &'a str,
+    /// The Kerberos WSTEP endpoint, published beside it with authentication
+    /// 2 (Kerberos, certenroll's X509AuthKerberos; the attribute is
+    /// [MS-ADA2] 2.612), when the CA has one.
+    pub kerberos_endpoint_url: Option<&'a str>,
     /// Templates to publish; empty leaves `certificateTemplates` as it is.
     pub templates: &'a [String],
     /// A CRL for the CDP object.
@@ -114,7 +118,20 @@ pub async fn publish(
         replace("cACertificate;binary", [p.ca_certificate.to_vec()]),
         replace("cACertificateDN", [p.ca_subject.as_bytes().to_vec()]),
         replace("dNSHostName", [p.dns_host_name.as_bytes().to_vec()]),
-        replace("msPKI-Enrollment-Servers", [server.to_value().into_bytes()]),
+        replace(
+            "msPKI-Enrollment-Servers",
+            std::iter::once(server.to_value().into_bytes()).chain(p.kerberos_endpoint_url.map(
+                |url| {
+                    EnrollmentServer {
+                        authentication: 2,
+                        url: url.to_string(),
+                        ..server.clone()
+                    }
+                    .to_value()
+                    .into_bytes()
+                },
+            )),
+        ),
         replace("flags", [b"10".to_vec()]),
     ];
     if !p.templates.is_empty() {

@@ -33,8 +33,13 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use super::authority::{Answer, Authority, CaError, failure};
-use super::config::{CaConfig, endpoint_path};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::authority::{Answer, Authority, CaError, Caller, failure};
+use super::config::{CaConfig, endpoint_path, kerberos_endpoint_path};
+use super::db::Authentication;
+use crate::krb::Acceptor;
 use crate::wstep::{self, FaultCode, RequestKind, WstepFault, WstepRequest};
 
 /// What one client may hold of the server, and for how long.
@@ -97,6 +102,23 @@ pub async fn start(authority: Arc<Authority>) -> Result<Listening, CaError> {
 pub async fn start_with(authority: Arc<Authority>, limits: Limits) -> Result<Listening, CaError> {
     let tls = TlsAcceptor::from(Arc::new(tls_config(&authority)?));
     let config = authority.config().clone();
+    // The Kerberos endpoint's keys: a keytab that cannot be used stops the
+    // server here, with the file and what it holds.
+    let acceptor = match &config.kerberos {
+        Some(k) => {
+            let keytab = k.keytab.clone();
+            let service = config.kerberos_service();
+            let rcache = config.replay_cache_path();
+            let acceptor = tokio::task::spawn_blocking(move || {
+                Acceptor::from_keytab(&keytab, service.as_deref(), &rcache)
+            })
+            .await
+            .map_err(|e| CaError::State(format!("the Kerberos thread failed: {e}")))?
+            .map_err(|e| CaError::State(format!("the Kerberos endpoint: {e}")))?;
+            Some(Arc::new(acceptor))
+        }
+        None => None,
+    };
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -109,6 +131,7 @@ pub async fn start_with(authority: Arc<Authority>, limits: Limits) -> Result<Lis
     let (shutdown, stopped) = watch::channel(false);
     let shared = Arc::new(Shared {
         authority,
+        acceptor,
         limits,
         total: Arc::new(Semaphore::new(limits.max_connections)),
         peers: Arc::new(Mutex::new(HashMap::new())),
@@ -172,6 +195,8 @@ enum Transport {
 /// What the listeners share: the CA, the limits and the connection counts.
 struct Shared {
     authority: Arc<Authority>,
+    /// The Kerberos endpoint's credentials, when it is configured.
+    acceptor: Option<Arc<Acceptor>>,
     limits: Limits,
     total: Arc<Semaphore>,
     peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -300,7 +325,9 @@ async fn serve_connection(
                     }
                     Err(_) => return,
                 };
-            let service = service_fn(move |req| route(authority.clone(), limits, req));
+            let acceptor = shared.acceptor.clone();
+            let service =
+                service_fn(move |req| route(authority.clone(), acceptor.clone(), limits, req));
             let _ = http.serve_connection(TokioIo::new(stream), service).await;
         }
         Transport::PlainHttp => {
@@ -402,6 +429,7 @@ async fn route_plain(
 /// The HTTPS listener: downloads and the WSTEP endpoint.
 async fn route(
     authority: Arc<Authority>,
+    acceptor: Option<Arc<Acceptor>>,
     limits: Limits,
     req: Request<Incoming>,
 ) -> Result<Reply, Infallible> {
@@ -409,13 +437,18 @@ async fn route(
     if let Some(what) = download(authority.config(), &path) {
         return Ok(download_or_refuse(&authority, req.method(), what));
     }
-    if path != endpoint_path(&authority.config().name) {
-        return Ok(not_found());
-    }
+    let kerberos = match &acceptor {
+        Some(a) if path == kerberos_endpoint_path(&authority.config().name) => Some(a.clone()),
+        _ if path == endpoint_path(&authority.config().name) => None,
+        _ => return Ok(not_found()),
+    };
     if req.method() != Method::POST {
         return Ok(method_not_allowed("POST", "POST a SOAP 1.2 message"));
     }
-    Ok(wstep_exchange(&authority, limits, req).await)
+    match kerberos {
+        Some(acceptor) => Ok(kerberos_exchange(&authority, &acceptor, limits, req).await),
+        None => Ok(wstep_exchange(&authority, limits, req).await),
+    }
 }
 
 fn soap(status: StatusCode, xml: String) -> Reply {
@@ -517,7 +550,9 @@ async fn read_bounded(mut body: Incoming, limit: usize) -> BodyRead {
     }
 }
 
-async fn wstep_exchange(authority: &Authority, limits: Limits, req: Request<Incoming>) -> Reply {
+/// Reads and parses a WSTEP request within the limits, or the answer that
+/// refuses it.
+async fn read_request(limits: Limits, req: Request<Incoming>) -> Result<WstepRequest, Reply> {
     // A declared length over the limit is refused before the body is polled
     // when the client waits for `100 Continue` (hyper sends it only when the
     // body is first read) or when the body is too large to drain.
@@ -525,33 +560,43 @@ async fn wstep_exchange(authority: &Authority, limits: Limits, req: Request<Inco
     if declared.is_some_and(|n| n > wstep::MAX_MESSAGE_BYTES as u64)
         && (expects_continue(req.headers()) || declared.is_some_and(|n| n > DRAIN_LIMIT))
     {
-        return too_large();
+        return Err(too_large());
     }
     let read = read_bounded(req.into_body(), wstep::MAX_MESSAGE_BYTES);
     let body = match tokio::time::timeout(limits.body_timeout, read).await {
-        Err(_) => return malformed("the request body did not arrive in time".into()),
-        Ok(BodyRead::TooLarge) => return too_large(),
+        Err(_) => return Err(malformed("the request body did not arrive in time".into())),
+        Ok(BodyRead::TooLarge) => return Err(too_large()),
         Ok(BodyRead::Failed(e)) => {
-            return malformed(format!("the request body could not be read: {e}"));
+            return Err(malformed(format!(
+                "the request body could not be read: {e}"
+            )));
         }
         Ok(BodyRead::Complete(b)) => b,
     };
-    let request = match WstepRequest::from_xml(&body) {
+    WstepRequest::from_xml(&body).map_err(|e| malformed(format!("not a WSTEP request: {e}")))
+}
+
+async fn wstep_exchange(authority: &Authority, limits: Limits, req: Request<Incoming>) -> Reply {
+    let request = match read_request(limits, req).await {
         Ok(r) => r,
-        Err(e) => return malformed(format!("not a WSTEP request: {e}")),
+        Err(reply) => return reply,
     };
-    let answer = match &request.kind {
-        RequestKind::Issue { token } => {
-            authority
-                .issue(token, request.credentials.as_ref(), &request.context)
-                .await
-        }
+    let caller = Caller::Token(request.credentials.as_ref());
+    let answer = answer(authority, &request, caller).await;
+    soap_answer(&request, answer)
+}
+
+/// The CA's answer to a request from an authenticated caller.
+async fn answer(authority: &Authority, request: &WstepRequest, caller: Caller<'_>) -> Answer {
+    match &request.kind {
+        RequestKind::Issue { token } => authority.issue_as(token, caller, &request.context).await,
         RequestKind::QueryTokenStatus { request_id } => {
-            authority
-                .query(*request_id, request.credentials.as_ref())
-                .await
+            authority.query_as(*request_id, caller).await
         }
-    };
+    }
+}
+
+fn soap_answer(request: &WstepRequest, answer: Answer) -> Reply {
     match answer {
         Answer::Response(mut r) => {
             r.relates_to = Some(request.message_id.clone());
@@ -566,6 +611,117 @@ async fn wstep_exchange(authority: &Authority, limits: Limits, req: Request<Inco
                 "request denied"
             );
             soap(StatusCode::INTERNAL_SERVER_ERROR, f.to_xml())
+        }
+    }
+}
+
+/// The client's token of `Authorization: Negotiate <base64>` ([RFC 4559]
+/// 4.2), as text; `None` without such a header.
+fn negotiate_authorization(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Negotiate")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn with_negotiate(mut reply: Reply, token: Option<&[u8]>) -> Reply {
+    let value = match token {
+        Some(t) => format!("Negotiate {}", STANDARD.encode(t)),
+        None => "Negotiate".to_string(),
+    };
+    if let Ok(v) = value.parse() {
+        reply
+            .headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    reply
+}
+
+/// 401 with the Negotiate challenge ([RFC 4559] 4.1) and a fault saying so.
+fn negotiate_challenge() -> Reply {
+    let fault = WstepFault {
+        hresult: failure::ACCESS_DENIED,
+        ..sender_fault(
+            "this endpoint takes Kerberos: send Authorization: Negotiate (RFC 4559)".into(),
+        )
+    };
+    with_negotiate(soap(StatusCode::UNAUTHORIZED, fault.to_xml()), None)
+}
+
+/// What a refused authenticator is told (and what the database records):
+/// the kind of failure, never a key or a ticket.
+fn refusal_reason(e: &crate::krb::KrbError) -> String {
+    use crate::krb::errors::Kind;
+    let what = match e.kind {
+        Kind::Replay => "the authenticator was already used (a replay)",
+        Kind::ClockSkew => "the authenticator's time is outside the clock skew Kerberos allows",
+        Kind::NoTickets => "the ticket has expired",
+        Kind::KeyRefused => "the ticket is not for this service's key",
+        _ => "the token is not a valid Kerberos authenticator for this service",
+    };
+    format!("Kerberos authentication failed: {what}")
+}
+
+/// The Kerberos endpoint: HTTP Negotiate, then the request as the client
+/// principal's account. Every refused authenticator is recorded
+/// ([`Authority::deny_unauthenticated`]) and answered 401 with an
+/// E_ACCESSDENIED fault; an accepted one gets the server's mutual
+/// authentication token on the answer, whatever the answer is.
+async fn kerberos_exchange(
+    authority: &Authority,
+    acceptor: &Arc<Acceptor>,
+    limits: Limits,
+    req: Request<Incoming>,
+) -> Reply {
+    let Some(token) = negotiate_authorization(req.headers()).map(str::to_string) else {
+        return negotiate_challenge();
+    };
+    let request = match read_request(limits, req).await {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let accepted = match STANDARD.decode(token.as_bytes()) {
+        Err(_) => Err("Kerberos authentication failed: the Negotiate token is not base64".into()),
+        Ok(bytes) => {
+            let acceptor = acceptor.clone();
+            match tokio::task::spawn_blocking(move || acceptor.accept(&bytes)).await {
+                Ok(Ok(a)) => Ok(a),
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "Kerberos authenticator refused");
+                    Err(refusal_reason(&e))
+                }
+                Err(e) => Err(format!("Kerberos authentication failed: {e}")),
+            }
+        }
+    };
+    match accepted {
+        Ok(accepted) => {
+            let answer = answer(authority, &request, Caller::Kerberos(&accepted.client)).await;
+            with_negotiate(soap_answer(&request, answer), accepted.reply.as_deref())
+        }
+        Err(reason) => {
+            let (template, bytes) = match &request.kind {
+                RequestKind::Issue { token } => (
+                    request
+                        .context
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
+                        .map(|(_, v)| v.as_str()),
+                    token.as_slice(),
+                ),
+                RequestKind::QueryTokenStatus { .. } => (None, &[][..]),
+            };
+            let answer =
+                authority.deny_unauthenticated(template, bytes, Authentication::Kerberos, reason);
+            let mut reply = soap_answer(&request, answer);
+            *reply.status_mut() = StatusCode::UNAUTHORIZED;
+            with_negotiate(reply, None)
         }
     }
 }
@@ -622,6 +778,21 @@ mod tests {
         for (path, expected) in cases {
             assert_eq!(download(&config, path), expected, "{path}");
         }
+    }
+
+    #[test]
+    fn the_negotiate_token_is_read_from_authorization() {
+        let mut h = HeaderMap::new();
+        assert_eq!(negotiate_authorization(&h), None);
+        h.insert(hyper::header::AUTHORIZATION, "Basic YTpi".parse().unwrap());
+        assert_eq!(negotiate_authorization(&h), None);
+        h.insert(hyper::header::AUTHORIZATION, "Negotiate".parse().unwrap());
+        assert_eq!(negotiate_authorization(&h), None);
+        h.insert(
+            hyper::header::AUTHORIZATION,
+            "negotiate  YIIC ".parse().unwrap(),
+        );
+        assert_eq!(negotiate_authorization(&h), Some("YIIC"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use autoenroll::ca::db::{Disposition, ListFilter, RequestRecord};
 use autoenroll::ca::{Authority, CaConfig, CaError, init, server};
 use autoenroll::clock::SystemClock;
 
-use super::error::{CliError, config, internal};
+use super::error::{CliError, config, config as config_error, internal};
 use super::table::Table;
 use super::{print_json, runtime};
 
@@ -43,6 +43,9 @@ pub fn init(config: &Path, json: bool) -> Result<ExitCode, CliError> {
             outln!("  {c}");
         }
         outln!("WSTEP endpoint {}", config.endpoint_url());
+        if let Some(k) = config.kerberos_endpoint_url() {
+            outln!("Kerberos WSTEP endpoint {k}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -50,14 +53,27 @@ pub fn init(config: &Path, json: bool) -> Result<ExitCode, CliError> {
 /// Serves until SIGTERM or SIGINT, then lets requests in progress finish.
 pub fn serve(config: &Path) -> Result<ExitCode, CliError> {
     let authority = Arc::new(open(config)?);
+    // Before the runtime's threads exist (MIT krb5 reads it per context).
+    if let Some(conf) = authority
+        .config()
+        .kerberos
+        .as_ref()
+        .and_then(|k| k.krb5_conf.as_ref())
+    {
+        autoenroll::krb::use_config(conf).map_err(config_error)?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| internal(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async move {
         let endpoint = authority.config().endpoint_url();
+        let kerberos = authority.config().kerberos_endpoint_url();
         let listening = server::start(authority).await?;
         outln!("listening on https://{} ({endpoint})", listening.https);
+        if let Some(k) = kerberos {
+            outln!("Kerberos endpoint {k}");
+        }
         if let Some(http) = listening.http {
             outln!("downloads on http://{http}/CertEnroll/");
         }
@@ -88,6 +104,9 @@ struct RequestRow {
     not_after: Option<String>,
     revoked_at: Option<String>,
     revocation_reason: Option<u8>,
+    /// `kerberos`, `password`, `renewal` (signed by the renewed
+    /// certificate, no credentials), or null when not recorded.
+    authentication: Option<&'static str>,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -110,6 +129,7 @@ fn row(r: &RequestRecord) -> RequestRow {
         not_after: r.not_after.map(rfc3339),
         revoked_at: r.revoked_at.map(rfc3339),
         revocation_reason: r.revocation_reason,
+        authentication: r.authentication.map(|a| a.name()),
     }
 }
 
@@ -131,6 +151,7 @@ pub fn requests(config: &Path, pending: bool, json: bool) -> Result<ExitCode, Cl
         "REQUESTER",
         "TEMPLATE",
         "DISPOSITION",
+        "AUTH",
         "SERIAL",
         "SUBMITTED",
         "REASON",
@@ -146,6 +167,7 @@ pub fn requests(config: &Path, pending: bool, json: bool) -> Result<ExitCode, Cl
                 }
                 _ => r.disposition.to_string(),
             },
+            r.authentication.unwrap_or("-").to_string(),
             r.serial.clone().unwrap_or_default(),
             r.submitted_at.clone(),
             r.reason.clone(),

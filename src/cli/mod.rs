@@ -270,6 +270,9 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         config.endpoint_url(),
         ca_config.display()
     );
+    if let Some(k) = config.kerberos_endpoint_url() {
+        outln!("lab CA (Kerberos): {k}");
+    }
     outln!(
         "lab directory: {} (StartTLS, CA {})",
         lab.url,

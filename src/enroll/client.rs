@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use super::route::Auth;
 use super::transport::{Https, TransportError};
+use crate::krb::Credentials;
 use crate::pki::cms::read_certs_only;
 use crate::wstep::{
     self, Disposition, Reply, RequestKind, UsernameToken, WstepError, WstepRequest,
@@ -56,6 +58,7 @@ pub enum Outcome {
 pub struct EnrollmentClient {
     https: Https,
     credentials: Option<UsernameToken>,
+    kerberos: Option<Credentials>,
 }
 
 impl EnrollmentClient {
@@ -68,7 +71,24 @@ impl EnrollmentClient {
         Ok(EnrollmentClient {
             https: Https::new(roots, timeout)?,
             credentials,
+            kerberos: None,
         })
+    }
+
+    /// The client with Kerberos credentials for HTTP Negotiate endpoints.
+    pub fn with_kerberos(mut self, kerberos: Option<Credentials>) -> EnrollmentClient {
+        self.kerberos = kerberos;
+        self
+    }
+
+    /// How requests are authenticated when the caller does not say: with
+    /// the UsernameToken when there is one.
+    fn default_auth(&self) -> Auth {
+        if self.credentials.is_some() {
+            Auth::Password
+        } else {
+            Auth::None
+        }
     }
 
     pub fn https(&self) -> &Https {
@@ -95,8 +115,22 @@ impl EnrollmentClient {
         template: &str,
         limit: Duration,
     ) -> Result<Outcome, ClientError> {
+        self.submit_as(url, self.default_auth(), token, template, limit)
+            .await
+    }
+
+    /// [`EnrollmentClient::submit_within`] authenticated as `auth` says.
+    pub async fn submit_as(
+        &self,
+        url: &str,
+        auth: Auth,
+        token: &[u8],
+        template: &str,
+        limit: Duration,
+    ) -> Result<Outcome, ClientError> {
         self.exchange(
             url,
+            auth,
             RequestKind::Issue {
                 token: token.to_vec(),
             },
@@ -118,8 +152,21 @@ impl EnrollmentClient {
         request_id: u64,
         limit: Duration,
     ) -> Result<Outcome, ClientError> {
+        self.query_as(url, self.default_auth(), request_id, limit)
+            .await
+    }
+
+    /// [`EnrollmentClient::query_within`] authenticated as `auth` says.
+    pub async fn query_as(
+        &self,
+        url: &str,
+        auth: Auth,
+        request_id: u64,
+        limit: Duration,
+    ) -> Result<Outcome, ClientError> {
         self.exchange(
             url,
+            auth,
             RequestKind::QueryTokenStatus { request_id },
             Vec::new(),
             limit,
@@ -128,10 +175,13 @@ impl EnrollmentClient {
     }
 
     /// One request and its answer. The URL must be `https://` (checked by the
-    /// transport before anything is sent): the message carries the password.
+    /// transport before anything is sent): the message carries the password
+    /// or a Kerberos authenticator. With Kerberos, the SOAP header carries no
+    /// UsernameToken: the identity is the HTTP Negotiate one.
     async fn exchange(
         &self,
         url: &str,
+        auth: Auth,
         kind: RequestKind,
         context: Vec<(String, String)>,
         limit: Duration,
@@ -139,14 +189,32 @@ impl EnrollmentClient {
         let request = WstepRequest {
             message_id: wstep::new_message_id(),
             to: Some(url.to_string()),
-            credentials: self.credentials.clone(),
+            credentials: match auth {
+                Auth::Password => self.credentials.clone(),
+                Auth::Kerberos | Auth::None => None,
+            },
             kind,
             context,
         };
-        let body = self
-            .https
-            .post_soap_within(url, request.to_xml(), limit)
-            .await?;
+        let body = match auth {
+            Auth::Kerberos => {
+                let Some(kerberos) = &self.kerberos else {
+                    return Err(ClientError::Answer {
+                        url: url.to_string(),
+                        what: "a Kerberos endpoint, and this policy has no Kerberos credentials"
+                            .into(),
+                    });
+                };
+                self.https
+                    .post_soap_negotiate(url, request.to_xml(), limit, kerberos)
+                    .await?
+            }
+            Auth::Password | Auth::None => {
+                self.https
+                    .post_soap_within(url, request.to_xml(), limit)
+                    .await?
+            }
+        };
         let reply = wstep::parse_reply(&body).map_err(|source| ClientError::Protocol {
             url: url.to_string(),
             source,

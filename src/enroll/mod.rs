@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod request;
+pub mod route;
 pub mod transport;
 
 pub use client::{ClientError, EnrollmentClient, Outcome};

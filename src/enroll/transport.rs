@@ -14,7 +14,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::directory::connection::describe;
+use crate::krb::Credentials;
 use crate::wstep::MAX_MESSAGE_BYTES;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,14 @@ pub enum TransportError {
         "{url}: refused: not an https:// URL, and enrollment requests carry the account's password"
     )]
     NotHttps { url: String },
+    /// Kerberos failed on this side (no ticket for the service, a KDC that
+    /// does not answer) or the server did not prove its identity.
+    #[error("{url}: Kerberos: {what}")]
+    Kerberos { url: String, what: String },
+    /// HTTP 401 without a SOAP fault: the endpoint refused the Kerberos
+    /// authentication.
+    #[error("{url}: HTTP 401: the endpoint refused the Kerberos authentication")]
+    Unauthorized { url: String },
     /// A redirect is an error, never followed: the request (and the password
     /// in it) goes only to the URL the directory publishes.
     #[error("{url}: HTTP {status} redirect to {location:?}: redirects are not followed")]
@@ -131,22 +143,74 @@ impl Https {
         xml: String,
         limit: Duration,
     ) -> Result<Vec<u8>, TransportError> {
+        self.post(url, xml, limit, None).await
+    }
+
+    /// [`Https::post_soap_within`] authenticated with HTTP Negotiate ([RFC
+    /// 4559]): SPNEGO/Kerberos to `HTTP/<host of the URL>` with mutual
+    /// authentication. The answer is trusted only once the server's final
+    /// `WWW-Authenticate: Negotiate` token completes the context; a 401 (the
+    /// CA refused the authenticator) is returned as the SOAP fault it
+    /// carries, or as [`TransportError::Unauthorized`].
+    pub async fn post_soap_negotiate(
+        &self,
+        url: &str,
+        xml: String,
+        limit: Duration,
+        credentials: &Credentials,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.post(url, xml, limit, Some(credentials)).await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        xml: String,
+        limit: Duration,
+        negotiate: Option<&Credentials>,
+    ) -> Result<Vec<u8>, TransportError> {
         require_https(url)?;
         let limit = limit.min(self.timeout);
         let failed = |cause: String| TransportError::Failed {
             url: url.to_string(),
             cause,
         };
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(url)
-            .header(
-                hyper::header::CONTENT_TYPE,
-                "application/soap+xml; charset=utf-8",
-            )
-            .body(Full::new(Bytes::from(xml)))
-            .map_err(|e| failed(format!("bad URL: {e}")))?;
+        let kerberos = |what: String| TransportError::Kerberos {
+            url: url.to_string(),
+            what,
+        };
+        let uri: hyper::Uri = url.parse().map_err(|e| failed(format!("bad URL: {e}")))?;
         let exchange = async {
+            let mut builder = Request::builder()
+                .method(Method::POST)
+                .uri(uri.clone())
+                .header(
+                    hyper::header::CONTENT_TYPE,
+                    "application/soap+xml; charset=utf-8",
+                );
+            let mut negotiation = None;
+            if let Some(credentials) = negotiate {
+                // The SPN's host is the URL's, as written: never a name
+                // found by (reverse) DNS.
+                let host = uri
+                    .host()
+                    .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
+                    .ok_or_else(|| failed("the URL has no host".into()))?;
+                let credentials = credentials.clone();
+                let (n, token) =
+                    tokio::task::spawn_blocking(move || credentials.negotiate("HTTP", &host))
+                        .await
+                        .map_err(|e| kerberos(format!("the Kerberos thread failed: {e}")))?
+                        .map_err(|e| kerberos(e.to_string()))?;
+                builder = builder.header(
+                    hyper::header::AUTHORIZATION,
+                    format!("Negotiate {}", STANDARD.encode(token)),
+                );
+                negotiation = Some(n);
+            }
+            let request = builder
+                .body(Full::new(Bytes::from(xml)))
+                .map_err(|e| failed(format!("bad URL: {e}")))?;
             let response = self
                 .client
                 .request(request)
@@ -170,11 +234,29 @@ impl Https {
                 .get(hyper::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("soap+xml"));
+            let server_token = negotiate_token(response.headers());
             let body = Limited::new(response.into_body(), MAX_MESSAGE_BYTES)
                 .collect()
                 .await
                 .map_err(|e| failed(format!("reading the answer: {e}")))?
                 .to_bytes();
+            if let Some(n) = negotiation {
+                if status == StatusCode::UNAUTHORIZED {
+                    // The CA refused the authenticator: there is nothing to
+                    // verify, and a refusal grants nothing.
+                    if soap {
+                        return Ok(body.to_vec());
+                    }
+                    return Err(TransportError::Unauthorized {
+                        url: url.to_string(),
+                    });
+                }
+                let token = server_token.map_err(kerberos)?;
+                tokio::task::spawn_blocking(move || n.finish(token.as_deref()))
+                    .await
+                    .map_err(|e| kerberos(format!("the Kerberos thread failed: {e}")))?
+                    .map_err(|e| kerberos(e.to_string()))?;
+            }
             if !status.is_success() && !soap {
                 return Err(TransportError::Status {
                     url: url.to_string(),
@@ -226,9 +308,62 @@ impl Https {
     }
 }
 
+/// The token of the server's `WWW-Authenticate: Negotiate <base64>` header
+/// ([RFC 4559] 4.1), if it sent one; a header that is not base64 is an error.
+pub fn negotiate_token(headers: &hyper::HeaderMap) -> Result<Option<Vec<u8>>, String> {
+    for value in headers.get_all(hyper::header::WWW_AUTHENTICATE) {
+        let Ok(text) = value.to_str() else { continue };
+        let text = text.trim();
+        let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("Negotiate") {
+            continue;
+        }
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        return STANDARD
+            .decode(rest)
+            .map(Some)
+            .map_err(|e| format!("the server's Negotiate token is not base64: {e}"));
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_negotiate_token_is_read_from_its_header() {
+        let mut h = hyper::HeaderMap::new();
+        assert_eq!(negotiate_token(&h), Ok(None));
+        h.append(
+            hyper::header::WWW_AUTHENTICATE,
+            "Basic realm=x".parse().unwrap(),
+        );
+        assert_eq!(negotiate_token(&h), Ok(None));
+        h.append(
+            hyper::header::WWW_AUTHENTICATE,
+            "negotiate  oYGHMIGE ".parse().unwrap(),
+        );
+        assert_eq!(
+            negotiate_token(&h),
+            Ok(Some(STANDARD.decode("oYGHMIGE").unwrap()))
+        );
+        let mut bare = hyper::HeaderMap::new();
+        bare.insert(
+            hyper::header::WWW_AUTHENTICATE,
+            "Negotiate".parse().unwrap(),
+        );
+        assert_eq!(negotiate_token(&bare), Ok(None));
+        let mut bad = hyper::HeaderMap::new();
+        bad.insert(
+            hyper::header::WWW_AUTHENTICATE,
+            "Negotiate **".parse().unwrap(),
+        );
+        assert!(negotiate_token(&bad).unwrap_err().contains("not base64"));
+    }
 
     #[test]
     fn only_https_urls_are_enrollment_urls() {

@@ -16,6 +16,6 @@ pub mod creds;
 pub mod errors;
 pub mod keytab;
 
-pub use creds::{CredentialSource, Credentials, use_config};
+pub use creds::{Accepted, Acceptor, CredentialSource, Credentials, Negotiation, use_config};
 pub use errors::KrbError;
 pub use keytab::Principal;

@@ -14,7 +14,8 @@ use super::events::Event;
 use super::export;
 use super::observe::Observation;
 use super::report::{Outcome, Report};
-use super::{PulseError, PulseOptions};
+use super::{CaCredentials, PulseError, PulseOptions};
+use crate::enroll::route::{self, Auth};
 use crate::enroll::transport::require_https;
 use crate::enroll::{EnrollmentClient, Outcome as CaOutcome, check_issued};
 use crate::enroll::{enrollment_request, renewal_refusal_needs_enrollment, renewal_request};
@@ -23,14 +24,13 @@ use crate::pki::keys::{KeyAlgorithm, PrivateKey};
 use crate::planner::{Action, ActionKind, ReenrollWhy};
 use crate::policy::Policy;
 use crate::store::{CertificateMeta, State, Store, StoreLock, TemplateFailures};
-use crate::wstep::UsernameToken;
 
 pub(super) struct Executor<'a> {
     policy: &'a Policy,
     store: &'a Store,
     lock: &'a StoreLock,
     observed: &'a Observation,
-    credentials: Option<UsernameToken>,
+    credentials: CaCredentials,
     options: PulseOptions,
     client: Option<Result<EnrollmentClient, String>>,
     failures: BTreeMap<String, TemplateFailures>,
@@ -61,10 +61,12 @@ enum Settled {
     EnrollAnew,
 }
 
-/// Where a request goes: a CA and one of its enrollment URLs.
+/// Where a request goes: a CA, one of its enrollment URLs and how the
+/// request is authenticated there.
 struct Endpoint<'a> {
     service: &'a EnrollmentService,
     url: String,
+    auth: Auth,
 }
 
 impl<'a> Executor<'a> {
@@ -73,7 +75,7 @@ impl<'a> Executor<'a> {
         store: &'a Store,
         lock: &'a StoreLock,
         observed: &'a Observation,
-        credentials: Option<UsernameToken>,
+        credentials: CaCredentials,
         options: PulseOptions,
     ) -> Result<Executor<'a>, PulseError> {
         let failures = observed
@@ -116,9 +118,10 @@ impl<'a> Executor<'a> {
             self.client = Some(
                 EnrollmentClient::new(
                     &self.observed.directory.roots,
-                    self.credentials.clone(),
+                    self.credentials.token.clone(),
                     self.options.ca_timeout,
                 )
+                .map(|c| c.with_kerberos(self.credentials.kerberos.clone()))
                 .map_err(|e| e.to_string()),
             );
         }
@@ -319,13 +322,16 @@ impl<'a> Executor<'a> {
     }
 
     /// Every CA publishing the template, in directory order (the one named
-    /// `preferred` first), each with its enrollment URLs by priority.
+    /// `preferred` first), each with the enrollment URLs this policy can
+    /// authenticate to ([`route::choose`]: Kerberos first when it has
+    /// Kerberos credentials, then by priority). The second value says, for
+    /// the report, why CAs publishing the template offer nothing usable.
     fn endpoints(
         &self,
         template: &str,
         renewal: bool,
         preferred: Option<&str>,
-    ) -> Vec<Endpoint<'a>> {
+    ) -> (Vec<Endpoint<'a>>, Vec<String>) {
         let mut services: Vec<&EnrollmentService> = self
             .observed
             .directory
@@ -336,22 +342,28 @@ impl<'a> Executor<'a> {
         if let Some(p) = preferred {
             services.sort_by_key(|s| !s.cn.eq_ignore_ascii_case(p));
         }
+        let have = self.credentials.have();
+        let allowed = self.policy.enrollment;
         let mut out = Vec::new();
+        let mut unusable = Vec::new();
         for service in services {
-            let mut servers: Vec<_> = service
-                .enrollment_servers
-                .iter()
-                .filter(|s| renewal || !s.renewal_only)
-                .collect();
-            servers.sort_by_key(|s| s.priority);
-            for s in servers {
+            let chosen = route::choose(&service.enrollment_servers, have, allowed, renewal);
+            if chosen.is_empty() && !service.enrollment_servers.is_empty() {
+                unusable.push(format!(
+                    "{}: {}",
+                    service.cn,
+                    route::nothing_usable(&service.enrollment_servers, have, allowed)
+                ));
+            }
+            for (i, auth) in chosen {
                 out.push(Endpoint {
                     service,
-                    url: s.url.clone(),
+                    url: service.enrollment_servers[i].url.clone(),
+                    auth,
                 });
             }
         }
-        out
+        (out, unusable)
     }
 
     /// Sends a stored request to the CAs in turn until one answers (the CA
@@ -367,14 +379,15 @@ impl<'a> Executor<'a> {
     ) -> Settled {
         let renewal = is_signed_data(token);
         let preferred = replaces.and_then(|th| self.issuer_of(th));
-        let endpoints = self.endpoints(&template.cn, renewal, preferred.as_deref());
+        let (endpoints, unusable) = self.endpoints(&template.cn, renewal, preferred.as_deref());
         if endpoints.is_empty() {
-            self.fail_template(
-                report,
-                &template.cn,
-                replaces,
-                "no CA publishes an enrollment URL for this template (msPKI-Enrollment-Servers)",
-            );
+            let why = if unusable.is_empty() {
+                "no CA publishes an enrollment URL for this template (msPKI-Enrollment-Servers)"
+                    .to_string()
+            } else {
+                unusable.join("; ")
+            };
+            self.fail_template(report, &template.cn, replaces, &why);
             return Settled::Done;
         }
         let client = match self.client() {
@@ -391,7 +404,14 @@ impl<'a> Executor<'a> {
         };
         for endpoint in endpoints {
             match self
-                .ask(&client, endpoint.service, &endpoint.url, ask, report)
+                .ask(
+                    &client,
+                    endpoint.service,
+                    &endpoint.url,
+                    endpoint.auth,
+                    ask,
+                    report,
+                )
                 .await
             {
                 Ok(CaOutcome::Denied {
@@ -442,6 +462,7 @@ impl<'a> Executor<'a> {
         client: &EnrollmentClient,
         service: &EnrollmentService,
         url: &str,
+        auth: Auth,
         ask: Ask<'_>,
         report: &mut Report,
     ) -> Result<CaOutcome, String> {
@@ -477,9 +498,9 @@ impl<'a> Executor<'a> {
         let started = tokio::time::Instant::now();
         let result = match ask {
             Ask::Submit { token, template } => {
-                client.submit_within(url, token, template, limit).await
+                client.submit_as(url, auth, token, template, limit).await
             }
-            Ask::Query { request_id } => client.query_within(url, request_id, limit).await,
+            Ask::Query { request_id } => client.query_as(url, auth, request_id, limit).await,
         };
         self.ca_spent += started.elapsed();
         result.map_err(|e| {
@@ -625,7 +646,7 @@ impl<'a> Executor<'a> {
                 );
                 let _ = self.store.abandon_request(self.lock, id, &why, now);
                 if renewal && renewal_refusal_needs_enrollment(hresult) {
-                    if self.credentials.is_some() {
+                    if self.credentials.any() {
                         report.note(Outcome::new(
                             Event::EnrollingAnew,
                             Some(&template.cn),
@@ -702,16 +723,34 @@ impl<'a> Executor<'a> {
                     Ok(c) => c,
                     Err(e) => return self.fail(report, action, &e),
                 };
-                let mut servers: Vec<_> = service.enrollment_servers.iter().collect();
-                servers.sort_by_key(|s| s.priority);
+                // A query needs the account's credentials whatever the
+                // request was: chosen as for a new request.
+                let servers = route::choose(
+                    &service.enrollment_servers,
+                    self.credentials.have(),
+                    self.policy.enrollment,
+                    false,
+                );
+                if servers.is_empty() {
+                    return self.fail(
+                        report,
+                        action,
+                        &route::nothing_usable(
+                            &service.enrollment_servers,
+                            self.credentials.have(),
+                            self.policy.enrollment,
+                        ),
+                    );
+                }
                 let renewal = self
                     .store
                     .request_der(&request.id)
                     .is_ok_and(|t| is_signed_data(&t));
                 let mut errors = Vec::new();
                 let ask = Ask::Query { request_id: ca_id };
-                for server in servers {
-                    match self.ask(&client, service, &server.url, ask, report).await {
+                for (i, auth) in servers {
+                    let url = service.enrollment_servers[i].url.clone();
+                    match self.ask(&client, service, &url, auth, ask, report).await {
                         Ok(CaOutcome::Pending { .. }) => {
                             let _ = self.store.update_request(
                                 self.lock,
@@ -733,7 +772,7 @@ impl<'a> Executor<'a> {
                             hresult,
                             message,
                             ..
-                        }) => errors.push(internal_failure(ca, &server.url, hresult, &message)),
+                        }) => errors.push(internal_failure(ca, &url, hresult, &message)),
                         Ok(outcome) => {
                             let settled = self
                                 .settle(
@@ -752,7 +791,7 @@ impl<'a> Executor<'a> {
                             }
                             return;
                         }
-                        Err(e) => errors.push(format!("{}: {e}", server.url)),
+                        Err(e) => errors.push(format!("{url}: {e}")),
                     }
                 }
                 self.fail(

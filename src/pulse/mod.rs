@@ -172,7 +172,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         export::write_anchors(anchors, &observed.directory.roots, &mut report);
     }
 
-    let credentials = credentials(policy).map_err(PulseError::Setup)?;
+    let credentials = credentials(policy).await.map_err(PulseError::Setup)?;
     let mut executor =
         execute::Executor::new(policy, &store, &lock, &observed, credentials, options)?;
     for action in &plan.actions {
@@ -266,18 +266,58 @@ fn record_failed_pulse(policy: &Policy, now: OffsetDateTime) {
     }
 }
 
-/// The WS-Security credentials of the policy's bind: the same account and
-/// password. With SASL EXTERNAL there is no password: only renewals (signed
-/// by the current certificate) can be sent.
-fn credentials(policy: &Policy) -> Result<Option<UsernameToken>, String> {
+/// What the pulse authenticates to CAs with.
+#[derive(Clone, Default)]
+pub(crate) struct CaCredentials {
+    /// The WS-Security UsernameToken of a simple bind: the same account and
+    /// password.
+    pub token: Option<UsernameToken>,
+    /// The Kerberos credentials of a Kerberos bind, for HTTP Negotiate.
+    pub kerberos: Option<crate::krb::Credentials>,
+}
+
+impl CaCredentials {
+    /// Whether a new (unsigned) request can be authenticated at all.
+    pub fn any(&self) -> bool {
+        self.token.is_some() || self.kerberos.is_some()
+    }
+
+    pub fn have(&self) -> crate::enroll::route::Have {
+        crate::enroll::route::Have {
+            kerberos: self.kerberos.is_some(),
+            password: self.token.is_some(),
+        }
+    }
+}
+
+/// The credentials of the policy's bind: a simple bind's account and
+/// password (a UsernameToken), a Kerberos bind's keytab or ticket cache
+/// (HTTP Negotiate). With SASL EXTERNAL there is neither: only renewals
+/// (signed by the current certificate) can be sent.
+async fn credentials(policy: &Policy) -> Result<CaCredentials, String> {
     match &policy.directory.bind {
         Bind::Simple {
             user,
             password_file,
-        } => Ok(Some(UsernameToken {
-            username: user.clone(),
-            password: read_password_file(password_file)?,
-        })),
-        Bind::SaslExternal | Bind::Kerberos(_) => Ok(None),
+        } => Ok(CaCredentials {
+            token: Some(UsernameToken {
+                username: user.clone(),
+                password: read_password_file(password_file)?,
+            }),
+            kerberos: None,
+        }),
+        Bind::Kerberos(source) => {
+            let source = source.clone();
+            let acquired =
+                tokio::task::spawn_blocking(move || crate::krb::Credentials::acquire(&source))
+                    .await
+                    .map_err(|e| format!("the Kerberos thread failed: {e}"))?
+                    .map_err(|e| e.to_string())?;
+            Ok(CaCredentials {
+                token: None,
+                kerberos: Some(acquired),
+            })
+        }
+        Bind::SaslExternal => Ok(CaCredentials::default()),
     }
 }
