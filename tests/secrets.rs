@@ -110,6 +110,34 @@ fn password_secret(name: String, password: &str) -> Secret {
     }
 }
 
+/// The key bytes of every entry of an MIT keytab (version 0x0502; MIT's
+/// "keytab file format"): the test's own reading, independent of the crate's.
+fn keytab_keys(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let be16 = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]) as usize;
+    assert_eq!(&bytes[..2], &[5, 2], "a version 2 keytab");
+    let mut keys = Vec::new();
+    let mut at = 2;
+    while at + 4 <= bytes.len() {
+        let size = i32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        at += 4;
+        if size <= 0 {
+            at += size.unsigned_abs() as usize;
+            continue;
+        }
+        let entry = &bytes[at..at + size as usize];
+        at += size as usize;
+        let components = be16(entry, 0);
+        let mut i = 2 + 2 + be16(entry, 2); // the realm
+        for _ in 0..components {
+            i += 2 + be16(entry, i);
+        }
+        i += 4 + 4 + 1 + 2; // name type, timestamp, kvno, key type
+        let len = be16(entry, i);
+        keys.push(entry[i + 2..i + 2 + len].to_vec());
+    }
+    keys
+}
+
 /// The PEM body lines of every private key in `pem` and, for each key, a
 /// window of 24 bytes from the middle of its DER (inside the secret material)
 /// in lower and upper case hex and as `{:?}` prints a byte slice.
@@ -215,8 +243,10 @@ fn no_secret_in_any_output_of_a_lab_run() {
             .get("lab up: stderr")
             .map(|e| String::from_utf8_lossy(e))
     );
-    let ws01 = dir.join("ws01.toml");
-    let alice = dir.join("alice.toml");
+    // The password policies: the passwords cross the wire (simple bind,
+    // UsernameToken); the Kerberos ones (keys in keytabs) run below too.
+    let ws01 = dir.join("ws01-password.toml");
+    let alice = dir.join("alice-password.toml");
     let ca = dir.join("ca.toml");
     with_metrics(&ws01, &dir.join("metrics/ws01.prom"));
     with_metrics(&alice, &dir.join("metrics/alice.prom"));
@@ -226,6 +256,13 @@ fn no_secret_in_any_output_of_a_lab_run() {
         alice.to_str().expect("UTF-8").to_string(),
         ca.to_str().expect("UTF-8").to_string(),
     );
+    let kerberos = |name: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        with_metrics(&path, &dir.join(format!("metrics/{name}-kerberos.prom")));
+        path.to_str().expect("UTF-8").to_string()
+    };
+    let (web01_kerberos, alice_kerberos, ws01_kerberos) =
+        (kerberos("web01"), kerberos("alice"), kerberos("ws01"));
     let later = (time::OffsetDateTime::now_utc() + time::Duration::minutes(50))
         .format(&time::format_description::well_known::Rfc3339)
         .expect("a date");
@@ -279,6 +316,18 @@ fn no_secret_in_any_output_of_a_lab_run() {
         (
             "plan alice --at later",
             vec!["plan", "--policy", &alice, "--at", &later],
+        ),
+        (
+            "pulse web01 over Kerberos (enrolls)",
+            vec!["pulse", "--policy", &web01_kerberos],
+        ),
+        (
+            "pulse alice over Kerberos --json",
+            vec!["pulse", "--policy", &alice_kerberos, "--user", "--json"],
+        ),
+        (
+            "templates ws01 over Kerberos",
+            vec!["templates", "--policy", &ws01_kerberos],
         ),
         ("ca requests", vec!["ca", "requests", "--config", &ca]),
         (
@@ -427,6 +476,30 @@ fn no_secret_in_any_output_of_a_lab_run() {
         "the directory administrator's password".into(),
         &admin,
     ));
+    // The keys of every keytab (the computers', the directory's, the CA's).
+    let keytabs: Vec<PathBuf> = files_under(&dir.join("keytabs"))
+        .into_iter()
+        .chain(
+            files_under(&dir.join("kdc"))
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "keytab")),
+        )
+        .collect();
+    assert!(keytabs.len() >= 5, "keytabs: {keytabs:?}");
+    for path in &keytabs {
+        let bytes = std::fs::read(path).expect("keytab");
+        for (i, key) in keytab_keys(&bytes).into_iter().enumerate() {
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&key);
+            secrets.push(Secret {
+                name: format!(
+                    "key {i} of {}",
+                    path.strip_prefix(&dir).unwrap_or(path).display()
+                ),
+                needles: vec![key.clone(), hex.into_bytes(), b64.into_bytes()],
+            });
+        }
+    }
     for path in &key_files {
         let name = format!(
             "private key {}",
