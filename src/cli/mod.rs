@@ -278,6 +278,16 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         lab.url,
         lab.tls_ca_file.display()
     );
+    if let Some(kdc) = &lab.kdc {
+        outln!(
+            "kerberos:      realm {} (KDC 127.0.0.1:{}, {}); Kerberos policies use ldap://{}:{}",
+            autoenroll::lab::REALM,
+            kdc.port,
+            kdc.krb5_conf.display(),
+            autoenroll::lab::kdc::SERVICE_HOST,
+            lab.port()
+        );
+    }
     outln!("ldapi:         {}", lab.ldapi_url);
     outln!(
         "admin:         {} (password in {}/admin.secret)",

@@ -96,6 +96,11 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
             return Err(e.into());
         }
     };
+    // An account known only from the bind is named as the directory spells it.
+    let account = match named {
+        Some(_) => account,
+        None => snapshot.account.dn.clone(),
+    };
 
     if options.dry_run {
         let (store_snapshot, state) = if policy.store.exists() {
