@@ -557,22 +557,28 @@ impl Lab {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    let _ = fs::remove_file(self.dir.join("slapd.pid"));
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = fs::remove_file(self.dir.join("slapd.pid"));
+        if let Some(child) = self.child.take() {
+            stop_child(child, &self.dir.join("slapd.pid"));
         }
     }
+}
+
+/// Stops a server the lab started: SIGTERM, up to 5 s to exit, then SIGKILL;
+/// its pid file goes either way.
+fn stop_child(mut child: Child, pid_file: &Path) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            let _ = fs::remove_file(pid_file);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = fs::remove_file(pid_file);
 }
 
 impl Drop for Lab {

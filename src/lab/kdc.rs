@@ -281,20 +281,8 @@ impl Kdc {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    let _ = fs::remove_file(self.dir.join("kdc.pid"));
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = fs::remove_file(self.dir.join("kdc.pid"));
+        if let Some(child) = self.child.take() {
+            super::stop_child(child, &self.dir.join("kdc.pid"));
         }
     }
 }
