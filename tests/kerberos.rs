@@ -550,8 +550,12 @@ fn a_keytab_the_process_cannot_read_is_named() {
         std::fs::Permissions::from_mode(0o644),
     )
     .unwrap();
+    // The binary too: the build folder's parents may be closed to others.
+    let exe = open.path().join("autoenroll");
+    std::fs::copy(env!("CARGO_BIN_EXE_autoenroll"), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_autoenroll"));
+    let mut cmd = Command::new(&exe);
     cmd.uid(65534).gid(65534).current_dir(open.path());
     let out = autoenroll_with(cmd, &["templates", "--policy", "ws01.toml"]);
     assert!(!out.status.success());

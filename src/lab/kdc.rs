@@ -243,16 +243,6 @@ impl Kdc {
         Ok(())
     }
 
-    /// Adds `principal` with a random key (AD computers and services) or the
-    /// given password (users), requiring pre-authentication as AD does.
-    pub fn add_principal(&self, principal: &str, password: Option<&str>) -> Result<(), LabError> {
-        let q = match password {
-            Some(pw) => format!("addprinc -pw {pw} +requires_preauth {principal}"),
-            None => format!("addprinc -randkey +requires_preauth {principal}"),
-        };
-        self.kadmin(&[q])
-    }
-
     /// Writes the current keys of `principals` into `keytab` (0600), without
     /// changing them (`-norandkey`, so that keytabs written earlier stay valid).
     pub fn write_keytab(&self, keytab: &Path, principals: &[&str]) -> Result<(), LabError> {
