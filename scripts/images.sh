@@ -106,6 +106,11 @@ else
         fi
     fi
     [ -x "$binary" ] || die "$binary is not an executable"
+    # A test build (`cargo test` leaves one in target/debug) carries the
+    # store's fault injection, which no image may ship.
+    if grep -q AUTOENROLL_TEST_KILL_AT_STEP "$binary"; then
+        die "$binary is a test build with fault injection: cargo build --locked --bin autoenroll first"
+    fi
     # A context of three files: the binary (without debug information) and the
     # entrypoints, not the repository with its target/.
     ctx=$(mktemp -d)
