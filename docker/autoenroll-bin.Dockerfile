@@ -4,6 +4,7 @@
 # and the two entrypoints, mode 0755.
 ARG BASE=autoenroll-base:bookworm
 FROM ${BASE}
+LABEL autoenroll.image="lab"
 COPY autoenroll /usr/local/bin/autoenroll
 COPY ca-entrypoint.sh /usr/local/bin/ca-entrypoint
 COPY host-entrypoint.sh /usr/local/bin/host-entrypoint

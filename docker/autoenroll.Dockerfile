@@ -11,6 +11,7 @@ COPY . .
 RUN cargo build --release --locked --bin autoenroll
 
 FROM ${BASE}
+LABEL autoenroll.image="lab"
 RUN if ! command -v ldapsearch >/dev/null || ! command -v openssl >/dev/null \
         || [ ! -d /etc/ssl/certs ]; then \
         apt-get update \

@@ -7,6 +7,7 @@
 # (BASE=autoenroll-base:bookworm, which already holds the packages).
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
+LABEL autoenroll.image="lab"
 
 # no_configuration: the package must not create its own database and cn=config.
 RUN if ! command -v slapd >/dev/null || ! command -v ldapsearch >/dev/null \

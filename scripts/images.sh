@@ -129,6 +129,8 @@ else
         || die "docker build of autoenroll failed"
 fi
 
+# The images these replaced (untagged now), and only those.
+docker image prune -f --filter label=autoenroll.image=lab >/dev/null 2>&1 || true
 log "done in $(($(date +%s) - started)) s"
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
     | grep -E '^autoenroll(-directory|-base)?:' >&2 || true
