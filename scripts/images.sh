@@ -60,6 +60,7 @@ build_base() {
     # slapd/no_configuration: the package must create neither a database nor a
     # cn=config; the directory's entrypoint renders its own slapd.conf.
     # Documentation, manuals and translations are left out of the image.
+    # shellcheck disable=SC2016 # the hooks expand $1 in mmdebstrap's shell
     mmdebstrap --quiet --variant=minbase \
         --include=ca-certificates,ldap-utils,openssl,slapd \
         --essential-hook='echo "slapd slapd/no_configuration boolean true" | chroot "$1" debconf-set-selections' \
