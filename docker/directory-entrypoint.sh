@@ -25,8 +25,8 @@
 #   DIRECTORY_TLS_GENERATE  true: make a lab CA and cert.pem/key.pem in
 #                       DIRECTORY_TLS_DIR when both are missing (default false).
 #   DIRECTORY_TLS_NAMES extra DNS names of the generated server certificate
-#                       (comma-separated; directory, localhost and 127.0.0.1 are
-#                       always in it).
+#                       (comma-separated; directory, localhost, 127.0.0.1 and the
+#                       container's host name are always in it).
 #   DIRECTORY_TRUST_DIR folder that receives ca.pem, the certificate of the CA of
 #                       the directory's TLS certificate (optional).
 #   DIRECTORY_POOL_LDIF the host pool (default <LDIF_DIR>/../pool/pool.ldif; loaded
@@ -94,6 +94,13 @@ generate_tls() {
     mkdir -p "$TLS_DIR"
     work=$(mktemp -d)
     names="DNS:directory,DNS:localhost,IP:127.0.0.1"
+    # libldap checks a connection to localhost against the machine's host name
+    # (the healthcheck's), so that name is in the certificate too.
+    own_name=$(hostname)
+    case $own_name in
+        directory | '' | *[!A-Za-z0-9.-]*) ;;
+        *) names="$names,DNS:$own_name" ;;
+    esac
     old_ifs=$IFS
     IFS=,
     for n in ${DIRECTORY_TLS_NAMES:-}; do
