@@ -401,6 +401,12 @@ impl Drop for Lab {
     }
 }
 
+/// A serial number in one spelling: upper-case hex without leading zeros.
+fn hex_serial(s: &str) -> String {
+    let s = s.trim().trim_start_matches('0').to_uppercase();
+    if s.is_empty() { "0".into() } else { s }
+}
+
 fn skip_or_compose(test: &str) -> Option<Vec<String>> {
     match compose_command() {
         Ok(c) => Some(c),
@@ -525,6 +531,38 @@ fn a_host_enrolls_follows_a_template_change_and_outlives_ca_and_directory_outage
     assert!(
         listing.contains(&format!("{STORE}/archive/{old}")),
         "{old} not archived: {listing:?}"
+    );
+
+    // And a policy change: another trust anchors folder in the host's policy
+    // file is filled by the pulse the change starts (the worker says why it
+    // pulsed).
+    let anchors = "/var/lib/autoenroll/anchors";
+    let edit = format!(
+        "mkdir -p {anchors} && sed -i 's|^trust_anchors_dir = .*|trust_anchors_dir = \"{anchors}\"|' {POLICY}"
+    );
+    let out = lab.exec(&host, &["sh", "-c", &edit]);
+    assert!(out.status.success(), "policy edit: {}", text(&out.stderr));
+    wait_for(
+        "the root in the new anchors folder",
+        Duration::from_secs(60),
+        || {
+            let out = lab.exec(&host, &["ls", anchors]);
+            let names = text(&out.stdout);
+            let log = docker(&["logs", &host])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let triggered =
+                String::from_utf8_lossy(&log.stderr).contains("trigger=\"policy_changed\"");
+            if triggered
+                && names
+                    .lines()
+                    .any(|n| n.starts_with("autoenroll-") && n.ends_with(".crt"))
+            {
+                Ok(())
+            } else {
+                Err(format!("{anchors}: {names:?}"))
+            }
+        },
     );
 
     // 3. The CA cut off the host's network: the host keeps its certificates,
@@ -756,7 +794,7 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
                 "{container}: {h:?}"
             );
         }
-        fleet_held.push((name.clone(), s.held));
+        fleet_held.push((name.clone(), container.clone(), s.held));
         let ip = must(&mut docker(&[
             "inspect",
             "-f",
@@ -779,6 +817,7 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
     let requests = lab.ca_requests();
     let mut by_account: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut serials = BTreeSet::new();
+    let mut issued = BTreeMap::new();
     for r in &requests {
         let requester = r["requester"].as_str().unwrap_or_default().to_string();
         let template = r["template"].as_str().unwrap_or_default().to_string();
@@ -788,6 +827,7 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
                 serials.insert(serial.to_string()),
                 "serial {serial} twice: {requests:?}"
             );
+            issued.insert((requester.clone(), template.clone()), hex_serial(serial));
         }
         by_account
             .entry(requester)
@@ -817,7 +857,24 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
             "{account}"
         );
     }
+    // What each host holds is what the database issued to its account.
     assert_eq!(fleet_held.len(), FLEET);
+    for (name, container, held) in &fleet_held {
+        let account = format!("{}$", name.to_uppercase());
+        for h in held {
+            let pem = format!("{STORE}/my/{}/cert.pem", h.thumbprint);
+            let out = must(&mut docker(&[
+                "exec", container, "openssl", "x509", "-noout", "-serial", "-in", &pem,
+            ]));
+            let serial = hex_serial(out.trim_start_matches("serial="));
+            assert_eq!(
+                issued.get(&(account.clone(), h.template.clone())),
+                Some(&serial),
+                "{container} holds {} serial {serial}",
+                h.template
+            );
+        }
+    }
 
     // What a host costs: its writable layer (the store and its policy).
     let sizes = must(&mut docker(&[
