@@ -250,6 +250,30 @@ fn write_tls(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), LabError> {
 }
 
 impl Lab {
+    /// A lab over the sample forest served elsewhere (the compose lab's
+    /// `directory` container): nothing is started or stopped. `tls_ca` (the
+    /// CA of the directory's TLS certificate) is copied to `dir/tls/ca.pem`,
+    /// so that [`Lab::write_policies`] points every account at `url` with
+    /// StartTLS as for a private lab. There is no ldapi socket and no admin
+    /// password: only what an account may do can be done.
+    pub fn attach(dir: &Path, url: &str, tls_ca: &Path) -> Result<Lab, LabError> {
+        let tls = dir.join("tls");
+        fs::create_dir_all(&tls).map_err(|e| io(tls.display(), e))?;
+        let dir = dir.canonicalize().map_err(|e| io(dir.display(), e))?;
+        let ca_pem = dir.join("tls").join("ca.pem");
+        fs::copy(tls_ca, &ca_pem).map_err(|e| io(tls_ca.display(), e))?;
+        Ok(Lab {
+            dir,
+            url: url.to_string(),
+            ldapi_url: String::new(),
+            tls_ca_file: ca_pem,
+            admin_password: String::new(),
+            kdc: None,
+            child: None,
+            detach: false,
+        })
+    }
+
     /// Creates `dir` (it must not hold a running lab), loads the forest and
     /// starts slapd.
     pub fn start(dir: &Path, options: LabOptions) -> Result<Lab, LabError> {

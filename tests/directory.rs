@@ -97,7 +97,7 @@ async fn snapshot_costs_a_fixed_number_of_searches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_may_be_named_by_sam_account_name() {
-    let lab = common::start(None);
+    let lab = common::start_forest();
     let policy = lab.policy("alice");
     let mut dir = Directory::connect(&policy.directory).await.unwrap();
     let snap = dir.snapshot("alice").await.unwrap();

@@ -53,7 +53,7 @@ fn expected(account: &str) -> BTreeMap<&'static str, Option<&'static str>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_verdict_matches_the_table() {
-    let lab = common::start(None);
+    let lab = common::start_forest();
     for account in ["ws01", "web01", "nodns01", "alice", "bob", "carol"] {
         let verdicts = lab.verdicts(account).await;
         let got: BTreeMap<&str, Option<&str>> = verdicts
@@ -67,7 +67,7 @@ async fn every_sample_verdict_matches_the_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reasons_say_what_to_fix() {
-    let lab = common::start(None);
+    let lab = common::start_forest();
     let text = |vs: &[autoenroll::directory::Verdict], cn: &str| {
         vs.iter()
             .find(|v| v.cn == cn)
@@ -100,7 +100,7 @@ async fn reasons_say_what_to_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web01_token_holds_its_nested_groups() {
-    let lab = common::start(None);
+    let lab = common::start_forest();
     let snap = lab.snapshot("web01").await;
     let names: Vec<&str> = snap
         .account

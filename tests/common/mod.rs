@@ -29,6 +29,24 @@ pub fn start(extra_ldif: Option<String>) -> TestLab {
     TestLab { lab, tmp }
 }
 
+/// The sample forest for tests that only read it: the directory named by
+/// `AUTOENROLL_TEST_DIRECTORY_URL` (with StartTLS verified against
+/// `AUTOENROLL_TEST_DIRECTORY_CA_FILE`; scripts/compose-test.sh points them at
+/// the compose lab's `directory` container), else a private slapd.
+pub fn start_forest() -> TestLab {
+    let Ok(url) = std::env::var("AUTOENROLL_TEST_DIRECTORY_URL") else {
+        return start(None);
+    };
+    let ca = std::env::var("AUTOENROLL_TEST_DIRECTORY_CA_FILE")
+        .expect("AUTOENROLL_TEST_DIRECTORY_CA_FILE: the directory's TLS CA");
+    eprintln!("the sample forest at {url}");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let lab = Lab::attach(&tmp.path().join("lab"), &url, std::path::Path::new(&ca))
+        .expect("lab attaches");
+    lab.write_policies().expect("policies");
+    TestLab { lab, tmp }
+}
+
 impl TestLab {
     pub fn policy(&self, account: &str) -> Policy {
         Policy::load(&self.lab.policy_path(account)).expect("lab policy loads")
