@@ -19,11 +19,12 @@ use thiserror::Error;
 use crate::model::Context;
 
 /// The files of `ldif/`, embedded.
-const LDIF_FILES: [(&str, &str); 4] = [
+const LDIF_FILES: [(&str, &str); 5] = [
     ("ad.schema", include_str!("../ldif/ad.schema")),
     ("rootdse.ldif", include_str!("../ldif/rootdse.ldif")),
     ("forest.ldif", include_str!("../ldif/forest.ldif")),
     ("slapd.conf.in", include_str!("../ldif/slapd.conf.in")),
+    ("core.schema", include_str!("../ldif/core.schema")),
 ];
 
 /// A sample account of the forest, with the password the lab gives it.

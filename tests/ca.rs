@@ -583,3 +583,53 @@ async fn crl_numbers_increase_from_init_across_restarts() {
     let fourth = crl_number(&fresh.publish_crl().await.unwrap());
     assert_eq!(fourth, Some(4));
 }
+
+/// The lab serves what AD serves: after `ca init`, `ldapsearch ...
+/// cACertificate` returns the plain attribute (octet-string syntax, no
+/// `;binary`), on objects of AD's classes only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_objects_are_served_as_ad_serves_them() {
+    let lab = common::start(None);
+    let mut ca = lab.start_ca(start_time()).await;
+    let pks = "CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+    let search = |filter: &str, attrs: &[&str]| {
+        common::run(
+            std::process::Command::new("ldapsearch")
+                .env("LDAPTLS_CACERT", &lab.lab.tls_ca_file)
+                .args(["-x", "-Z", "-LLL", "-o", "ldif-wrap=no", "-H", &lab.lab.url])
+                .args(["-D", autoenroll::lab::ADMIN_DN, "-y"])
+                .arg(lab.lab.dir.join("admin.secret"))
+                .args(["-b", pks, filter])
+                .args(attrs),
+        )
+    };
+    let cas = search(
+        "(objectClass=certificationAuthority)",
+        &["objectClass", "cACertificate", "certificateRevocationList"],
+    );
+    assert!(!cas.contains(";binary"), "{cas}");
+    assert_eq!(cas.matches("\ncACertificate:: ").count(), 3, "{cas}");
+    for dn in [
+        "dn: CN=corp-CA,CN=Certification Authorities,",
+        "dn: CN=corp-CA,CN=AIA,",
+        "dn: CN=NTAuthCertificates,",
+    ] {
+        assert!(
+            cas.to_ascii_lowercase().contains(&dn.to_ascii_lowercase()),
+            "{dn} missing: {cas}"
+        );
+    }
+    // Windows' one-byte placeholder ("AA==" is base64 of a zero byte).
+    assert_eq!(cas.matches("certificateRevocationList:: AA==").count(), 3);
+    let cdp = search(
+        "(objectClass=cRLDistributionPoint)",
+        &["certificateRevocationList"],
+    );
+    assert!(cdp.contains("\ncertificateRevocationList:: MII"), "{cdp}");
+    let service = search("(objectClass=pKIEnrollmentService)", &["cACertificate"]);
+    assert!(service.contains("\ncACertificate:: MII"), "{service}");
+    assert!(!service.contains(";binary"), "{service}");
+    let everything = search("(objectClass=*)", &["objectClass"]);
+    assert!(!everything.contains("pkiCA"), "{everything}");
+    ca.stop().await;
+}

@@ -459,7 +459,7 @@ async fn a_forged_crl_revokes_nothing() {
     lab.admin(
         "ldapmodify",
         &format!(
-            "dn: {cdp}\nchangetype: modify\nreplace: certificateRevocationList;binary\ncertificateRevocationList;binary:: {}\n",
+            "dn: {cdp}\nchangetype: modify\nreplace: certificateRevocationList\ncertificateRevocationList:: {}\n",
             base64::engine::general_purpose::STANDARD.encode(&forged)
         ),
     );
