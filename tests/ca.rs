@@ -626,8 +626,22 @@ async fn ca_objects_are_served_as_ad_serves_them() {
         &["certificateRevocationList"],
     );
     assert!(cdp.contains("\ncertificateRevocationList:: MII"), "{cdp}");
-    let service = search("(objectClass=pKIEnrollmentService)", &["cACertificate"]);
+    let service = search(
+        "(objectClass=pKIEnrollmentService)",
+        &["cACertificate", "cACertificateDN"],
+    );
     assert!(service.contains("\ncACertificate:: MII"), "{service}");
+    // AD CS's name of an enterprise CA, in the certificate and in
+    // cACertificateDN.
+    assert!(
+        service.contains("\ncACertificateDN: CN=corp-CA,DC=corp,DC=example\n"),
+        "{service}"
+    );
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.ca_certificate).unwrap();
+    assert_eq!(
+        cert.subject().to_string(),
+        "DC=example, DC=corp, CN=corp-CA"
+    );
     assert!(!service.contains(";binary"), "{service}");
     let everything = search("(objectClass=*)", &["objectClass"]);
     assert!(!everything.contains("pkiCA"), "{everything}");
