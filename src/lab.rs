@@ -110,6 +110,10 @@ pub struct Lab {
     pub dir: PathBuf,
     /// `ldap://127.0.0.1:<port>`.
     pub url: String,
+    /// `ldaps://127.0.0.1:<port>`: LDAP over TLS from the first byte, with
+    /// the same certificate as StartTLS (AD serves both; some tools only
+    /// speak LDAPS).
+    pub ldaps_url: String,
     /// `ldapi://` URL of the lab's socket.
     pub ldapi_url: String,
     /// PEM of the lab CA that signed slapd's TLS certificate.
@@ -292,6 +296,7 @@ impl Lab {
         for _attempt in 0..3 {
             let port = free_port()?;
             let url = format!("ldap://127.0.0.1:{port}");
+            let ldaps = format!("ldaps://127.0.0.1:{}", free_port()?);
             let ldapi = ldapi_url(&socket);
             let log_path = dir.join("slapd.log");
             let log = fs::File::create(&log_path).map_err(|e| io(log_path.display(), e))?;
@@ -300,7 +305,7 @@ impl Lab {
             cmd.arg("-f")
                 .arg(&conf_path)
                 .arg("-h")
-                .arg(format!("{url}/ {ldapi}"))
+                .arg(format!("{url}/ {ldaps}/ {ldapi}"))
                 .arg("-d")
                 .arg("0")
                 .stdin(Stdio::null())
@@ -315,6 +320,7 @@ impl Lab {
             let mut lab = Lab {
                 dir: dir.clone(),
                 url,
+                ldaps_url: ldaps,
                 ldapi_url: ldapi,
                 tls_ca_file: ca_pem.clone(),
                 admin_password: admin_password.clone(),
@@ -329,6 +335,8 @@ impl Lab {
                     )
                     .map_err(|e| io("slapd.pid", e))?;
                     fs::write(dir.join("url"), &lab.url).map_err(|e| io("url", e))?;
+                    fs::write(dir.join("ldaps_url"), &lab.ldaps_url)
+                        .map_err(|e| io("ldaps_url", e))?;
                     lab.detach = options.detach;
                     return Ok(lab);
                 }

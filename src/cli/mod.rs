@@ -264,6 +264,7 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         lab.url,
         lab.tls_ca_file.display()
     );
+    outln!("ldaps:         {}", lab.ldaps_url);
     outln!("ldapi:         {}", lab.ldapi_url);
     outln!(
         "admin:         {} (password in {}/admin.secret)",
