@@ -43,7 +43,7 @@ fn main() {
             &tmp.path().join("lab"),
             LabOptions {
                 extra_ldif: Some(ldif),
-                detach: false,
+                ..LabOptions::default()
             },
         )
         .expect("lab");

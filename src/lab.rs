@@ -18,6 +18,9 @@ use thiserror::Error;
 
 use crate::model::Context;
 
+mod samba;
+pub use samba::SAMBA_ADMIN_DN;
+
 /// The files of `ldif/`, embedded.
 const LDIF_FILES: [(&str, &str); 5] = [
     ("ad.schema", include_str!("../ldif/ad.schema")),
@@ -86,7 +89,11 @@ pub enum LabError {
         "{program} not found: install OpenLDAP (Debian/Ubuntu: apt-get install -y slapd ldap-utils)"
     )]
     Missing { program: String },
-    #[error("slapd did not start: {0}")]
+    #[error(
+        "{program} not found: the Samba lab needs Samba (Debian/Ubuntu: apt-get install -y samba samba-ad-dc samba-ad-provision ldb-tools ldap-utils iproute2)"
+    )]
+    MissingSamba { program: String },
+    #[error("the lab directory did not start: {0}")]
     Start(String),
     #[error("loading {file} failed: {output}")]
     Load { file: String, output: String },
@@ -96,9 +103,22 @@ fn io(what: impl std::fmt::Display, e: std::io::Error) -> LabError {
     LabError::Io(format!("{what}: {e}"))
 }
 
+/// Which directory server the lab runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DirectoryKind {
+    /// A private slapd with the emulated AD schema and the sample forest.
+    #[default]
+    OpenLdap,
+    /// A Samba AD DC provisioned on a private loopback address, loaded with
+    /// the sample forest through Samba's interfaces (`lab/samba.rs`).
+    Samba,
+}
+
 /// What to start.
 #[derive(Debug, Clone, Default)]
 pub struct LabOptions {
+    /// slapd (the default) or a Samba AD DC.
+    pub directory: DirectoryKind,
     /// Extra LDIF loaded after the forest (the benchmark's many templates).
     pub extra_ldif: Option<String>,
     /// Leave slapd running when the [`Lab`] is dropped (for `lab up`).
@@ -118,10 +138,16 @@ pub struct Lab {
     pub ldapi_url: String,
     /// PEM of the lab CA that signed slapd's TLS certificate.
     pub tls_ca_file: PathBuf,
-    /// The rootdn's password (written to `admin.secret`).
+    /// The directory administrator's password (written to `admin.secret`).
     pub admin_password: String,
+    /// The directory administrator: slapd's rootdn ([`ADMIN_DN`]) or Samba's
+    /// Administrator ([`SAMBA_ADMIN_DN`]).
+    pub admin_dn: String,
+    pub directory: DirectoryKind,
     child: Option<Child>,
     detach: bool,
+    /// Samba's loopback address, given back after Samba stopped.
+    samba_address: Option<samba::Address>,
 }
 
 struct Tools {
@@ -243,6 +269,9 @@ impl Lab {
     /// Creates `dir` (it must not hold a running lab), loads the forest and
     /// starts slapd.
     pub fn start(dir: &Path, options: LabOptions) -> Result<Lab, LabError> {
+        if options.directory == DirectoryKind::Samba {
+            return samba::start(dir, &options);
+        }
         let tools = tools()?;
         fs::create_dir_all(dir).map_err(|e| io(dir.display(), e))?;
         let dir = dir.canonicalize().map_err(|e| io(dir.display(), e))?;
@@ -324,8 +353,11 @@ impl Lab {
                 ldapi_url: ldapi,
                 tls_ca_file: ca_pem.clone(),
                 admin_password: admin_password.clone(),
+                admin_dn: ADMIN_DN.to_string(),
+                directory: DirectoryKind::OpenLdap,
                 child: Some(child),
                 detach: false,
+                samba_address: None,
             };
             match lab.wait_ready(port) {
                 Ok(()) => {
@@ -480,6 +512,12 @@ impl Lab {
             let _ = child.wait();
             let _ = fs::remove_file(self.dir.join("slapd.pid"));
         }
+        if self.directory == DirectoryKind::Samba {
+            let _ = fs::remove_file(self.dir.join("samba.pid"));
+            let _ = fs::remove_file(self.dir.join("samba.address"));
+            // Dropping the address gives it back.
+            self.samba_address = None;
+        }
     }
 }
 
@@ -496,7 +534,8 @@ impl Drop for Lab {
 pub fn stop_detached(dir: &Path) -> Result<bool, LabError> {
     let ca = stop_pid_file(&dir.join("ca.pid"), &dir.join("ca.toml"))?;
     let slapd = stop_pid_file(&dir.join("slapd.pid"), &dir.join("slapd.conf"))?;
-    Ok(ca || slapd)
+    let samba = samba::stop_detached(dir)?;
+    Ok(ca || slapd || samba)
 }
 
 /// Runs `<exe> ca serve --config DIR/ca.toml` in its own process group,

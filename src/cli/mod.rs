@@ -224,7 +224,7 @@ pub fn sddl_decode(b64: &str, domain: &str) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
+pub fn lab_up(dir: &Path, directory: autoenroll::lab::DirectoryKind) -> Result<ExitCode, CliError> {
     if autoenroll::lab::stop_detached(dir).map_err(error::lab)? {
         use std::io::Write;
         let _ = writeln!(
@@ -237,6 +237,7 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         dir,
         LabOptions {
             detach: true,
+            directory,
             ..LabOptions::default()
         },
     )
@@ -260,15 +261,16 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         ca_config.display()
     );
     outln!(
-        "lab directory: {} (StartTLS, CA {})",
+        "lab directory: {} ({:?}, StartTLS, CA {})",
         lab.url,
+        lab.directory,
         lab.tls_ca_file.display()
     );
     outln!("ldaps:         {}", lab.ldaps_url);
     outln!("ldapi:         {}", lab.ldapi_url);
     outln!(
         "admin:         {} (password in {}/admin.secret)",
-        autoenroll::lab::ADMIN_DN,
+        lab.admin_dn,
         lab.dir.display()
     );
     outln!("policies:");

@@ -13,15 +13,16 @@ pub struct TestLab {
 }
 
 pub fn start(extra_ldif: Option<String>) -> TestLab {
+    start_with(LabOptions {
+        extra_ldif,
+        ..LabOptions::default()
+    })
+}
+
+/// A lab of either directory (`LabOptions::directory`).
+pub fn start_with(options: LabOptions) -> TestLab {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let lab = Lab::start(
-        &tmp.path().join("lab"),
-        LabOptions {
-            extra_ldif,
-            detach: false,
-        },
-    )
-    .expect("lab starts");
+    let lab = Lab::start(&tmp.path().join("lab"), options).expect("lab starts");
     lab.write_policies().expect("policies");
     TestLab { lab, tmp }
 }
@@ -129,7 +130,7 @@ impl TestLab {
                 "-H",
                 &self.lab.url,
                 "-D",
-                autoenroll::lab::ADMIN_DN,
+                &self.lab.admin_dn,
                 "-y",
             ])
             .arg(self.lab.dir.join("admin.secret"))
