@@ -481,6 +481,17 @@ impl Lab {
         Ok(path)
     }
 
+    /// LDIF records in the form of `ldif/forest.ldif` (e.g. from
+    /// [`template_variant_ldif`]) as this lab's directory takes them: as they
+    /// are for slapd; for Samba without what AD computes and with the forest's
+    /// SIDs replaced by the ones Samba assigned.
+    pub fn ldif_for(&self, ldif: &str) -> Result<String, LabError> {
+        match self.directory {
+            DirectoryKind::OpenLdap => Ok(ldif.to_string()),
+            DirectoryKind::Samba => samba::adapt_ldif(&self.dir, ldif),
+        }
+    }
+
     /// `DIR/ca.toml`.
     pub fn ca_config_path(&self) -> PathBuf {
         self.dir.join("ca.toml")

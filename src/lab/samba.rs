@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 
 use super::{LDIF_FILES, Lab, LabError, LabOptions, io, random_password, write_private};
-use crate::directory::sddl::parse_sddl;
+use crate::directory::sd::SecurityDescriptor;
+use crate::directory::sddl::{parse_sddl, to_sddl};
 use crate::model::Sid;
 
 /// The administrator Samba provisions.
@@ -213,12 +214,10 @@ fn smb_conf(state: &Path, ip: &str, tls: &(PathBuf, PathBuf, PathBuf)) -> String
     )
 }
 
-/// One LDIF record: its DN and (attribute, value) pairs, values decoded; the
-/// `# SDDL:` comment that precedes a security descriptor.
+/// One LDIF record: its DN and (attribute, value) pairs, values decoded.
 struct Record {
     dn: String,
     attrs: Vec<(String, Vec<u8>)>,
-    sddl: Option<String>,
 }
 
 impl Record {
@@ -247,11 +246,8 @@ fn parse_ldif(text: &str) -> Result<Vec<Record>, LabError> {
     let mut records = Vec::new();
     for block in text.split("\n\n") {
         let mut lines: Vec<String> = Vec::new();
-        let mut sddl = None;
         for l in block.lines() {
-            if let Some(rest) = l.strip_prefix("# SDDL: ") {
-                sddl = Some(rest.trim().to_string());
-            } else if l.starts_with('#') {
+            if l.starts_with('#') {
                 continue;
             } else if let Some(rest) = l.strip_prefix(' ') {
                 match lines.last_mut() {
@@ -285,7 +281,6 @@ fn parse_ldif(text: &str) -> Result<Vec<Record>, LabError> {
         records.push(Record {
             dn: dn.to_string(),
             attrs,
-            sddl,
         });
     }
     Ok(records)
@@ -424,39 +419,60 @@ const COMPUTED: [&str; 6] = [
     "nTSecurityDescriptor",
 ];
 
-/// The forest's Public Key Services objects for Samba: no emulation class,
-/// nothing AD computes, and a security descriptor built from the SDDL with
-/// `map` applied to the forest's SIDs.
-fn pki_ldif(
-    forest: &[Record],
+/// Records in the forest's form (`ldif/`) as Samba takes them: no emulation
+/// class, nothing AD computes, and security descriptors whose SIDs of the
+/// forest's domain are replaced by Samba's (`map`). With `only_pki`, only the
+/// objects under Public Key Services.
+fn samba_ldif(
+    records: &[Record],
     map: &HashMap<String, String>,
     domain: &Sid,
+    only_pki: bool,
 ) -> Result<String, LabError> {
     let mut out = String::new();
-    for r in forest {
+    for r in records {
         let dn = r.dn.to_ascii_lowercase();
-        if !dn.ends_with(PUBLIC_KEY_SERVICES) {
+        if only_pki && !dn.ends_with(PUBLIC_KEY_SERVICES) {
             continue;
         }
         out.push_str(&format!("dn: {}\n", r.dn));
         for (name, value) in &r.attrs {
-            if COMPUTED.iter().any(|c| c.eq_ignore_ascii_case(name))
+            if name.eq_ignore_ascii_case("nTSecurityDescriptor") {
+                let sd = SecurityDescriptor::from_bytes(value)
+                    .map_err(|e| LabError::Io(format!("{}: nTSecurityDescriptor: {e}", r.dn)))?;
+                let mapped = map_sids(&to_sddl(&sd, None), map)?;
+                let sd = parse_sddl(&mapped, domain)
+                    .map_err(|e| LabError::Io(format!("{}: SDDL {mapped}: {e}", r.dn)))?;
+                ldif_line(&mut out, name, &sd.to_bytes());
+            } else if COMPUTED.iter().any(|c| c.eq_ignore_ascii_case(name))
                 || (name.eq_ignore_ascii_case("objectClass")
                     && value.eq_ignore_ascii_case(b"adEmulatedObject"))
             {
                 continue;
+            } else {
+                ldif_line(&mut out, name, value);
             }
-            ldif_line(&mut out, name, value);
-        }
-        if let Some(sddl) = &r.sddl {
-            let mapped = map_sids(sddl, map)?;
-            let sd = parse_sddl(&mapped, domain)
-                .map_err(|e| LabError::Io(format!("{}: SDDL {mapped}: {e}", r.dn)))?;
-            ldif_line(&mut out, "nTSecurityDescriptor", &sd.to_bytes());
         }
         out.push('\n');
     }
     Ok(out)
+}
+
+/// LDIF in the forest's form (records to add) as the Samba lab in `dir`
+/// takes it (see [`samba_ldif`]), with the SID map `start` saved.
+pub(super) fn adapt_ldif(dir: &Path, ldif: &str) -> Result<String, LabError> {
+    let path = dir.join("samba").join("sid-map");
+    let text = fs::read_to_string(&path).map_err(|e| io(path.display(), e))?;
+    let map: HashMap<String, String> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let domain: Sid = map
+        .get(FOREST_DOMAIN)
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| LabError::Io(format!("{}: no domain SID", path.display())))?;
+    samba_ldif(&parse_ldif(ldif)?, &map, &domain, false)
 }
 
 /// Replaces every SID of the forest's domain in `sddl` by Samba's.
@@ -689,14 +705,16 @@ pub(super) fn start(dir: &Path, options: &LabOptions) -> Result<Lab, LabError> {
     admin.load(
         "ldapadd",
         "the forest's Public Key Services objects",
-        &pki_ldif(&forest, &map, &domain)?,
+        &samba_ldif(&forest, &map, &domain, true)?,
         &state.join("pki.ldif"),
     )?;
+    let saved: String = map.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
+    fs::write(state.join("sid-map"), saved).map_err(|e| io("sid-map", e))?;
     if let Some(extra) = &options.extra_ldif {
         admin.load(
             "ldapadd",
             "the extra LDIF",
-            &pki_ldif(&parse_ldif(extra)?, &map, &domain)?,
+            &samba_ldif(&parse_ldif(extra)?, &map, &domain, false)?,
             &state.join("extra.ldif"),
         )?;
     }
@@ -853,7 +871,7 @@ mod tests {
             }
         }
         let domain: Sid = FOREST_DOMAIN.parse().unwrap();
-        let pki = pki_ldif(&forest, &map, &domain).unwrap();
+        let pki = samba_ldif(&forest, &map, &domain, true).unwrap();
         for computed in [
             "objectGUID",
             "whenCreated",
