@@ -287,7 +287,7 @@ async fn pending_approved_then_retrieved(lab: &TestLab, ca: &TestCa) {
     let info = CertificateInfo::from_der(&der).unwrap();
     assert_eq!(info.public_key, key.public_key_der());
     assert_eq!(info.not_before, ca.clock_now());
-    openssl_verify(lab.tmp.path(), &ca, &der);
+    openssl_verify(lab.tmp.path(), ca, &der);
 
     // Approving twice is refused with a reason.
     let e = ca.authority.approve(request_id).await.unwrap_err();
