@@ -259,9 +259,17 @@ fn parse_ldif(text: &str) -> Result<Vec<Record>, LabError> {
             }
         }
         let Some(first) = lines.first() else { continue };
-        let Some(dn) = first.strip_prefix("dn: ") else {
+        let dn = if let Some(dn) = first.strip_prefix("dn: ") {
+            dn.to_string()
+        } else if let Some(b64) = first.strip_prefix("dn:: ") {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| bad(format!("a base64 DN: {e}")))?;
+            String::from_utf8(bytes).map_err(|_| bad("a DN that is not UTF-8".into()))?
+        } else {
             return Err(bad(format!("a record does not begin with dn: {first}")));
         };
+        let dn = dn.as_str();
         let mut attrs = Vec::new();
         for l in &lines[1..] {
             let (name, value) = if let Some((n, v)) = l.split_once(":: ") {
@@ -882,6 +890,21 @@ mod tests {
             assert!(!pki.contains(computed), "{computed} in the Samba LDIF");
         }
         assert!(pki.contains("nTSecurityDescriptor:: "));
+    }
+
+    #[test]
+    fn ldif_parsing_reports_what_is_wrong() {
+        let r = parse_ldif("dn:: Q049w6lsw6hu\ncn: x\nobjectSid:: AQE=\n").unwrap();
+        assert_eq!(r[0].dn, "CN=\u{e9}l\u{e8}n");
+        assert_eq!(r[0].values("objectSid").next(), Some(&[1u8, 1][..]));
+        for (bad, says) in [
+            ("cn: no dn\n", "does not begin with dn"),
+            ("dn: CN=x\nobjectSid:: !!!\n", "objectSid"),
+            ("dn: CN=x\nnot an attribute\n", "not an attribute line"),
+        ] {
+            let e = parse_ldif(bad).err().unwrap().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
     }
 
     #[test]
