@@ -121,6 +121,13 @@ fn claim_address() -> Result<Address, LabError> {
             break;
         }
     }
+    if last.is_empty() {
+        return Err(LabError::Start(
+            "no loopback address for Samba: something answers on port 389 of every \
+             127.0.0.N (a directory listening on 0.0.0.0:389?)"
+                .into(),
+        ));
+    }
     Err(LabError::Start(format!(
         "no loopback address for Samba: `ip addr add 127.0.0.N/32 dev lo` failed ({last}); \
          the Samba lab needs CAP_NET_ADMIN"
