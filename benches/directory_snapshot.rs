@@ -43,8 +43,7 @@ fn main() {
             &tmp.path().join("lab"),
             LabOptions {
                 extra_ldif: Some(ldif),
-                detach: false,
-                kerberos: false,
+                ..LabOptions::default()
             },
         )
         .expect("lab");

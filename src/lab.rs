@@ -20,13 +20,16 @@ use crate::model::Context;
 
 pub mod kdc;
 pub use kdc::{Kdc, REALM};
+mod samba;
+pub use samba::SAMBA_ADMIN_DN;
 
 /// The files of `ldif/`, embedded.
-const LDIF_FILES: [(&str, &str); 4] = [
+const LDIF_FILES: [(&str, &str); 5] = [
     ("ad.schema", include_str!("../ldif/ad.schema")),
     ("rootdse.ldif", include_str!("../ldif/rootdse.ldif")),
     ("forest.ldif", include_str!("../ldif/forest.ldif")),
     ("slapd.conf.in", include_str!("../ldif/slapd.conf.in")),
+    ("core.schema", include_str!("../ldif/core.schema")),
 ];
 
 /// A sample account of the forest, with the password the lab gives it.
@@ -94,7 +97,11 @@ pub enum LabError {
     MissingKerberos { program: String },
     #[error("the lab's Kerberos realm: {0}")]
     Kerberos(String),
-    #[error("slapd did not start: {0}")]
+    #[error(
+        "{program} not found: the Samba lab needs Samba (Debian/Ubuntu: apt-get install -y samba samba-ad-dc samba-ad-provision ldb-tools ldap-utils iproute2)"
+    )]
+    MissingSamba { program: String },
+    #[error("the lab directory did not start: {0}")]
     Start(String),
     #[error("loading {file} failed: {output}")]
     Load { file: String, output: String },
@@ -104,9 +111,22 @@ fn io(what: impl std::fmt::Display, e: std::io::Error) -> LabError {
     LabError::Io(format!("{what}: {e}"))
 }
 
+/// Which directory server the lab runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DirectoryKind {
+    /// A private slapd with the emulated AD schema and the sample forest.
+    #[default]
+    OpenLdap,
+    /// A Samba AD DC provisioned on a private loopback address, loaded with
+    /// the sample forest through Samba's interfaces (`lab/samba.rs`).
+    Samba,
+}
+
 /// What to start.
 #[derive(Debug, Clone, Default)]
 pub struct LabOptions {
+    /// slapd (the default) or a Samba AD DC.
+    pub directory: DirectoryKind,
     /// Extra LDIF loaded after the forest (the benchmark's many templates).
     pub extra_ldif: Option<String>,
     /// Leave slapd running when the [`Lab`] is dropped (for `lab up`).
@@ -122,16 +142,26 @@ pub struct Lab {
     pub dir: PathBuf,
     /// `ldap://127.0.0.1:<port>`.
     pub url: String,
+    /// `ldaps://127.0.0.1:<port>`: LDAP over TLS from the first byte, with
+    /// the same certificate as StartTLS (AD serves both; some tools only
+    /// speak LDAPS).
+    pub ldaps_url: String,
     /// `ldapi://` URL of the lab's socket.
     pub ldapi_url: String,
     /// PEM of the lab CA that signed slapd's TLS certificate.
     pub tls_ca_file: PathBuf,
-    /// The rootdn's password (written to `admin.secret`).
+    /// The directory administrator's password (written to `admin.secret`).
     pub admin_password: String,
     /// The realm's KDC when the lab was started with `kerberos`.
     pub kdc: Option<Kdc>,
+    /// The directory administrator: slapd's rootdn ([`ADMIN_DN`]) or Samba's
+    /// Administrator ([`SAMBA_ADMIN_DN`]).
+    pub admin_dn: String,
+    pub directory: DirectoryKind,
     child: Option<Child>,
     detach: bool,
+    /// Samba's loopback address, given back after Samba stopped.
+    samba_address: Option<samba::Address>,
 }
 
 struct Tools {
@@ -266,17 +296,24 @@ impl Lab {
             dir,
             url: url.to_string(),
             ldapi_url: String::new(),
+            ldaps_url: String::new(),
             tls_ca_file: ca_pem,
             admin_password: String::new(),
+            admin_dn: ADMIN_DN.to_string(),
+            directory: DirectoryKind::OpenLdap,
             kdc: None,
             child: None,
             detach: false,
+            samba_address: None,
         })
     }
 
     /// Creates `dir` (it must not hold a running lab), loads the forest and
     /// starts slapd.
     pub fn start(dir: &Path, options: LabOptions) -> Result<Lab, LabError> {
+        if options.directory == DirectoryKind::Samba {
+            return samba::start(dir, &options);
+        }
         let tools = tools()?;
         fs::create_dir_all(dir).map_err(|e| io(dir.display(), e))?;
         let dir = dir.canonicalize().map_err(|e| io(dir.display(), e))?;
@@ -352,6 +389,7 @@ impl Lab {
         for _attempt in 0..3 {
             let port = free_port()?;
             let url = format!("ldap://127.0.0.1:{port}");
+            let ldaps = format!("ldaps://127.0.0.1:{}", free_port()?);
             let ldapi = ldapi_url(&socket);
             let log_path = dir.join("slapd.log");
             let log = fs::File::create(&log_path).map_err(|e| io(log_path.display(), e))?;
@@ -360,7 +398,7 @@ impl Lab {
             cmd.arg("-f")
                 .arg(&conf_path)
                 .arg("-h")
-                .arg(format!("{url}/ {ldapi}"))
+                .arg(format!("{url}/ {ldaps}/ {ldapi}"))
                 .arg("-d")
                 .arg("0")
                 .stdin(Stdio::null())
@@ -382,12 +420,16 @@ impl Lab {
             let mut lab = Lab {
                 dir: dir.clone(),
                 url,
+                ldaps_url: ldaps,
                 ldapi_url: ldapi,
                 tls_ca_file: ca_pem.clone(),
                 admin_password: admin_password.clone(),
                 kdc: None,
+                admin_dn: ADMIN_DN.to_string(),
+                directory: DirectoryKind::OpenLdap,
                 child: Some(child),
                 detach: false,
+                samba_address: None,
             };
             match lab.wait_ready(port) {
                 Ok(()) => {
@@ -397,6 +439,8 @@ impl Lab {
                     )
                     .map_err(|e| io("slapd.pid", e))?;
                     fs::write(dir.join("url"), &lab.url).map_err(|e| io("url", e))?;
+                    fs::write(dir.join("ldaps_url"), &lab.ldaps_url)
+                        .map_err(|e| io("ldaps_url", e))?;
                     lab.detach = options.detach;
                     lab.kdc = kdc;
                     return Ok(lab);
@@ -565,6 +609,17 @@ impl Lab {
             .unwrap_or(389)
     }
 
+    /// LDIF records in the form of `ldif/forest.ldif` (e.g. from
+    /// [`template_variant_ldif`]) as this lab's directory takes them: as they
+    /// are for slapd; for Samba without what AD computes and with the forest's
+    /// SIDs replaced by the ones Samba assigned.
+    pub fn ldif_for(&self, ldif: &str) -> Result<String, LabError> {
+        match self.directory {
+            DirectoryKind::OpenLdap => Ok(ldif.to_string()),
+            DirectoryKind::Samba => samba::adapt_ldif(&self.dir, ldif),
+        }
+    }
+
     /// `DIR/ca.toml`.
     pub fn ca_config_path(&self) -> PathBuf {
         self.dir.join("ca.toml")
@@ -583,6 +638,12 @@ impl Lab {
     fn kill(&mut self) {
         if let Some(child) = self.child.take() {
             stop_child(child, &self.dir.join("slapd.pid"));
+        }
+        if self.directory == DirectoryKind::Samba {
+            let _ = fs::remove_file(self.dir.join("samba.pid"));
+            let _ = fs::remove_file(self.dir.join("samba.address"));
+            // Dropping the address gives it back.
+            self.samba_address = None;
         }
     }
 }
@@ -619,7 +680,8 @@ pub fn stop_detached(dir: &Path) -> Result<bool, LabError> {
     let ca = stop_pid_file(&dir.join("ca.pid"), &dir.join("ca.toml"))?;
     let slapd = stop_pid_file(&dir.join("slapd.pid"), &dir.join("slapd.conf"))?;
     let kdc = stop_pid_file(&dir.join("kdc").join("kdc.pid"), &dir.join("kdc"))?;
-    Ok(ca || slapd || kdc)
+    let samba = samba::stop_detached(dir)?;
+    Ok(ca || slapd || kdc || samba)
 }
 
 /// Runs `<exe> ca serve --config DIR/ca.toml` in its own process group,

@@ -180,6 +180,11 @@ enum LabAction {
     Up {
         #[arg(long)]
         dir: PathBuf,
+        /// The directory server: `openldap` (a private slapd) or `samba` (a
+        /// Samba AD DC on a private 127.0.0.x; needs Debian's samba packages
+        /// and CAP_NET_ADMIN).
+        #[arg(long, default_value = "openldap", value_parser = ["openldap", "samba"])]
+        directory: String,
     },
     /// Stop the lab started in DIR.
     Down {
@@ -253,7 +258,14 @@ fn main() -> ExitCode {
             CaAction::Crl { config } => cli::ca::crl(&config),
         },
         Command::Lab { action } => match action {
-            LabAction::Up { dir } => cli::lab_up(&dir),
+            LabAction::Up { dir, directory } => cli::lab_up(
+                &dir,
+                if directory == "samba" {
+                    autoenroll::lab::DirectoryKind::Samba
+                } else {
+                    autoenroll::lab::DirectoryKind::OpenLdap
+                },
+            ),
             LabAction::Down { dir } => cli::lab_down(&dir),
         },
     };

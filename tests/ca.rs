@@ -242,7 +242,12 @@ async fn issuance_by_template_and_denials() {
 async fn pending_request_is_approved_then_retrieved() {
     let lab = common::start(None);
     let mut ca = lab.start_ca(start_time()).await;
-    let (outcome, key) = enroll(&lab, &ca, "ws01", "PendingMachine", rsa()).await;
+    pending_approved_then_retrieved(&lab, &ca).await;
+    ca.stop().await;
+}
+
+async fn pending_approved_then_retrieved(lab: &TestLab, ca: &TestCa) {
+    let (outcome, key) = enroll(lab, ca, "ws01", "PendingMachine", rsa()).await;
     let Outcome::Pending { request_id, .. } = outcome else {
         panic!("expected pending, got {outcome:?}");
     };
@@ -282,12 +287,113 @@ async fn pending_request_is_approved_then_retrieved() {
     let info = CertificateInfo::from_der(&der).unwrap();
     assert_eq!(info.public_key, key.public_key_der());
     assert_eq!(info.not_before, ca.clock_now());
-    openssl_verify(lab.tmp.path(), &ca, &der);
+    openssl_verify(lab.tmp.path(), ca, &der);
 
     // Approving twice is refused with a reason.
     let e = ca.authority.approve(request_id).await.unwrap_err();
     assert!(e.to_string().contains("not pending"), "{e}");
+}
+
+/// A CA manager denies a pending request; a certificate is revoked and the
+/// CRL `ca crl` publishes is read back from the directory, lists it, and
+/// OpenSSL verifies it with the CA certificate read back from the directory.
+async fn deny_revoke_and_crl(lab: &TestLab, ca: &TestCa) {
+    let (outcome, _) = enroll(lab, ca, "web01", "PendingMachine", rsa()).await;
+    let Outcome::Pending { request_id, .. } = outcome else {
+        panic!("expected pending, got {outcome:?}");
+    };
+    let record = ca.authority.deny(request_id, "not this one").unwrap();
+    assert!(!record.approved);
+    let (code, reason) = denial(
+        &ca.client("web01")
+            .query(&ca.endpoint, request_id)
+            .await
+            .unwrap(),
+    );
+    assert_ne!(code, 0, "{reason}");
+
+    let (outcome, _) = enroll(lab, ca, "ws01", "WorkstationAuth", rsa()).await;
+    let der = issued(&outcome);
+    openssl_verify(lab.tmp.path(), ca, &der);
+    let info = CertificateInfo::from_der(&der).unwrap();
+    ca.authority.revoke(&info.serial, 1).unwrap();
+    ca.authority.publish_crl().await.unwrap();
+    let snap = lab.snapshot("ws01").await;
+    let crl = snap
+        .crls
+        .iter()
+        .find(|c| {
+            c.dn.to_ascii_lowercase()
+                .starts_with("cn=corp-ca,cn=ca,cn=cdp,")
+        })
+        .and_then(|c| c.base.first())
+        .cloned()
+        .expect("the CRL is published");
+    let verified =
+        autoenroll::pki::Crl::verified(&crl, std::slice::from_ref(&ca.ca_certificate), {
+            use autoenroll::clock::Clock;
+            ca.clock.now()
+        })
+        .expect("the published CRL verifies");
+    assert!(verified.revoked.contains_key(&info.serial), "{verified:?}");
+    let dir = lab.tmp.path();
+    let ca_pem = write_pem(dir, "ca-from-directory.pem", &ca.ca_certificate);
+    std::fs::write(dir.join("published.crl"), &crl).unwrap();
+    let out = Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(dir.join("published.crl"))
+        .arg("-CAfile")
+        .arg(&ca_pem)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("verify OK"), "{text}");
+    assert!(
+        text.contains("Issuer: DC = example, DC = corp, CN = corp-CA"),
+        "{text}"
+    );
+    assert!(
+        text.to_ascii_uppercase()
+            .contains(&info.serial.to_ascii_uppercase()),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_request_and_a_revocation_on_the_crl() {
+    let lab = common::start(None);
+    let mut ca = lab.start_ca(start_time()).await;
+    deny_revoke_and_crl(&lab, &ca).await;
     ca.stop().await;
+}
+
+/// The same checks against a Samba AD DC: `ca init` publishes into it (and
+/// again, updating what exists), the objects are served as AD serves them,
+/// requests are issued, approved, denied, revoked, and the CRL and the CA
+/// certificate read back from Samba verify with OpenSSL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_samba() {
+    let started = std::time::Instant::now();
+    let lab = common::start_with(autoenroll::lab::LabOptions {
+        directory: autoenroll::lab::DirectoryKind::Samba,
+        ..Default::default()
+    });
+    let ready = started.elapsed();
+    let mut ca = lab.start_ca(start_time()).await;
+    ca_objects_as_ad(&lab, &ca);
+    init_again(&lab, &ca).await;
+    pending_approved_then_retrieved(&lab, &ca).await;
+    deny_revoke_and_crl(&lab, &ca).await;
+    ca.stop().await;
+    eprintln!(
+        "Samba lab ready in {:.1} s, checks done in {:.1} s",
+        ready.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 trait ClockNow {
@@ -532,6 +638,12 @@ async fn hostile_requests_get_faults() {
 async fn init_again_is_harmless() {
     let lab = common::start(None);
     let mut ca = lab.start_ca(start_time()).await;
+    init_again(&lab, &ca).await;
+    ca.stop().await;
+}
+
+/// A second `ca init` updates what the first created, in place.
+async fn init_again(lab: &TestLab, ca: &TestCa) {
     let before = lab.snapshot("ws01").await;
     let report = autoenroll::ca::init::init(&ca.config, start_time())
         .await
@@ -542,7 +654,6 @@ async fn init_again_is_harmless() {
     assert_eq!(before.ntauth, after.ntauth);
     assert_eq!(after.ntauth.len(), 1);
     assert_eq!(before.services, after.services);
-    ca.stop().await;
 }
 
 /// RFC 5280 5.2.3: CRL numbers increase strictly, from the CRL `ca init`
@@ -582,4 +693,72 @@ async fn crl_numbers_increase_from_init_across_restarts() {
     let fresh = autoenroll::ca::Authority::open(ca.config.clone(), clock).unwrap();
     let fourth = crl_number(&fresh.publish_crl().await.unwrap());
     assert_eq!(fourth, Some(4));
+}
+
+/// The lab serves what AD serves: after `ca init`, `ldapsearch ...
+/// cACertificate` returns the plain attribute (octet-string syntax, no
+/// `;binary`), on objects of AD's classes only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_objects_are_served_as_ad_serves_them() {
+    let lab = common::start(None);
+    let mut ca = lab.start_ca(start_time()).await;
+    ca_objects_as_ad(&lab, &ca);
+    ca.stop().await;
+}
+
+fn ca_objects_as_ad(lab: &TestLab, ca: &TestCa) {
+    let pks = "CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+    let search = |filter: &str, attrs: &[&str]| {
+        common::run(
+            std::process::Command::new("ldapsearch")
+                .env("LDAPTLS_CACERT", &lab.lab.tls_ca_file)
+                .args(["-x", "-Z", "-LLL", "-o", "ldif-wrap=no", "-H", &lab.lab.url])
+                .args(["-D", &lab.lab.admin_dn, "-y"])
+                .arg(lab.lab.dir.join("admin.secret"))
+                .args(["-b", pks, filter])
+                .args(attrs),
+        )
+    };
+    let cas = search(
+        "(objectClass=certificationAuthority)",
+        &["objectClass", "cACertificate", "certificateRevocationList"],
+    );
+    assert!(!cas.contains(";binary"), "{cas}");
+    assert_eq!(cas.matches("\ncACertificate:: ").count(), 3, "{cas}");
+    for dn in [
+        "dn: CN=corp-CA,CN=Certification Authorities,",
+        "dn: CN=corp-CA,CN=AIA,",
+        "dn: CN=NTAuthCertificates,",
+    ] {
+        assert!(
+            cas.to_ascii_lowercase().contains(&dn.to_ascii_lowercase()),
+            "{dn} missing: {cas}"
+        );
+    }
+    // Windows' one-byte placeholder ("AA==" is base64 of a zero byte).
+    assert_eq!(cas.matches("certificateRevocationList:: AA==").count(), 3);
+    let cdp = search(
+        "(objectClass=cRLDistributionPoint)",
+        &["certificateRevocationList"],
+    );
+    assert!(cdp.contains("\ncertificateRevocationList:: MII"), "{cdp}");
+    let service = search(
+        "(objectClass=pKIEnrollmentService)",
+        &["cACertificate", "cACertificateDN"],
+    );
+    assert!(service.contains("\ncACertificate:: MII"), "{service}");
+    // AD CS's name of an enterprise CA, in the certificate and in
+    // cACertificateDN.
+    assert!(
+        service.contains("\ncACertificateDN: CN=corp-CA,DC=corp,DC=example\n"),
+        "{service}"
+    );
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.ca_certificate).unwrap();
+    assert_eq!(
+        cert.subject().to_string(),
+        "DC=example, DC=corp, CN=corp-CA"
+    );
+    assert!(!service.contains(";binary"), "{service}");
+    let everything = search("(objectClass=*)", &["objectClass"]);
+    assert!(!everything.contains("pkiCA"), "{everything}");
 }

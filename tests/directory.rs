@@ -263,3 +263,40 @@ fn the_cli_prints_json_and_fails_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ldap://127.0.0.1:1"), "{err}");
 }
+
+/// The lab's LDAPS listener serves the same forest as StartTLS, with the same
+/// certificate: the verdicts over both transports are equal, and a client
+/// that trusts another CA is refused on LDAPS too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldaps_serves_what_starttls_serves() {
+    let lab = common::start(None);
+    assert!(lab.lab.ldaps_url.starts_with("ldaps://127.0.0.1:"));
+    let base = lab.policy("ws01");
+    let over_ldaps = with_directory(&base, |d| {
+        d.url = lab.lab.ldaps_url.clone();
+        d.starttls = false;
+    });
+    let mut dir = Directory::connect(&over_ldaps.directory).await.unwrap();
+    let snap = dir
+        .snapshot("CN=ws01,CN=Computers,DC=corp,DC=example")
+        .await
+        .unwrap();
+    dir.close().await;
+    let starttls = lab.snapshot("ws01").await;
+    assert_eq!(snap.templates, starttls.templates);
+    assert_eq!(snap.account, starttls.account);
+    assert!(!snap.templates.is_empty());
+
+    let other_ca = lab.tmp.path().join("other-ca.pem");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&other_ca, params.self_signed(&key).unwrap().pem()).unwrap();
+    let untrusted = with_directory(&over_ldaps, |d| d.ca_file = Some(other_ca.clone()));
+    let err = Directory::connect(&untrusted.directory)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.starts_with(&lab.lab.ldaps_url), "{err}");
+}

@@ -54,6 +54,10 @@ fn expected(account: &str) -> BTreeMap<&'static str, Option<&'static str>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_verdict_matches_the_table() {
     let lab = common::start_forest();
+    verdicts_match_the_table(&lab).await;
+}
+
+async fn verdicts_match_the_table(lab: &common::TestLab) {
     for account in ["ws01", "web01", "nodns01", "alice", "bob", "carol"] {
         let verdicts = lab.verdicts(account).await;
         let got: BTreeMap<&str, Option<&str>> = verdicts
@@ -101,6 +105,68 @@ async fn reasons_say_what_to_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web01_token_holds_its_nested_groups() {
     let lab = common::start_forest();
+    web01_token(&lab).await;
+    assert_eq!(
+        lab.snapshot("web01").await.account.sid.to_string(),
+        "S-1-5-21-1000-2000-3000-1202"
+    );
+}
+
+/// The sample forest on a Samba AD DC: the same verdict for every account
+/// and template as on slapd (one table, and compared verdict by verdict), the
+/// same nested groups in web01's token with the SIDs Samba assigned, and the
+/// same snapshot over LDAPS as over StartTLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_verdicts_on_samba() {
+    let samba = common::start_with(autoenroll::lab::LabOptions {
+        directory: autoenroll::lab::DirectoryKind::Samba,
+        ..Default::default()
+    });
+    verdicts_match_the_table(&samba).await;
+    let slapd = common::start(None);
+    for account in ["ws01", "web01", "nodns01", "alice", "bob", "carol"] {
+        let on_samba = samba.verdicts(account).await;
+        let on_slapd = slapd.verdicts(account).await;
+        let codes =
+            |vs: &[autoenroll::directory::Verdict]| -> Vec<(String, Option<String>, Vec<String>)> {
+                vs.iter()
+                    .map(|v| {
+                        (
+                            v.cn.clone(),
+                            v.reason.as_ref().map(|r| r.code().to_string()),
+                            v.published_by.clone(),
+                        )
+                    })
+                    .collect()
+            };
+        assert_eq!(codes(&on_samba), codes(&on_slapd), "verdicts for {account}");
+    }
+    web01_token(&samba).await;
+    let snap = samba.snapshot("web01").await;
+    let sid = snap.account.sid.to_string();
+    assert!(sid.starts_with("S-1-5-21-"), "{sid}");
+    assert!(
+        !sid.starts_with("S-1-5-21-1000-2000-3000-"),
+        "Samba assigns its own SIDs: {sid}"
+    );
+
+    let mut over_ldaps = samba.policy("ws01");
+    over_ldaps.directory.url = samba.lab.ldaps_url.clone();
+    over_ldaps.directory.starttls = false;
+    let mut dir = autoenroll::directory::Directory::connect(&over_ldaps.directory)
+        .await
+        .expect("LDAPS to Samba");
+    let ldaps = dir
+        .snapshot("CN=ws01,CN=Computers,DC=corp,DC=example")
+        .await
+        .unwrap();
+    dir.close().await;
+    let starttls = samba.snapshot("ws01").await;
+    assert_eq!(ldaps.templates, starttls.templates);
+    assert_eq!(ldaps.account, starttls.account);
+}
+
+async fn web01_token(lab: &common::TestLab) {
     let snap = lab.snapshot("web01").await;
     let names: Vec<&str> = snap
         .account
@@ -117,7 +183,6 @@ async fn web01_token_holds_its_nested_groups() {
     ] {
         assert!(names.contains(&g), "{g} missing from {names:?}");
     }
-    assert_eq!(snap.account.sid.to_string(), "S-1-5-21-1000-2000-3000-1202");
     assert_eq!(
         snap.account.dns_host_name.as_deref(),
         Some("web01.corp.example")

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use autoenroll::lab::{DirectoryKind, LabOptions};
 use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
 use common::{TestCa, TestLab, current, start_time, store};
 use time::OffsetDateTime;
@@ -45,7 +46,20 @@ const CORP_CA: &str = "CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_renew_retrieve_revoke_and_update() {
-    let lab = common::start(None);
+    enroll_renew_retrieve_revoke_and_update_on(DirectoryKind::OpenLdap).await;
+}
+
+/// The same loop against a Samba AD DC, with the CA published there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_renew_retrieve_revoke_and_update_against_samba() {
+    enroll_renew_retrieve_revoke_and_update_on(DirectoryKind::Samba).await;
+}
+
+async fn enroll_renew_retrieve_revoke_and_update_on(directory: DirectoryKind) {
+    let lab = common::start_with(LabOptions {
+        directory,
+        ..LabOptions::default()
+    });
     let t0 = start_time();
     let mut ca = lab.start_ca(t0).await;
 
@@ -174,7 +188,7 @@ async fn enroll_renew_retrieve_revoke_and_update() {
         ],
     )
     .unwrap();
-    lab.admin("ldapadd", &ldif);
+    lab.admin("ldapadd", &lab.lab.ldif_for(&ldif).unwrap());
     lab.admin(
         "ldapmodify",
         &format!(

@@ -246,11 +246,8 @@ fn lying_ca(ca: &TestCa) -> Handler {
                 )
             }
             _ => {
-                let issuer = rcgen::Issuer::from_ca_cert_der(
-                    &rustls::pki_types::CertificateDer::from(ca_der.as_slice()),
-                    &forger,
-                )
-                .unwrap();
+                // Named exactly as the real CA (its stand-in for rcgen).
+                let issuer = autoenroll::ca::issue::ca_issuer(&ca_der, &forger).unwrap();
                 build_certificate(
                     &profile,
                     &spki,
@@ -435,11 +432,8 @@ async fn a_forged_crl_revokes_nothing() {
     let serial = common::serial_of(&lab, &wa[0]);
 
     let forger = rcgen::KeyPair::generate().unwrap();
-    let issuer = rcgen::Issuer::from_ca_cert_der(
-        &rustls::pki_types::CertificateDer::from(ca.ca_certificate.as_slice()),
-        &forger,
-    )
-    .unwrap();
+    // Named exactly as the real CA (its stand-in for rcgen).
+    let issuer = autoenroll::ca::issue::ca_issuer(&ca.ca_certificate, &forger).unwrap();
     let revoked = [RevokedEntry {
         serial: serial.clone(),
         revoked_at: t0,
@@ -459,7 +453,7 @@ async fn a_forged_crl_revokes_nothing() {
     lab.admin(
         "ldapmodify",
         &format!(
-            "dn: {cdp}\nchangetype: modify\nreplace: certificateRevocationList;binary\ncertificateRevocationList;binary:: {}\n",
+            "dn: {cdp}\nchangetype: modify\nreplace: certificateRevocationList\ncertificateRevocationList:: {}\n",
             base64::engine::general_purpose::STANDARD.encode(&forged)
         ),
     );

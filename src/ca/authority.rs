@@ -10,7 +10,6 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rcgen::{Issuer, KeyPair};
-use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -97,8 +96,7 @@ impl Signer {
 
     /// The rcgen issuer of certificates and CRLs.
     pub fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, CaError> {
-        Issuer::from_ca_cert_der(&CertificateDer::from(self.der.as_slice()), &self.key_pair)
-            .map_err(|e| CaError::State(format!("the CA certificate cannot issue: {e}")))
+        super::issue::ca_issuer(&self.der, &self.key_pair).map_err(CaError::State)
     }
 
     pub fn certificate_der(&self) -> &[u8] {

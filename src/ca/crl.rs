@@ -62,6 +62,8 @@ pub enum CrlError {
         serial: String,
         problem: String,
     },
+    #[error("CRL {number}: writing the issuer name: {problem}")]
+    IssuerName { number: u64, problem: String },
     #[error("CRL {number}: signing failed: {source}")]
     Sign {
         number: u64,
@@ -144,7 +146,10 @@ fn sign(
         rcgen::Error::IssuerNotCrlSigner => CrlError::NotCrlSigner { number },
         source => CrlError::Sign { number, source },
     })?;
-    Ok(crl.der().to_vec())
+    // The issuer name is the CA certificate's subject, byte for byte, also
+    // when rcgen cannot write it (RFC 5280 5.1.2.3; see issue::ca_issuer).
+    super::issue::restore_issuer_name(crl.der(), issuer.key())
+        .map_err(|problem| CrlError::IssuerName { number, problem })
 }
 
 /// The reasonCode entry extension for a CRLReason code. Unspecified (0) is

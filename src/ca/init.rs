@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -18,6 +18,7 @@ use super::authority::{CaError, Signer};
 use super::config::CaConfig;
 use super::crl::{CrlInput, build_crl};
 use super::db::Database;
+use super::issue::{encode_name, restore_issuer_name, stand_in_name_for};
 use super::publish::{Publication, publish};
 use crate::directory::Directory;
 use crate::pki::keys::PrivateKey;
@@ -32,24 +33,75 @@ pub struct InitReport {
     pub changes: Vec<String>,
 }
 
-/// The CA's subject: `CN=<name>` below the domain's DC components, as AD CS
-/// names an enterprise CA.
-pub fn ca_subject(name: &str, default_naming_context: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    for part in default_naming_context.split(',').rev() {
-        if let Some(dc) = part
-            .trim()
-            .strip_prefix("DC=")
-            .or_else(|| part.trim().strip_prefix("dc="))
-        {
-            dn.push(
-                DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
-                dc,
-            );
+/// The CA's subject as AD CS names an enterprise CA: its common name below
+/// every DC component of the domain, `CN=corp-CA,DC=corp,DC=example` in
+/// RFC 4514 text (as `cACertificateDN` shows it), that is the RDN sequence
+/// DC=example, DC=corp, CN=corp-CA in the certificate (DER, most significant
+/// first).
+pub fn ca_subject(name: &str, default_naming_context: &str) -> Result<Vec<u8>, CaError> {
+    let mut attributes: Vec<(String, String)> = default_naming_context
+        .split(',')
+        .rev()
+        .filter_map(|part| {
+            let (kind, value) = part.trim().split_once('=')?;
+            kind.trim()
+                .eq_ignore_ascii_case("DC")
+                .then(|| ("DC".to_string(), value.trim().to_string()))
+        })
+        .collect();
+    attributes.push(("CN".to_string(), name.to_string()));
+    encode_name(&attributes).map_err(|e| CaError::State(format!("the CA's name: {e}")))
+}
+
+/// A certificate's subject in RFC 4514 text: most specific RDN first, no
+/// spaces (`CN=corp-CA,DC=corp,DC=example`), as AD's `cACertificateDN`.
+pub fn rfc4514_subject(der: &[u8]) -> Result<String, CaError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| CaError::State(format!("the CA certificate does not parse: {e}")))?;
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter() {
+        let mut parts = Vec::new();
+        for attr in rdn.iter() {
+            let oid = attr.attr_type().to_id_string();
+            // RFC 4514 3: the short names of RFC 4519, else the dotted OID.
+            let kind = match oid.as_str() {
+                "2.5.4.3" => "CN",
+                "2.5.4.6" => "C",
+                "2.5.4.7" => "L",
+                "2.5.4.8" => "ST",
+                "2.5.4.9" => "STREET",
+                "2.5.4.10" => "O",
+                "2.5.4.11" => "OU",
+                "0.9.2342.19200300.100.1.1" => "UID",
+                "0.9.2342.19200300.100.1.25" => "DC",
+                other => other,
+            }
+            .to_string();
+            let value = attr.as_str().map_err(|e| {
+                CaError::State(format!("the CA's name: {kind} is not a string: {e}"))
+            })?;
+            parts.push(format!("{kind}={}", escape_rdn_value(value)));
         }
+        rdns.push(parts.join("+"));
     }
-    dn.push(DnType::CommonName, name);
-    dn
+    rdns.reverse();
+    Ok(rdns.join(","))
+}
+
+/// RFC 4514 2.4 escaping of an attribute value.
+fn escape_rdn_value(value: &str) -> String {
+    let mut out = String::new();
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, CaError> {
@@ -72,14 +124,18 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
     if created_key {
         let key = PrivateKey::generate(config.key_algorithm)?;
         let params = ca_params(config, &naming.default, now)?;
+        let key_pair = key.rcgen_key_pair()?;
         let cert = params
-            .self_signed(&key.rcgen_key_pair()?)
+            .self_signed(&key_pair)
             .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
+        let der = restore_issuer_name(cert.der(), &key_pair)
+            .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
+        let pem = crate::store::pem::encode("CERTIFICATE", &der);
         // The certificate first: a key without a certificate is re-created
         // on the next run, a certificate without its key never is.
         fs.replace(&config.key_path(), key.to_pem().as_bytes(), KEY_MODE)
             .map_err(|e| io("CA key", e))?;
-        fs.replace(&config.certificate_path(), cert.pem().as_bytes(), 0o644)
+        fs.replace(&config.certificate_path(), pem.as_bytes(), 0o644)
             .map_err(|e| io("CA certificate", e))?;
     }
     let signer = Signer::load(config)?;
@@ -110,6 +166,7 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
 
     let endpoint = config.endpoint_url();
     let kerberos_endpoint = config.kerberos_endpoint_url();
+    let ca_dn = rfc4514_subject(signer.certificate_der())?;
     let changes = publish(
         &mut dir,
         &naming,
@@ -117,7 +174,7 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
             ca_name: &config.name,
             dns_host_name: &config.dns_host_name,
             ca_certificate: signer.certificate_der(),
-            ca_subject: &signer.info().subject,
+            ca_subject: &ca_dn,
             endpoint_url: &endpoint,
             kerberos_endpoint_url: kerberos_endpoint.as_deref(),
             templates: &config.templates,
@@ -128,7 +185,7 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
     dir.close().await;
     Ok(InitReport {
         created_key,
-        ca_subject: signer.info().subject.clone(),
+        ca_subject: ca_dn,
         ca_thumbprint: signer.info().thumbprint.clone(),
         changes,
     })
@@ -140,7 +197,9 @@ fn ca_params(
     now: OffsetDateTime,
 ) -> Result<CertificateParams, CaError> {
     let mut params = CertificateParams::default();
-    params.distinguished_name = ca_subject(&config.name, default_nc);
+    // rcgen cannot write a name with two DC components: it signs a stand-in,
+    // which restore_issuer_name replaces by the real name.
+    params.distinguished_name = stand_in_name_for(&ca_subject(&config.name, default_nc)?);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -209,13 +268,20 @@ fn write_tls_certificate(
     params.not_before = now;
     params.not_after = (now + Duration::from_secs(365 * 86_400)).min(signer.info().not_after);
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let issuer = signer.issuer()?;
     let cert = params
-        .signed_by(&key.rcgen_key_pair()?, &signer.issuer()?)
+        .signed_by(&key.rcgen_key_pair()?, &issuer)
+        .map_err(|e| CaError::State(format!("cannot sign the TLS certificate: {e}")))?;
+    let der = restore_issuer_name(cert.der(), issuer.key())
         .map_err(|e| CaError::State(format!("cannot sign the TLS certificate: {e}")))?;
     let fs = Fs::default();
     fs.replace(&config.tls_key_path(), key.to_pem().as_bytes(), KEY_MODE)
         .map_err(|e| CaError::State(format!("TLS key: {e}")))?;
-    let chain = format!("{}{}", cert.pem(), signer.certificate_pem());
+    let chain = format!(
+        "{}{}",
+        crate::store::pem::encode("CERTIFICATE", &der),
+        signer.certificate_pem()
+    );
     fs.replace(&config.tls_certificate_path(), chain.as_bytes(), 0o644)
         .map_err(|e| CaError::State(format!("TLS certificate: {e}")))?;
     Ok(())

@@ -136,7 +136,7 @@ pub fn build_certificate(
         .map_err(|e| IssueError::Sign(e.to_string()))?;
     let der = cert.der().to_vec();
     if profile.subject.is_empty() {
-        return Ok(der);
+        return restore_issuer_name(&der, issuer.key()).map_err(IssueError::Sign);
     }
     resign_with_subject(&der, &subject, issuer)
 }
@@ -361,7 +361,7 @@ fn subject_alt_names(names: &[SubjectAltName]) -> Result<Vec<u8>, String> {
 /// The subject Name: one attribute per RDN, in the profile's order. DC and E
 /// are IA5String (RFC 4519, PKCS #9), C and serialNumber PrintableString, the
 /// rest UTF8String (RFC 5280 4.1.2.6).
-fn encode_name(attributes: &[(String, String)]) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_name(attributes: &[(String, String)]) -> Result<Vec<u8>, String> {
     let mut rdns = Vec::new();
     for (name, value) in attributes {
         let attr_oid = subject_attribute_oid(name)
@@ -391,28 +391,160 @@ fn encode_name(attributes: &[(String, String)]) -> Result<Vec<u8>, String> {
     Ok(seq(&rdns))
 }
 
-/// Replaces the (empty) subject rcgen wrote and signs the result again.
+/// Replaces the (empty) subject rcgen wrote, puts back the issuer's real
+/// name when rcgen wrote its stand-in (see [`ca_issuer`]), and signs the
+/// result again.
 fn resign_with_subject(
     cert: &[u8],
     subject: &[u8],
     issuer: &Issuer<'_, impl SigningKey>,
 ) -> Result<Vec<u8>, IssueError> {
-    let internal = |m: &str| IssueError::Sign(format!("rewriting the subject: {m}"));
-    let outer = children(cert).ok_or_else(|| internal("certificate is not a SEQUENCE"))?;
-    let [tbs, algorithm, _signature] = outer.as_slice() else {
-        return Err(internal("certificate does not have three parts"));
-    };
-    let mut fields = children(tbs).ok_or_else(|| internal("tbsCertificate is not a SEQUENCE"))?;
-    // version [0], serialNumber, signature, issuer, validity, subject, ...
-    if fields.len() < 7 || fields[0].first() != Some(&0xa0) {
-        return Err(internal("unexpected tbsCertificate layout"));
+    resign(cert, Some(subject), issuer.key()).map_err(IssueError::Sign)
+}
+
+/// The text that marks rcgen's stand-in for an issuer name it cannot write
+/// (the CN of the stand-in, followed by the real name's DER in hex).
+const STAND_IN_PREFIX: &str = "autoenroll stand-in for the issuer name ";
+
+/// The rcgen issuer of certificates and CRLs signed by the CA whose
+/// certificate is `ca_der`.
+///
+/// rcgen's `DistinguishedName` keeps one value per attribute type, so it
+/// cannot write the name AD CS gives an enterprise CA, `DC=example, DC=corp,
+/// CN=corp-CA` (every DC component of the domain). For such a name the
+/// issuer rcgen gets is named by a stand-in that carries the real name; the
+/// builders ([`build_certificate`], `build_crl`, [`restore_issuer_name`])
+/// replace the stand-in with the real name, byte for byte the CA
+/// certificate's subject (RFC 5280 4.1.2.4, 5.1.2.3: the issuer field must
+/// match the CA's subject for path and CRL validation), and sign again.
+pub fn ca_issuer<S: SigningKey>(ca_der: &[u8], key: S) -> Result<Issuer<'static, S>, String> {
+    use x509_parser::extensions::ParsedExtension;
+    let (_, cert) = x509_parser::parse_x509_certificate(ca_der)
+        .map_err(|e| format!("the CA certificate does not parse: {e}"))?;
+    let subject = cert.subject();
+    let mut types = std::collections::HashSet::new();
+    let repeated = subject
+        .iter_attributes()
+        .any(|a| !types.insert(a.attr_type().to_id_string()));
+    if !repeated {
+        return Issuer::from_ca_cert_der(&ca_der.into(), key)
+            .map_err(|e| format!("the CA certificate cannot issue: {e}"));
     }
-    fields[5] = subject;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = stand_in_name_for(subject.as_raw());
+    params.key_identifier_method = rcgen::KeyIdMethod::Sha256;
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectKeyIdentifier(id) = ext.parsed_extension() {
+            params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(id.0.to_vec());
+        }
+    }
+    if let Ok(Some(usage)) = cert.key_usage() {
+        let u = usage.value;
+        for (set, purpose) in [
+            (
+                u.digital_signature(),
+                rcgen::KeyUsagePurpose::DigitalSignature,
+            ),
+            (u.key_cert_sign(), rcgen::KeyUsagePurpose::KeyCertSign),
+            (u.crl_sign(), rcgen::KeyUsagePurpose::CrlSign),
+        ] {
+            if set {
+                params.key_usages.push(purpose);
+            }
+        }
+    }
+    Ok(Issuer::new(params, key))
+}
+
+/// The name rcgen is given for `name` (DER), which it cannot write itself:
+/// [`restore_issuer_name`] replaces it by `name` in the issuer field and, in
+/// a self-signed certificate, the subject field.
+pub fn stand_in_name_for(name: &[u8]) -> DistinguishedName {
+    let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+    let mut dn = DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, format!("{STAND_IN_PREFIX}{hex}"));
+    dn
+}
+
+/// Puts the real issuer name in place of rcgen's stand-in (see [`ca_issuer`])
+/// in a certificate or CRL rcgen signed, and signs it again; anything else is
+/// returned unchanged.
+pub fn restore_issuer_name(der: &[u8], key: &impl SigningKey) -> Result<Vec<u8>, String> {
+    resign(der, None, key)
+}
+
+/// The real name a stand-in issuer name carries, if `name` is one.
+fn stand_in_name(name: &[u8]) -> Option<Vec<u8>> {
+    let rdns = children(name)?;
+    let [rdn] = rdns.as_slice() else { return None };
+    let (tag, set, rest) = split_tlv(rdn)?;
+    if tag != 0x31 || !rest.is_empty() {
+        return None;
+    }
+    let atv = children(set)?;
+    let [attr_type, value] = atv.as_slice() else {
+        return None;
+    };
+    if *attr_type != [0x06, 0x03, 0x55, 0x04, 0x03] {
+        return None;
+    }
+    let (_, text, _) = split_tlv(value)?;
+    let hex = std::str::from_utf8(text)
+        .ok()?
+        .strip_prefix(STAND_IN_PREFIX)?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Rewrites a signed certificate or CRL (`SEQUENCE { tbs, algorithm,
+/// signature }`): the subject when given (certificates only), the issuer when
+/// it is a stand-in; signs the new to-be-signed part with `key`. Unchanged
+/// input is returned as it is.
+fn resign(der: &[u8], subject: Option<&[u8]>, key: &impl SigningKey) -> Result<Vec<u8>, String> {
+    let internal = |m: &str| format!("rewriting the names: {m}");
+    let outer = children(der).ok_or_else(|| internal("not a SEQUENCE"))?;
+    let [tbs, algorithm, _signature] = outer.as_slice() else {
+        return Err(internal("not three parts"));
+    };
+    let mut fields = children(tbs).ok_or_else(|| internal("to-be-signed is not a SEQUENCE"))?;
+    // tbsCertificate: version [0], serialNumber, signature, issuer, validity,
+    // subject, ...; tbsCertList: version INTEGER (v2), signature, issuer, ...
+    let is_certificate = fields.first().and_then(|f| f.first()) == Some(&0xa0);
+    let issuer_index = match fields.first().and_then(|f| f.first()) {
+        Some(0xa0) => 3,
+        Some(0x02) => 2,
+        _ => 1,
+    };
+    if fields.len() <= issuer_index || (is_certificate && fields.len() < 7) {
+        return Err(internal("unexpected layout"));
+    }
+    let mut changed = false;
+    let real_issuer = stand_in_name(fields[issuer_index]);
+    if let Some(name) = &real_issuer {
+        fields[issuer_index] = name;
+        changed = true;
+        // A self-signed certificate names itself twice.
+        if is_certificate && stand_in_name(fields[5]).is_some() {
+            fields[5] = name;
+        }
+    }
+    if let Some(subject) = subject {
+        if !is_certificate {
+            return Err(internal("a CRL has no subject"));
+        }
+        fields[5] = subject;
+        changed = true;
+    }
+    if !changed {
+        return Ok(der.to_vec());
+    }
     let new_tbs = seq(&fields.concat());
-    let signature = issuer
-        .key()
-        .sign(&new_tbs)
-        .map_err(|e| IssueError::Sign(e.to_string()))?;
+    let signature = key.sign(&new_tbs).map_err(|e| e.to_string())?;
     let mut bits = vec![0u8];
     bits.extend(signature);
     Ok(seq(
@@ -518,14 +650,10 @@ mod tests {
     fn ca(alg: &'static SignatureAlgorithm) -> TestCa {
         let key = KeyPair::generate_for(alg).unwrap();
         let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(
-            rcgen::DnType::CustomDnType(vec![0, 9, 2342, 19200300, 100, 1, 25]),
-            "example",
-        );
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "corp-CA");
+        // The name AD CS gives the enterprise CA, which rcgen cannot write:
+        // signed as ca init signs it (stand-in, then the real name).
+        let name = crate::ca::init::ca_subject("corp-CA", "DC=corp,DC=example").unwrap();
+        params.distinguished_name = stand_in_name_for(&name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -535,9 +663,10 @@ mod tests {
         params.not_before = datetime!(2024-01-01 0:00 UTC);
         params.not_after = datetime!(2034-01-01 0:00 UTC);
         let cert = params.self_signed(&key).unwrap();
+        let der = restore_issuer_name(cert.der(), &key).unwrap();
         TestCa {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
+            pem: pem(&der),
+            issuer: ca_issuer(&der, key).unwrap(),
         }
     }
 
@@ -636,7 +765,7 @@ mod tests {
         assert_eq!(cert.version().0, 2, "X.509 v3");
         assert_eq!(cert.raw_serial(), &[&[0u8][..], &SERIAL].concat()[..]);
         assert_eq!(cert.subject().to_string(), "CN=ws01.corp.example");
-        assert_eq!(cert.issuer().to_string(), "DC=example, CN=corp-CA");
+        assert_eq!(cert.issuer().to_string(), "DC=example, DC=corp, CN=corp-CA");
         assert_eq!(
             cert.validity().not_before.to_datetime(),
             datetime!(2025-06-01 12:00 UTC)
@@ -852,7 +981,7 @@ mod tests {
                 let text = openssl(&["x509", "-in", &leaf, "-noout", "-text"], dir.path());
                 for expected in [
                     "Subject: CN = ws01.corp.example",
-                    "Issuer: DC = example, CN = corp-CA",
+                    "Issuer: DC = example, DC = corp, CN = corp-CA",
                     "X509v3 Key Usage: critical",
                     "Digital Signature, Key Encipherment",
                     "TLS Web Client Authentication, TLS Web Server Authentication",
@@ -883,6 +1012,85 @@ mod tests {
                 assert!(text.contains(key_text), "missing {key_text:?} in\n{text}");
             }
         }
+    }
+
+    /// The CA's name as AD CS writes it (every DC component) is the issuer of
+    /// its certificates and CRLs byte for byte, and OpenSSL matches them.
+    #[test]
+    fn the_ca_name_with_every_dc_component_is_the_issuer_of_certificates_and_crls() {
+        use crate::ca::crl::{CrlInput, build_crl};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ca(&PKCS_ECDSA_P256_SHA256);
+        let ca_der = crate::store::pem::certificate_der(ca.pem.as_bytes()).unwrap();
+        let (_, ca_cert) = X509Certificate::from_der(&ca_der).unwrap();
+        assert_eq!(
+            ca_cert.subject().to_string(),
+            "DC=example, DC=corp, CN=corp-CA"
+        );
+        assert_eq!(ca_cert.issuer().as_raw(), ca_cert.subject().as_raw());
+        assert_eq!(
+            crate::ca::init::rfc4514_subject(&ca_der).unwrap(),
+            "CN=corp-CA,DC=corp,DC=example"
+        );
+        let requester = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        for profile in [machine_profile(), {
+            let mut p = machine_profile();
+            p.subject.clear();
+            p
+        }] {
+            let der = build_certificate(
+                &profile,
+                &requester.subject_public_key_info(),
+                &SERIAL,
+                &ca.issuer,
+                &urls(),
+            )
+            .unwrap();
+            let (_, leaf) = X509Certificate::from_der(&der).unwrap();
+            assert_eq!(leaf.issuer().as_raw(), ca_cert.subject().as_raw());
+            std::fs::write(dir.path().join("ca.pem"), &ca.pem).unwrap();
+            std::fs::write(dir.path().join("leaf.pem"), pem(&der)).unwrap();
+            let verified = openssl(
+                &["verify", "-attime", AT, "-CAfile", "ca.pem", "leaf.pem"],
+                dir.path(),
+            );
+            assert!(verified.contains(": OK"), "{verified}");
+        }
+        let crl = build_crl(
+            &CrlInput {
+                number: 7,
+                this_update: datetime!(2025-06-01 12:00 UTC),
+                next_update: datetime!(2025-06-08 12:00 UTC),
+                revoked: &[],
+            },
+            &ca.issuer,
+        )
+        .unwrap();
+        let (_, parsed) = x509_parser::prelude::CertificateRevocationList::from_der(&crl).unwrap();
+        assert_eq!(parsed.issuer().as_raw(), ca_cert.subject().as_raw());
+        std::fs::write(dir.path().join("crl.der"), &crl).unwrap();
+        let out = Command::new("openssl")
+            .args([
+                "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && all.contains("verify OK"), "{all}");
+        // The project's own CRL check accepts it against this CA only.
+        assert!(
+            crate::pki::Crl::verified(
+                &crl,
+                std::slice::from_ref(&ca_der),
+                datetime!(2025-06-02 12:00 UTC)
+            )
+            .is_ok()
+        );
     }
 
     #[test]

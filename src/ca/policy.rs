@@ -305,8 +305,7 @@ fn evaluate(
             || t.oid.is_none()
             || general.contains(GeneralFlags::ADD_TEMPLATE_NAME))
         .then(|| t.cn.clone()),
-        requester_sid: (!enrollment.contains(EnrollmentFlags::NO_SECURITY_EXTENSION))
-            .then(|| requester.sid.to_string()),
+        requester_sid: requester_sid_extension(t).then(|| requester.sid.to_string()),
         basic_constraints_end_entity: enrollment
             .contains(EnrollmentFlags::INCLUDE_BASIC_CONSTRAINTS_FOR_EE_CERTS),
         include_revocation_info: !enrollment
@@ -765,6 +764,29 @@ fn check_ra_signatures(
             t.ra_signatures
         ),
     )
+}
+
+/// Whether the certificate carries the requester's SID (extension
+/// 1.3.6.1.4.1.311.25.2, szOID_NTDS_CA_SECURITY_EXT).
+///
+/// Microsoft KB5014754 ("Certificate-based authentication changes on Windows
+/// domain controllers", May 2022): an updated AD CS adds the requester's SID
+/// to certificates issued from *online* templates, those whose subject is
+/// built from the directory. A template whose subject the enrollee supplies
+/// (CT_FLAG_ENROLLEE_SUPPLIES_SUBJECT, "Supply in the request": an offline
+/// template in AD CS terms) gets no SID extension: the names in the request
+/// may be someone else's, so the requester's SID would bind a certificate for
+/// that name to the requester's account. The domain controller then maps such
+/// a certificate by its names, or by an explicit mapping (the SAN URL
+/// `tag:microsoft.com,2022-09-14:sid:<SID>` the KB describes for offline
+/// requests), never by the requester's SID. A template that lets the
+/// enrollee supply only a subject alternative name keeps a subject from the
+/// directory and is online: the SID stays. NO_SECURITY_EXTENSION
+/// (msPKI-Enrollment-Flag 0x80000, [MS-CRTD] 2.26) removes it in any case.
+fn requester_sid_extension(t: &Template) -> bool {
+    !t.enrollment_flags
+        .contains(EnrollmentFlags::NO_SECURITY_EXTENSION)
+        && !t.name_flags.contains(NameFlags::ENROLLEE_SUPPLIES_SUBJECT)
 }
 
 /// A subject (attributes in certificate order) and subjectAltName entries.
@@ -1821,6 +1843,72 @@ mod tests {
                 ocsp_nocheck: false,
             }
         );
+    }
+
+    /// KB5014754: the requester's SID goes into certificates of online
+    /// templates only; never beside a subject the enrollee supplied.
+    #[test]
+    fn requester_sid_extension_follows_kb5014754() {
+        let cases: &[(&str, NameFlags, EnrollmentFlags, bool)] = &[
+            (
+                "online template",
+                NameFlags::SUBJECT_REQUIRE_DNS_AS_CN | NameFlags::SUBJECT_ALT_REQUIRE_DNS,
+                EnrollmentFlags::empty(),
+                true,
+            ),
+            (
+                "subject supplied in the request",
+                NameFlags::ENROLLEE_SUPPLIES_SUBJECT,
+                EnrollmentFlags::empty(),
+                false,
+            ),
+            (
+                "subject supplied, NO_SECURITY_EXTENSION too",
+                NameFlags::ENROLLEE_SUPPLIES_SUBJECT,
+                EnrollmentFlags::NO_SECURITY_EXTENSION,
+                false,
+            ),
+            (
+                "only the SAN supplied: subject from the directory",
+                NameFlags::SUBJECT_REQUIRE_DNS_AS_CN
+                    | NameFlags::ENROLLEE_SUPPLIES_SUBJECT_ALT_NAME,
+                EnrollmentFlags::empty(),
+                true,
+            ),
+            (
+                "online, NO_SECURITY_EXTENSION",
+                NameFlags::SUBJECT_REQUIRE_DNS_AS_CN | NameFlags::SUBJECT_ALT_REQUIRE_DNS,
+                EnrollmentFlags::NO_SECURITY_EXTENSION,
+                false,
+            ),
+        ];
+        for (case, name_flags, extra, expected) in cases {
+            let mut req = ws("WorkstationAuth").with_template("WorkstationAuth", |t| {
+                t.name_flags = *name_flags;
+                t.enrollment_flags |= *extra;
+            });
+            // A request naming another host, as an enrollee-supplied one may.
+            req.csr.der = rcgen_csr(&["CN=dc01.corp.example"], &[]);
+            req.csr.subject = "CN=dc01.corp.example".into();
+            req.csr.subject_common_name = Some("dc01.corp.example".into());
+            req.csr.requested_dns_names = vec!["dc01.corp.example".into()];
+            let p = req.issued();
+            assert_eq!(p.requester_sid.is_some(), *expected, "{case}: {p:?}");
+            if *expected {
+                assert_eq!(
+                    p.requester_sid.as_deref(),
+                    Some(sid(1201).to_string().as_str()),
+                    "{case}"
+                );
+            }
+            if name_flags.contains(NameFlags::ENROLLEE_SUPPLIES_SUBJECT) {
+                assert_eq!(
+                    p.subject,
+                    vec![("CN".to_string(), "dc01.corp.example".to_string())],
+                    "{case}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,19 +2,26 @@
 //! publishes afterwards (adcs.md section 1, [MS-ADTS] 6.1.1.2.x for where
 //! Public Key Services objects live).
 //!
-//! Every write is idempotent: objects that exist are updated, values that are
-//! present are left as they are, so running `ca init` again is harmless.
+//! Every write is one a real AD accepts from a member of Cert Publishers or
+//! an administrator: the object classes AD defines for each object
+//! (`pKIEnrollmentService`, `certificationAuthority`, `container`,
+//! `cRLDistributionPoint`), the plain attribute names (AD's schema gives
+//! `cACertificate`, `certificateRevocationList`, `deltaRevocationList` and
+//! `userCertificate` the octet-string syntax and has no `;binary` option), and
+//! nothing the directory computes itself (`objectGUID`, `name`, `whenCreated`,
+//! `whenChanged`, `uSNChanged`: a DSA refuses them on add or modify,
+//! [MS-ADTS] 3.1.1.5.2.2 and 3.1.1.5.3.2).
 //!
-//! OpenLDAP's core schema gives `cACertificate` and the CRL attributes the
-//! certificate syntax, so values are written with the `;binary` option.
-//! Objects the CA creates follow the sample forest: `container` + `pkiCA`
-//! (core's `certificationAuthority` would demand CRLs on a root entry) with the
-//! `adEmulatedObject` attributes every AD object carries.
+//! Every write is idempotent: objects that exist are updated in place, values
+//! that are present are left as they are, so running `ca init` again is
+//! harmless. An add that fails is followed by a read of the object: when it
+//! exists, it is updated, whatever result code the add gave (OpenLDAP says
+//! entryAlreadyExists; a server may as well answer with an access or
+//! constraint error for an object the account may modify but not create).
 
 use std::collections::HashSet;
 
 use ldap3::{Mod, Scope};
-use time::OffsetDateTime;
 
 use crate::directory::connection::{describe, ldap_result_text};
 use crate::directory::sddl::parse_sddl;
@@ -94,6 +101,12 @@ pub fn cdp_ldap_url(naming: &NamingContexts, ca: &str, host: &str) -> String {
     )
 }
 
+/// The placeholder Windows writes into the revocation-list attributes a
+/// `certificationAuthority` object must carry (`authorityRevocationList`,
+/// `certificateRevocationList`: mustContain in AD's schema) when it has no
+/// list to put there: one zero byte, as `certutil -dspublish` does.
+pub const EMPTY_REVOCATION_LIST: &[u8] = &[0];
+
 /// Publishes the CA. Returns one line per change made, for the operator.
 pub async fn publish(
     dir: &mut Directory,
@@ -105,7 +118,16 @@ pub async fn publish(
     let mut changes = Vec::new();
 
     let service = enrollment_service_dn(naming, p.ca_name);
-    if create(dir, &service, &["pKIEnrollmentService"], &domain, p.ca_name).await? {
+    if create(
+        dir,
+        &service,
+        "pKIEnrollmentService",
+        &domain,
+        p.ca_name,
+        Vec::new(),
+    )
+    .await?
+    {
         changes.push(format!("created {service}"));
     }
     let server = EnrollmentServer {
@@ -115,7 +137,7 @@ pub async fn publish(
         url: p.endpoint_url.to_string(),
     };
     let mut mods = vec![
-        replace("cACertificate;binary", [p.ca_certificate.to_vec()]),
+        replace("cACertificate", [p.ca_certificate.to_vec()]),
         replace("cACertificateDN", [p.ca_subject.as_bytes().to_vec()]),
         replace("dNSHostName", [p.dns_host_name.as_bytes().to_vec()]),
         replace(
@@ -154,10 +176,14 @@ pub async fn publish(
             .strip_prefix("CN=")
             .and_then(|r| r.split(',').next())
             .unwrap_or(p.ca_name);
-        if create(dir, dn, &["container", "pkiCA"], &domain, cn).await? {
-            changes.push(format!("created {dn}"));
-        }
-        if add_value(dir, dn, "cACertificate;binary", p.ca_certificate).await? {
+        let attrs = vec![
+            ("cACertificate", p.ca_certificate.to_vec()),
+            ("authorityRevocationList", EMPTY_REVOCATION_LIST.to_vec()),
+            ("certificateRevocationList", EMPTY_REVOCATION_LIST.to_vec()),
+        ];
+        if create(dir, dn, "certificationAuthority", &domain, cn, attrs).await? {
+            changes.push(format!("created {dn} with the CA certificate ({what})"));
+        } else if add_value(dir, dn, "cACertificate", p.ca_certificate).await? {
             changes.push(format!("{dn}: added the CA certificate ({what})"));
         }
     }
@@ -166,26 +192,28 @@ pub async fn publish(
     if create(
         dir,
         &host,
-        &["container"],
+        "container",
         &domain,
         cdp_host(p.dns_host_name),
+        Vec::new(),
     )
     .await?
     {
         changes.push(format!("created {host}"));
     }
     let cdp = cdp_dn(naming, p.ca_name, p.dns_host_name);
-    if create(dir, &cdp, &["cRLDistributionPoint"], &domain, p.ca_name).await? {
-        changes.push(format!("created {cdp}"));
-    }
-    if !has_crl(dir, &cdp).await? {
+    let crl = vec![("certificateRevocationList", p.crl.to_vec())];
+    if create(dir, &cdp, "cRLDistributionPoint", &domain, p.ca_name, crl).await? {
+        changes.push(format!("created {cdp} with an empty CRL"));
+    } else if !has_crl(dir, &cdp).await? {
         publish_crl(dir, naming, p.ca_name, p.dns_host_name, p.crl).await?;
         changes.push(format!("{cdp}: published an empty CRL"));
     }
     Ok(changes)
 }
 
-/// Replaces the CRL on the CA's CDP object.
+/// Replaces the CRL on the CA's CDP object (the directory itself records
+/// when: `whenChanged` is AD's to write).
 pub async fn publish_crl(
     dir: &mut Directory,
     naming: &NamingContexts,
@@ -197,14 +225,12 @@ pub async fn publish_crl(
     modify(
         dir,
         &dn,
-        vec![
-            replace("certificateRevocationList;binary", [crl.to_vec()]),
-            replace("whenChanged", [generalized_time(OffsetDateTime::now_utc())]),
-        ],
+        vec![replace("certificateRevocationList", [crl.to_vec()])],
     )
     .await
 }
 
+/// True when the object holds a CRL (not the one-byte placeholder).
 async fn has_crl(dir: &mut Directory, dn: &str) -> Result<bool, PublishError> {
     let found = dir
         .search(
@@ -215,9 +241,24 @@ async fn has_crl(dir: &mut Directory, dn: &str) -> Result<bool, PublishError> {
             false,
         )
         .await?;
-    Ok(found
-        .first()
-        .is_some_and(|e| e.has("certificateRevocationList")))
+    Ok(found.first().is_some_and(|e| {
+        e.values("certificateRevocationList")
+            .iter()
+            .any(|v| v.as_slice() != EMPTY_REVOCATION_LIST)
+    }))
+}
+
+/// True when an object exists at `dn` (a base search that finds it).
+async fn exists(dir: &mut Directory, dn: &str) -> Result<bool, PublishError> {
+    let found = dir
+        .search(dn, Scope::Base, "(objectClass=*)", &["1.1"], false)
+        .await;
+    match found {
+        Ok(entries) => Ok(!entries.is_empty()),
+        // noSuchObject is "does not exist"; other failures are the caller's
+        // to report, with the add's own result.
+        Err(_) => Ok(false),
+    }
 }
 
 /// The domain's SID, from the domain head: owners and ACEs of created objects
@@ -245,19 +286,6 @@ fn replace(attr: &str, values: impl IntoIterator<Item = Vec<u8>>) -> Mod<Vec<u8>
     Mod::Replace(attr.as_bytes().to_vec(), values.into_iter().collect())
 }
 
-fn generalized_time(t: OffsetDateTime) -> Vec<u8> {
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}.0Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-    .into_bytes()
-}
-
 fn write_error(dn: &str, what: String) -> PublishError {
     PublishError::Write {
         dn: dn.to_string(),
@@ -265,44 +293,59 @@ fn write_error(dn: &str, what: String) -> PublishError {
     }
 }
 
-/// Adds the object unless it exists. True when it was created.
+/// The attributes of a new object: its one structural class (with `top`), its
+/// `cn`, its security descriptor, and `extra`. Nothing the directory computes.
+fn new_object(
+    class: &str,
+    cn: &str,
+    security_descriptor: Vec<u8>,
+    extra: Vec<(&str, Vec<u8>)>,
+) -> Vec<(Vec<u8>, HashSet<Vec<u8>>)> {
+    let one = |v: Vec<u8>| std::iter::once(v).collect::<HashSet<Vec<u8>>>();
+    let mut attrs = vec![
+        (
+            b"objectClass".to_vec(),
+            [b"top".to_vec(), class.as_bytes().to_vec()]
+                .into_iter()
+                .collect(),
+        ),
+        (b"cn".to_vec(), one(cn.as_bytes().to_vec())),
+        (b"nTSecurityDescriptor".to_vec(), one(security_descriptor)),
+    ];
+    for (attr, value) in extra {
+        attrs.push((attr.as_bytes().to_vec(), one(value)));
+    }
+    attrs
+}
+
+/// Adds the object unless it exists. True when it was created; false when it
+/// already existed (whatever the add's result code was).
 async fn create(
     dir: &mut Directory,
     dn: &str,
-    classes: &[&str],
+    class: &str,
     domain: &Sid,
     cn: &str,
+    extra: Vec<(&str, Vec<u8>)>,
 ) -> Result<bool, PublishError> {
     let sd = parse_sddl(CREATED_OBJECT_SDDL, domain)
         .map_err(|e| write_error(dn, format!("security descriptor: {e}")))?;
-    let mut guid = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut guid).map_err(|_| write_error(dn, "no randomness".into()))?;
-    let now = generalized_time(OffsetDateTime::now_utc());
-    let set = |v: Vec<Vec<u8>>| v.into_iter().collect::<HashSet<Vec<u8>>>();
-    let mut object_classes = vec![b"top".to_vec(), b"adEmulatedObject".to_vec()];
-    object_classes.extend(classes.iter().map(|c| c.as_bytes().to_vec()));
-    let attrs = vec![
-        (b"objectClass".to_vec(), set(object_classes)),
-        (b"cn".to_vec(), set(vec![cn.as_bytes().to_vec()])),
-        (b"name".to_vec(), set(vec![cn.as_bytes().to_vec()])),
-        (b"objectGUID".to_vec(), set(vec![guid.to_vec()])),
-        (b"nTSecurityDescriptor".to_vec(), set(vec![sd.to_bytes()])),
-        (b"whenCreated".to_vec(), set(vec![now.clone()])),
-        (b"whenChanged".to_vec(), set(vec![now])),
-    ];
+    let attrs = new_object(class, cn, sd.to_bytes(), extra);
     let result = dir
         .ldap()
         .add(dn, attrs)
         .await
         .map_err(|e| write_error(dn, describe(&e)))?;
-    match result.rc {
-        0 => Ok(true),
-        68 => Ok(false), // entryAlreadyExists
-        _ => Err(write_error(
-            dn,
-            format!("cannot create: {}", ldap_result_text(&result)),
-        )),
+    if result.rc == 0 {
+        return Ok(true);
     }
+    if exists(dir, dn).await? {
+        return Ok(false);
+    }
+    Err(write_error(
+        dn,
+        format!("cannot create: {}", ldap_result_text(&result)),
+    ))
 }
 
 async fn modify(
@@ -357,5 +400,62 @@ pub async fn add_user_certificate(
     account_dn: &str,
     certificate: &[u8],
 ) -> Result<bool, PublishError> {
-    add_value(dir, account_dn, "userCertificate;binary", certificate).await
+    add_value(dir, account_dn, "userCertificate", certificate).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(attrs: &[(Vec<u8>, HashSet<Vec<u8>>)]) -> Vec<String> {
+        attrs
+            .iter()
+            .map(|(a, _)| String::from_utf8_lossy(a).to_ascii_lowercase())
+            .collect()
+    }
+
+    #[test]
+    fn new_objects_carry_nothing_the_directory_computes() {
+        let attrs = new_object(
+            "certificationAuthority",
+            "corp-CA",
+            vec![1, 0, 4, 0x80],
+            vec![
+                ("cACertificate", vec![0x30, 0x00]),
+                ("authorityRevocationList", EMPTY_REVOCATION_LIST.to_vec()),
+                ("certificateRevocationList", EMPTY_REVOCATION_LIST.to_vec()),
+            ],
+        );
+        let names = names(&attrs);
+        for computed in [
+            "objectguid",
+            "name",
+            "whencreated",
+            "whenchanged",
+            "usnchanged",
+            "usncreated",
+            "distinguishedname",
+        ] {
+            assert!(!names.contains(&computed.to_string()), "{computed} written");
+        }
+        assert!(names.iter().all(|n| !n.contains(';')), "{names:?}");
+        let classes = &attrs[0].1;
+        assert_eq!(classes.len(), 2);
+        assert!(classes.contains(b"top".as_slice()));
+        assert!(classes.contains(b"certificationAuthority".as_slice()));
+    }
+
+    #[test]
+    fn the_urls_inside_certificates_name_ad_classes() {
+        let naming = NamingContexts {
+            default: "DC=corp,DC=example".into(),
+            configuration: "CN=Configuration,DC=corp,DC=example".into(),
+        };
+        assert!(aia_ldap_url(&naming, "corp-CA").ends_with(
+            "CN=corp-CA,CN=AIA,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example?cACertificate?base?objectClass=certificationAuthority"
+        ));
+        assert!(cdp_ldap_url(&naming, "corp-CA", "ca.corp.example").contains(
+            "CN=corp-CA,CN=ca,CN=CDP,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example?certificateRevocationList?base?objectClass=cRLDistributionPoint"
+        ));
+    }
 }

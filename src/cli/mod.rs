@@ -234,7 +234,7 @@ pub fn sddl_decode(b64: &str, domain: &str) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
+pub fn lab_up(dir: &Path, directory: autoenroll::lab::DirectoryKind) -> Result<ExitCode, CliError> {
     if autoenroll::lab::stop_detached(dir).map_err(error::lab)? {
         use std::io::Write;
         let _ = writeln!(
@@ -247,7 +247,9 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         dir,
         LabOptions {
             detach: true,
-            kerberos: true,
+            // The private KDC serves the OpenLDAP lab; Samba has its own.
+            kerberos: directory == autoenroll::lab::DirectoryKind::OpenLdap,
+            directory,
             ..LabOptions::default()
         },
     )
@@ -274,10 +276,12 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
         outln!("lab CA (Kerberos): {k}");
     }
     outln!(
-        "lab directory: {} (StartTLS, CA {})",
+        "lab directory: {} ({:?}, StartTLS, CA {})",
         lab.url,
+        lab.directory,
         lab.tls_ca_file.display()
     );
+    outln!("ldaps:         {}", lab.ldaps_url);
     if let Some(kdc) = &lab.kdc {
         outln!(
             "kerberos:      realm {} (KDC 127.0.0.1:{}, {}); Kerberos policies use ldap://{}:{}",
@@ -291,7 +295,7 @@ pub fn lab_up(dir: &Path) -> Result<ExitCode, CliError> {
     outln!("ldapi:         {}", lab.ldapi_url);
     outln!(
         "admin:         {} (password in {}/admin.secret)",
-        autoenroll::lab::ADMIN_DN,
+        lab.admin_dn,
         lab.dir.display()
     );
     outln!("policies:");

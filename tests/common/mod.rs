@@ -15,16 +15,16 @@ pub struct TestLab {
 }
 
 pub fn start(extra_ldif: Option<String>) -> TestLab {
+    start_with(LabOptions {
+        extra_ldif,
+        ..LabOptions::default()
+    })
+}
+
+/// A lab of either directory (`LabOptions::directory`).
+pub fn start_with(options: LabOptions) -> TestLab {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let lab = Lab::start(
-        &tmp.path().join("lab"),
-        LabOptions {
-            extra_ldif,
-            detach: false,
-            kerberos: false,
-        },
-    )
-    .expect("lab starts");
+    let lab = Lab::start(&tmp.path().join("lab"), options).expect("lab starts");
     lab.write_policies().expect("policies");
     TestLab { lab, tmp }
 }
@@ -150,7 +150,7 @@ impl TestLab {
                 "-H",
                 &self.lab.url,
                 "-D",
-                autoenroll::lab::ADMIN_DN,
+                &self.lab.admin_dn,
                 "-y",
             ])
             .arg(self.lab.dir.join("admin.secret"))
@@ -271,11 +271,9 @@ pub fn forged_copy(
         .expect("key")
         .rcgen_key_pair()
         .expect("key pair");
-    let issuer = rcgen::Issuer::from_ca_cert_der(
-        &rustls::pki_types::CertificateDer::from(ca_certificate.to_vec()),
-        fake_ca_key,
-    )
-    .expect("issuer");
+    // The CA's name as its certificate encodes it (two DC components, which
+    // rcgen writes only through the CA's stand-in).
+    let issuer = autoenroll::ca::issue::ca_issuer(ca_certificate, fake_ca_key).expect("issuer");
     let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).expect("key");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     params.serial_number = Some(parsed.serial.to_bytes_be().into());
@@ -288,7 +286,8 @@ pub fn forged_copy(
     let cert = params
         .signed_by(&key.rcgen_key_pair().expect("key pair"), &issuer)
         .expect("signed");
-    (cert.der().to_vec(), key)
+    let der = autoenroll::ca::issue::restore_issuer_name(cert.der(), issuer.key()).expect("named");
+    (der, key)
 }
 
 /// Now in whole seconds: certificates carry no fractions.
