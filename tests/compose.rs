@@ -813,50 +813,63 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
 
     // The CA's database: for every account one issued WorkstationAuth, one
     // issued ShortLived and one pending PendingMachine request; nothing lost,
-    // nothing issued twice, every serial once.
-    let requests = lab.ca_requests();
-    let mut by_account: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    let mut serials = BTreeSet::new();
-    let mut issued = BTreeMap::new();
-    for r in &requests {
-        let requester = r["requester"].as_str().unwrap_or_default().to_string();
-        let template = r["template"].as_str().unwrap_or_default().to_string();
-        let disposition = r["disposition"].as_str().unwrap_or_default().to_string();
-        if let Some(serial) = r["serial"].as_str() {
-            assert!(
-                serials.insert(serial.to_string()),
-                "serial {serial} twice: {requests:?}"
-            );
-            issued.insert((requester.clone(), template.clone()), hex_serial(serial));
-        }
-        by_account
-            .entry(requester)
-            .or_default()
-            .push((template, disposition));
-    }
-    let mut expected_accounts: Vec<String> = names
+    // nothing issued twice, every serial once. A host that enrolled its two
+    // certificates may still be sending its PendingMachine request (kept on
+    // disk and sent again after a failure): missing rows are waited for,
+    // anything twice fails at once.
+    let expected = [
+        ("PendingMachine", "pending"),
+        ("ShortLived", "issued"),
+        ("WorkstationAuth", "issued"),
+    ];
+    let mut accounts: Vec<String> = names
         .iter()
         .map(|n| format!("{}$", n.to_uppercase()))
         .collect();
-    expected_accounts.push("WS01$".into());
-    expected_accounts.sort();
-    assert_eq!(
-        by_account.keys().cloned().collect::<Vec<_>>(),
-        expected_accounts
+    accounts.push("WS01$".into());
+    let issued = wait_for(
+        "every request in the CA's database",
+        Duration::from_secs(150),
+        || {
+            let requests = lab.ca_requests();
+            let mut by_account: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+            let mut serials = BTreeSet::new();
+            let mut issued = BTreeMap::new();
+            for r in &requests {
+                let requester = r["requester"].as_str().unwrap_or_default().to_string();
+                let template = r["template"].as_str().unwrap_or_default().to_string();
+                let disposition = r["disposition"].as_str().unwrap_or_default().to_string();
+                assert!(
+                    accounts.contains(&requester),
+                    "a request of {requester}: {r}"
+                );
+                assert!(
+                    expected.contains(&(template.as_str(), disposition.as_str())),
+                    "{requester}: {template} {disposition}: {r}"
+                );
+                if let Some(serial) = r["serial"].as_str() {
+                    assert!(serials.insert(serial.to_string()), "serial {serial} twice");
+                    issued.insert((requester.clone(), template.clone()), hex_serial(serial));
+                }
+                let rows = by_account.entry(requester.clone()).or_default();
+                assert!(
+                    !rows.iter().any(|(t, _)| *t == template),
+                    "{requester}: two {template} requests: {requests:?}"
+                );
+                rows.push((template, disposition));
+            }
+            let incomplete: Vec<String> = accounts
+                .iter()
+                .filter(|a| by_account.get(*a).map_or(0, Vec::len) < expected.len())
+                .map(|a| format!("{a}: {:?}", by_account.get(a)))
+                .collect();
+            if incomplete.is_empty() {
+                Ok(issued)
+            } else {
+                Err(incomplete.join("; "))
+            }
+        },
     );
-    for (account, mut rows) in by_account {
-        rows.sort();
-        let names: Vec<(&str, &str)> = rows.iter().map(|(t, d)| (t.as_str(), d.as_str())).collect();
-        assert_eq!(
-            names,
-            vec![
-                ("PendingMachine", "pending"),
-                ("ShortLived", "issued"),
-                ("WorkstationAuth", "issued"),
-            ],
-            "{account}"
-        );
-    }
     // What each host holds is what the database issued to its account.
     assert_eq!(fleet_held.len(), FLEET);
     for (name, container, held) in &fleet_held {
