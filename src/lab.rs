@@ -503,12 +503,12 @@ impl Lab {
                 url = self.url,
                 dn = account.dn,
             );
-            if self.kdc.is_none() {
+            let Some(kerberos_url) = self.kerberos_url() else {
                 let path = self.policy_path(account.name);
                 fs::write(&path, password_policy).map_err(|e| io(path.display(), e))?;
                 written.push(path);
                 continue;
-            }
+            };
             // With a realm: `<name>.toml` binds with Kerberos (no password
             // anywhere), `<name>-password.toml` keeps the simple bind.
             let path = self.dir.join(format!("{}-password.toml", account.name));
@@ -524,7 +524,7 @@ impl Lab {
                  store = \"stores/{name}\"\n\
                  krb5_conf = \"krb5.conf\"\n\n\
                  [directory]\n\
-                 url = \"ldap://{host}:{port}\"\n\
+                 url = \"{kerberos_url}\"\n\
                  starttls = true\n\
                  ca_file = \"tls/ca.pem\"\n\
                  timeout = \"10s\"\n\
@@ -536,8 +536,6 @@ impl Lab {
                     Context::Machine => "its keytab",
                     Context::User => "the user's ticket cache",
                 },
-                host = kdc::SERVICE_HOST,
-                port = self.port(),
             );
             let path = self.policy_path(account.name);
             fs::write(&path, kerberos_policy).map_err(|e| io(path.display(), e))?;
@@ -585,19 +583,41 @@ impl Lab {
              user = \"CN=ca-svc,CN=Users,DC=corp,DC=example\"\n\
              password_file = \"secrets/ca-svc.secret\"\n",
             url = self.url,
-            kerberos = self.kdc.as_ref().map_or(String::new(), |kdc| format!(
+            kerberos = self.http_keytab().map_or(String::new(), |keytab| format!(
                 "# The Kerberos endpoint: HTTP/{host} from the realm's keytab.\n\
                  kerberos_keytab = \"{keytab}\"\n\
                  kerberos_url = \"https://{host}:{https_port}\"\n\
                  krb5_conf = \"{conf}\"\n",
                 host = kdc::SERVICE_HOST,
-                keytab = kdc.dir.join("http.keytab").display(),
-                conf = kdc.krb5_conf.display(),
+                keytab = keytab.display(),
+                conf = self.dir.join("krb5.conf").display(),
             )),
         );
         let path = self.ca_config_path();
         fs::write(&path, config).map_err(|e| io(path.display(), e))?;
         Ok(path)
+    }
+
+    /// The URL the Kerberos policies use when the lab has a realm: the
+    /// directory by the name its SPN is registered under (`localhost` for
+    /// the private KDC's `ldap/localhost`, the address for Samba's
+    /// `ldap/<address>`).
+    pub fn kerberos_url(&self) -> Option<String> {
+        match (&self.kdc, self.directory) {
+            (Some(_), _) => Some(format!("ldap://{}:{}", kdc::SERVICE_HOST, self.port())),
+            (None, DirectoryKind::Samba) if self.dir.join("keytabs").is_dir() => {
+                Some(self.url.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The keytab of the CA's `HTTP/localhost`, when the lab has a realm.
+    fn http_keytab(&self) -> Option<PathBuf> {
+        match &self.kdc {
+            Some(kdc) => Some(kdc.dir.join("http.keytab")),
+            None => Some(self.dir.join("keytabs").join("http.keytab")).filter(|p| p.exists()),
+        }
     }
 
     /// The port of the directory's `ldap://` listener.

@@ -82,8 +82,33 @@ fn lab_up_samba_then_down() {
     let config = dir.join("ca.toml").display().to_string();
     cli(&["pulse", "--json", "--policy", &policy("ws01")]);
     cli(&["pulse", "--json", "--policy", &policy("web01")]);
+    // Kerberos through Samba's own KDC: the lab's policies bind with the
+    // keytabs samba-tool exported (ws01, web01) and alice's tickets from
+    // kinit, over StartTLS, and enroll at the CA's Kerberos endpoint with
+    // tickets for HTTP/localhost that Samba's KDC issued.
+    let ws01_policy = std::fs::read_to_string(policy("ws01")).unwrap();
+    assert!(ws01_policy.contains("bind = \"kerberos\""), "{ws01_policy}");
+    assert!(!ws01_policy.contains("password"), "{ws01_policy}");
+    cli(&["pulse", "--user", "--json", "--policy", &policy("alice")]);
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&cli(&["ca", "requests", "--json", "--config", &config])).unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r["requester"] == "alice" && r["disposition"] == "issued"),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter().all(|r| r["authentication"] == "kerberos"),
+        "{rows:#?}"
+    );
+    // Over plain LDAP the session is sealed, which Samba requires.
+    let plain = dir.join("ws01-plain.toml");
+    std::fs::write(
+        &plain,
+        ws01_policy.replace("starttls = true", "starttls = false"),
+    )
+    .unwrap();
+    cli(&["templates", "--policy", &plain.display().to_string()]);
     let pending: Vec<&serde_json::Value> = rows
         .iter()
         .filter(|r| r["template"] == "PendingMachine" && r["disposition"] == "pending")

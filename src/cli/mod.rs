@@ -247,8 +247,8 @@ pub fn lab_up(dir: &Path, directory: autoenroll::lab::DirectoryKind) -> Result<E
         dir,
         LabOptions {
             detach: true,
-            // The private KDC serves the OpenLDAP lab; Samba has its own.
-            kerberos: directory == autoenroll::lab::DirectoryKind::OpenLdap,
+            // A private KDC for OpenLDAP; Samba's own KDC for Samba.
+            kerberos: true,
             directory,
             ..LabOptions::default()
         },

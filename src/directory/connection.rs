@@ -260,7 +260,13 @@ impl Directory {
         if result.rc != 0 {
             return Err(refused(ldap_result_text(&result)));
         }
-        dir.identity = Some(dir.who_am_i().await.map_err(refused)?);
+        // Samba answers Who am I? with "not supported": the principal's
+        // own name is then the account (`WS01$@CORP.EXAMPLE` is the implicit
+        // UPN of the computer, which `snapshot` resolves by sAMAccountName).
+        dir.identity = Some(match dir.who_am_i().await.map_err(refused)? {
+            Some(id) => id,
+            None => creds.principal().to_string(),
+        });
         Ok(dir)
     }
 
@@ -362,22 +368,26 @@ impl Directory {
     }
 
     /// LDAP "Who am I?" (RFC 4532): `dn:<DN>` (OpenLDAP) or `u:DOMAIN\name`
-    /// (AD), returned as the DN or the name, both forms `snapshot` resolves.
-    async fn who_am_i(&mut self) -> Result<String, String> {
+    /// (AD), returned as the DN or the name, both forms `snapshot` resolves;
+    /// `None` from a server that does not support the operation (Samba:
+    /// protocolError, or unwillingToPerform).
+    async fn who_am_i(&mut self) -> Result<Option<String>, String> {
         let ldap3::result::ExopResult(exop, result) = self
             .ldap
             .with_timeout(self.timeout)
             .extended(ldap3::exop::WhoAmI)
             .await
             .map_err(|e| describe(&e))?;
-        if result.rc != 0 {
-            return Err(format!("Who am I? failed: {}", ldap_result_text(&result)));
+        match result.rc {
+            0 => {}
+            2 | 53 => return Ok(None),
+            _ => return Err(format!("Who am I? failed: {}", ldap_result_text(&result))),
         }
         let text = exop
             .val
             .map(|v| String::from_utf8_lossy(&v[..]).into_owned())
             .unwrap_or_default();
-        identity_of_authzid(&text)
+        identity_of_authzid(&text).map(Some)
     }
 
     /// The account this connection is bound as, after a Kerberos bind.

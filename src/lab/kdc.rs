@@ -56,6 +56,11 @@ fn kdc_tools() -> Result<KdcTools, LabError> {
 /// the URL, never one found by reverse DNS), TCP first (no UDP
 /// fragmentation of large tickets), and caches and keytabs inside the lab.
 pub fn krb5_conf_text(dir: &Path, port: u16) -> String {
+    krb5_conf_for(dir, &format!("127.0.0.1:{port}"))
+}
+
+/// The same for a realm whose KDC is at `kdc` (`127.0.0.5:88`: Samba's).
+pub fn krb5_conf_for(dir: &Path, kdc: &str) -> String {
     format!(
         "# The lab's Kerberos configuration: used only through KRB5_CONFIG.\n\
          [libdefaults]\n\
@@ -71,7 +76,7 @@ pub fn krb5_conf_text(dir: &Path, port: u16) -> String {
          \n\
          [realms]\n\
          \t{REALM} = {{\n\
-         \t\tkdc = 127.0.0.1:{port}\n\
+         \t\tkdc = {kdc}\n\
          \t}}\n\
          \n\
          [domain_realm]\n\
@@ -256,13 +261,7 @@ impl Kdc {
 
     /// `kinit` of `principal` with `password` into `ccache` (`FILE:` path).
     pub fn kinit(&self, principal: &str, password: &str, ccache: &Path) -> Result<(), LabError> {
-        let kinit = find_program("kinit").map_err(|_| LabError::MissingKerberos {
-            program: "kinit".into(),
-        })?;
-        let mut cmd = Command::new(kinit);
-        cmd.arg("-c").arg(ccache).arg(principal);
-        self.run(&mut cmd, Some(&format!("{password}\n")))?;
-        set_mode(ccache, 0o600)
+        kinit(&self.krb5_conf, principal, password, ccache)
     }
 
     /// Stops the KDC and waits for it.
@@ -396,7 +395,42 @@ pub fn slapd_sasl_config() -> String {
 /// while the bind is in progress.
 pub const SLAPD_SASL_ACCESS: &str = "access to dn.subtree=\"DC=corp,DC=example\" attrs=entry,sAMAccountName,objectClass\n\tby anonymous auth\n\tby * break\n";
 
-fn set_mode(path: &Path, mode: u32) -> Result<(), LabError> {
+/// `kinit` of `principal` with `password` into `ccache`, against the realm
+/// of `krb5_conf` (the private KDC's, or Samba's).
+pub fn kinit(
+    krb5_conf: &Path,
+    principal: &str,
+    password: &str,
+    ccache: &Path,
+) -> Result<(), LabError> {
+    let kinit = find_program("kinit").map_err(|_| LabError::MissingKerberos {
+        program: "kinit".into(),
+    })?;
+    let mut child = Command::new(kinit)
+        .arg("-c")
+        .arg(ccache)
+        .arg(principal)
+        .env("KRB5_CONFIG", krb5_conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io("kinit", e))?;
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(format!("{password}\n").as_bytes())
+            .map_err(|e| io("kinit", e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| io("kinit", e))?;
+    if !out.status.success() {
+        return Err(LabError::Kerberos(format!(
+            "kinit {principal}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    set_mode(ccache, 0o600)
+}
+
+pub(super) fn set_mode(path: &Path, mode: u32) -> Result<(), LabError> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| io(path.display(), e))
 }

@@ -10,7 +10,7 @@
 //! removes it when Samba stops. Nothing else of the machine is touched:
 //! Samba runs with its own `smb.conf` (every path inside the lab folder),
 //! its own `krb5.conf` (`KRB5_CONFIG`) and state folder, and only its LDAP
-//! service (`server services = ldap`), in one process (`-M single`) that
+//! and KDC services (`server services = ldap, kdc`), in one process (`-M single`) that
 //! `lab down` stops by its PID.
 //!
 //! What is loaded and how:
@@ -195,7 +195,8 @@ fn smb_conf(state: &Path, ip: &str, tls: &(PathBuf, PathBuf, PathBuf)) -> String
          \tserver role = active directory domain controller\n\
          \tinterfaces = {ip}\n\
          \tbind interfaces only = yes\n\
-         \tserver services = ldap\n\
+         \tserver services = ldap, kdc\n\
+         \tldap server require strong auth = allow_sasl_over_tls\n\
          \tprivate dir = {s}/private\n\
          \tlock directory = {s}\n\
          \tstate directory = {s}/state\n\
@@ -593,7 +594,7 @@ pub(super) fn start(dir: &Path, options: &LabOptions) -> Result<Lab, LabError> {
     let krb5 = dir.join("krb5.conf");
     fs::write(
         &krb5,
-        "[libdefaults]\n\tdefault_realm = CORP.EXAMPLE\n\tdns_lookup_realm = false\n\tdns_lookup_kdc = false\n",
+        super::kdc::krb5_conf_for(&dir.join("kdc"), &format!("{ip}:88")),
     )
     .map_err(|e| io(krb5.display(), e))?;
 
@@ -734,6 +735,9 @@ pub(super) fn start(dir: &Path, options: &LabOptions) -> Result<Lab, LabError> {
             &state.join("extra.ldif"),
         )?;
     }
+    if options.kerberos {
+        kerberos(&samba_tool, &conf, &krb5, &dir, &ip)?;
+    }
     let pid = lab.child.as_ref().map(|c| c.id()).unwrap_or(0);
     fs::write(dir.join("samba.pid"), pid.to_string()).map_err(|e| io("samba.pid", e))?;
     fs::write(dir.join("samba.address"), &ip).map_err(|e| io("samba.address", e))?;
@@ -755,6 +759,78 @@ pub(super) fn start(dir: &Path, options: &LabOptions) -> Result<Lab, LabError> {
         }
     }
     Ok(lab)
+}
+
+/// Kerberos through Samba's own KDC: `ldap/<address>` registered on the DC
+/// (clients name the DC by the address in the URL: the lab has no DNS), each
+/// computer's keys exported to `DIR/keytabs/<name>.keytab` as `adcli join`
+/// would write them, and each user's tickets from `kinit` in `DIR/ccache/`.
+fn kerberos(
+    samba_tool: &Path,
+    conf: &Path,
+    krb5: &Path,
+    dir: &Path,
+    ip: &str,
+) -> Result<(), LabError> {
+    let keytabs = dir.join("keytabs");
+    let ccaches = dir.join("ccache");
+    for d in [&keytabs, &ccaches] {
+        fs::create_dir_all(d).map_err(|e| io(d.display(), e))?;
+        super::kdc::set_mode(d, 0o700)?;
+    }
+    let configfile = format!("--configfile={}", conf.display());
+    run(
+        "samba-tool spn add",
+        Command::new(samba_tool)
+            .env("KRB5_CONFIG", krb5)
+            .args(["spn", "add", &format!("ldap/{ip}"), "DC01$"])
+            .arg(&configfile),
+    )?;
+    // The CA's Kerberos endpoint: HTTP/localhost on its service account.
+    let http = format!("HTTP/{}", super::kdc::SERVICE_HOST);
+    run(
+        "samba-tool spn add",
+        Command::new(samba_tool)
+            .env("KRB5_CONFIG", krb5)
+            .args(["spn", "add", &http, "ca-svc"])
+            .arg(&configfile),
+    )?;
+    let http_keytab = keytabs.join("http.keytab");
+    run(
+        "samba-tool domain exportkeytab",
+        Command::new(samba_tool)
+            .env("KRB5_CONFIG", krb5)
+            .args(["domain", "exportkeytab"])
+            .arg(&http_keytab)
+            .arg(format!("--principal={http}"))
+            .arg(&configfile),
+    )?;
+    super::kdc::set_mode(&http_keytab, 0o600)?;
+    for account in super::SAMPLE_ACCOUNTS {
+        let principal = super::kdc::account_principal(&account);
+        match account.context {
+            crate::model::Context::Machine => {
+                let keytab = super::kdc::keytab_path(dir, account.name);
+                run(
+                    "samba-tool domain exportkeytab",
+                    Command::new(samba_tool)
+                        .env("KRB5_CONFIG", krb5)
+                        .args(["domain", "exportkeytab"])
+                        .arg(&keytab)
+                        .arg(format!("--principal={principal}"))
+                        .arg(&configfile),
+                )?;
+                super::kdc::set_mode(&keytab, 0o600)?;
+            }
+            crate::model::Context::User => super::kdc::kinit(
+                krb5,
+                &principal,
+                &account.password(),
+                &super::kdc::ccache_path(dir, account.name),
+            )?,
+        }
+    }
+    Ok(())
 }
 
 fn wait_ready(lab: &mut Lab, ip: &str, log: &Path) -> Result<(), LabError> {
