@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Makes sure the lab's servers and the tools the tests use are installed (Debian/Ubuntu):
-# OpenLDAP (slapd, ldap-utils), openssl, MIT Kerberos (KDC, kadmin.local, kinit, slapd's
-# GSSAPI module), dnsmasq, faketime, and what building needs (MIT's headers, clang and
-# pkg-config for the GSS-API bindings). As root it installs what is missing; otherwise it uses sudo
-# when available, or prints the command. Debian's packages start their own slapd and KDC;
+# Makes sure the lab's servers and the tools the tests use are installed
+# (Debian/Ubuntu): OpenLDAP (slapd, ldap-utils), openssl, MIT Kerberos (KDC,
+# kadmin.local, kinit, slapd's GSSAPI module), Samba (the Samba AD DC lab),
+# dnsmasq, faketime, mmdebstrap, and what building needs (MIT's headers, clang
+# and pkg-config for the GSS-API bindings). As root it installs what is
+# missing; otherwise it uses sudo when available, or prints the command. Debian's packages start their own slapd, KDC and Samba;
 # those are stopped (the lab runs private ones).
 set -euo pipefail
 packages=(slapd ldap-utils openssl krb5-kdc krb5-admin-server krb5-user
-  libsasl2-modules-gssapi-mit dnsmasq-base faketime
+  libsasl2-modules-gssapi-mit dnsmasq-base faketime mmdebstrap
+  samba samba-ad-dc samba-ad-provision ldb-tools winbind iproute2
   libkrb5-dev clang libclang-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
@@ -18,7 +20,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 install=(apt-get install -y --no-install-recommends "${missing[@]}")
 stop() {
-  for s in slapd krb5-kdc krb5-admin-server; do
+  for s in slapd krb5-kdc krb5-admin-server samba-ad-dc smbd nmbd winbind; do
     "$@" systemctl stop "$s" >/dev/null 2>&1 || true
   done
 }

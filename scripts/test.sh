@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests, table tests, and the integration tests against
-# private slapd instances (installs OpenLDAP first when it is missing), then
-# builds every fuzz target and runs it over its seeds.
+# private servers (slapd, an MIT KDC, a Samba AD DC, dnsmasq; installed first
+# when missing), then builds every fuzz target and runs it over its seeds, then
+# the compose lab across containers (skipped with a message without Docker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/require-openldap.sh
@@ -9,3 +10,4 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 scripts/fuzz.sh check
+scripts/compose-test.sh
