@@ -85,3 +85,45 @@ async fn a_corrupt_state_and_an_unwritable_metrics_file_are_reported_not_fatal()
     assert_eq!(names(&metrics_dir), ["autoenroll.prom"]);
     assert_eq!(store.read_state().unwrap().last_pulse_ok, Some(true));
 }
+
+/// The finding: a pulse that could not read the directory wrote no metrics,
+/// so monitoring went on showing the last good pulse
+/// (`autoenroll_last_pulse_success 1`) while every pulse failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulse_that_cannot_read_the_directory_says_so_in_the_metrics() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let _ca = lab.start_ca(t0).await;
+    let mut policy = lab.policy("ws01");
+    let metrics = lab.tmp.path().join("autoenroll.prom");
+    policy.metrics_file = Some(metrics.clone());
+    let report = pulse(&policy, PulseOptions::at(t0))
+        .await
+        .expect("pulse runs");
+    assert!(report.ok, "{report:#?}");
+    let good = std::fs::read_to_string(&metrics).unwrap();
+    assert!(good.contains("autoenroll_last_pulse_success 1"), "{good}");
+
+    // The directory is gone: the pulse fails and changes no certificate...
+    policy.directory.url = format!("ldap://127.0.0.1:{}", common::free_port());
+    let later = t0 + time::Duration::minutes(5);
+    let err = pulse(&policy, PulseOptions::at(later)).await.unwrap_err();
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    // ... and the metrics say so, with the certificates still listed.
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(text.contains("autoenroll_last_pulse_success 0"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "autoenroll_last_pulse_timestamp_seconds {}",
+            later.unix_timestamp()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("event=\"pulse_failed\""), "{text}");
+    assert!(
+        text.contains("autoenroll_certificate_not_after_seconds{template=\"WorkstationAuth\""),
+        "{text}"
+    );
+    let store = Store::open(&policy.store).unwrap();
+    assert_eq!(store.read_state().unwrap().last_pulse_ok, Some(false));
+}

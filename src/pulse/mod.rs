@@ -91,7 +91,12 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         Err(e) => {
             events::log(Event::PulseFailed, None, None, &e.to_string());
             if !options.dry_run && policy.store.exists() {
-                record_failed_pulse(policy, now);
+                record_failed_pulse(
+                    policy,
+                    named.as_deref().unwrap_or("the Kerberos identity"),
+                    now,
+                    &e.to_string(),
+                );
             }
             return Err(e.into());
         }
@@ -256,8 +261,11 @@ async fn read_directory(
 }
 
 /// A pulse that could not read the directory still says so in the state
-/// (for `status` and the metrics), without touching certificates.
-fn record_failed_pulse(policy: &Policy, now: OffsetDateTime) {
+/// (for `status`) and in the metrics file (for monitoring: without it, the
+/// file would go on saying the last pulse succeeded), without touching
+/// certificates. The metrics then hold the store's certificates and the
+/// failure; no health, which needs the directory.
+fn record_failed_pulse(policy: &Policy, account: &str, now: OffsetDateTime, why: &str) {
     let Ok(store) = Store::open(&policy.store) else {
         return;
     };
@@ -267,6 +275,18 @@ fn record_failed_pulse(policy: &Policy, now: OffsetDateTime) {
     if let Ok(mut state) = store.read_state() {
         state.last_pulse = Some(now);
         state.last_pulse_ok = Some(false);
+        if let Some(path) = &policy.metrics_file {
+            let mut report = Report::new(account, now, &planner::Plan::default());
+            report.note(Outcome::new(
+                Event::PulseFailed,
+                None,
+                None,
+                why.to_string(),
+            ));
+            report.ok = false;
+            let held = store.snapshot().unwrap_or_default();
+            metrics::write_reported(path, &mut report, &[], &held, &state);
+        }
         let _ = store.write_state(&lock, &state);
     }
 }
