@@ -247,21 +247,28 @@ fn ldapi_url(socket: &Path) -> String {
     out
 }
 
-/// A lab CA and a TLS certificate for slapd (127.0.0.1, localhost).
-fn write_tls(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), LabError> {
+/// A lab TLS CA (`ca_name`) and a server certificate for `names` (CN
+/// dc01.corp.example) in `dir/tls/`: `ca.pem`, `<stem>.pem` and `<stem>.key`
+/// (0600). slapd's covers localhost and 127.0.0.1, Samba's its own address.
+fn write_tls_as(
+    dir: &Path,
+    ca_name: &str,
+    names: &[&str],
+    stem: &str,
+) -> Result<(PathBuf, PathBuf, PathBuf), LabError> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let err = |e: rcgen::Error| LabError::Io(format!("lab TLS certificate: {e}"));
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "autoenroll lab TLS CA");
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
     let issuer = rcgen::Issuer::new(ca, ca_key);
     let key = KeyPair::generate().map_err(err)?;
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .map_err(err)?;
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .map_err(err)?;
     params
         .distinguished_name
         .push(DnType::CommonName, "dc01.corp.example");
@@ -270,8 +277,8 @@ fn write_tls(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), LabError> {
     fs::create_dir_all(&tls).map_err(|e| io(tls.display(), e))?;
     let (ca_pem, cert_pem, key_pem) = (
         tls.join("ca.pem"),
-        tls.join("slapd.pem"),
-        tls.join("slapd.key"),
+        tls.join(format!("{stem}.pem")),
+        tls.join(format!("{stem}.key")),
     );
     fs::write(&ca_pem, ca_cert.pem()).map_err(|e| io(ca_pem.display(), e))?;
     fs::write(&cert_pem, cert.pem()).map_err(|e| io(cert_pem.display(), e))?;
@@ -336,7 +343,12 @@ impl Lab {
         }
         let admin_password = random_password()?;
         write_private(&dir.join("admin.secret"), admin_password.as_bytes())?;
-        let (ca_pem, cert_pem, key_pem) = write_tls(&dir)?;
+        let (ca_pem, cert_pem, key_pem) = write_tls_as(
+            &dir,
+            "autoenroll lab TLS CA",
+            &["localhost", "127.0.0.1"],
+            "slapd",
+        )?;
         // The realm first: slapd reads its keytab on the first GSSAPI bind.
         let (kdc, realm) = if options.kerberos {
             let kdc = Kdc::start(&dir, options.detach)?;

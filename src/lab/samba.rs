@@ -151,38 +151,6 @@ fn run(what: &str, cmd: &mut Command) -> Result<String, LabError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The lab CA and a server certificate for `ip` and dc01.corp.example.
-fn write_tls(dir: &Path, ip: &str) -> Result<(PathBuf, PathBuf, PathBuf), LabError> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let err = |e: rcgen::Error| LabError::Io(format!("lab TLS certificate: {e}"));
-    let ca_key = KeyPair::generate().map_err(err)?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "autoenroll lab TLS CA (Samba)");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().map_err(err)?;
-    let mut params = CertificateParams::new(vec!["dc01.corp.example".to_string(), ip.to_string()])
-        .map_err(err)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "dc01.corp.example");
-    let cert = params.signed_by(&key, &issuer).map_err(err)?;
-    let tls = dir.join("tls");
-    fs::create_dir_all(&tls).map_err(|e| io(tls.display(), e))?;
-    let (ca_pem, cert_pem, key_pem) = (
-        tls.join("ca.pem"),
-        tls.join("samba.pem"),
-        tls.join("samba.key"),
-    );
-    fs::write(&ca_pem, ca_cert.pem()).map_err(|e| io(ca_pem.display(), e))?;
-    fs::write(&cert_pem, cert.pem()).map_err(|e| io(cert_pem.display(), e))?;
-    write_private(&key_pem, key.serialize_pem().as_bytes())?;
-    Ok((ca_pem, cert_pem, key_pem))
-}
-
 /// The Samba configuration: every path inside `state`, LDAP only.
 fn smb_conf(state: &Path, ip: &str, tls: &(PathBuf, PathBuf, PathBuf)) -> String {
     let s = state.display();
@@ -588,7 +556,12 @@ pub(super) fn start(dir: &Path, options: &LabOptions) -> Result<Lab, LabError> {
     // Given back when this function fails, or with the lab.
     let address = claim_address()?;
     let ip = address.ip.clone();
-    let tls = write_tls(&dir, &ip)?;
+    let tls = super::write_tls_as(
+        &dir,
+        "autoenroll lab TLS CA (Samba)",
+        &["dc01.corp.example", &ip],
+        "samba",
+    )?;
 
     // Its own Kerberos configuration: nothing reads /etc/krb5.conf.
     let krb5 = dir.join("krb5.conf");
@@ -795,32 +768,25 @@ fn kerberos(
             .args(["spn", "add", &http, "ca-svc"])
             .arg(&configfile),
     )?;
-    let http_keytab = keytabs.join("http.keytab");
-    run(
-        "samba-tool domain exportkeytab",
-        Command::new(samba_tool)
-            .env("KRB5_CONFIG", krb5)
-            .args(["domain", "exportkeytab"])
-            .arg(&http_keytab)
-            .arg(format!("--principal={http}"))
-            .arg(&configfile),
-    )?;
-    super::kdc::set_mode(&http_keytab, 0o600)?;
+    // The keys of `principal`, as a keytab only its owner reads.
+    let export = |keytab: &Path, principal: &str| {
+        run(
+            "samba-tool domain exportkeytab",
+            Command::new(samba_tool)
+                .env("KRB5_CONFIG", krb5)
+                .args(["domain", "exportkeytab"])
+                .arg(keytab)
+                .arg(format!("--principal={principal}"))
+                .arg(&configfile),
+        )?;
+        super::kdc::set_mode(keytab, 0o600)
+    };
+    export(&keytabs.join("http.keytab"), &http)?;
     for account in super::SAMPLE_ACCOUNTS {
         let principal = super::kdc::account_principal(&account);
         match account.context {
             crate::model::Context::Machine => {
-                let keytab = super::kdc::keytab_path(dir, account.name);
-                run(
-                    "samba-tool domain exportkeytab",
-                    Command::new(samba_tool)
-                        .env("KRB5_CONFIG", krb5)
-                        .args(["domain", "exportkeytab"])
-                        .arg(&keytab)
-                        .arg(format!("--principal={principal}"))
-                        .arg(&configfile),
-                )?;
-                super::kdc::set_mode(&keytab, 0o600)?;
+                export(&super::kdc::keytab_path(dir, account.name), &principal)?
             }
             crate::model::Context::User => super::kdc::kinit(
                 krb5,
