@@ -819,3 +819,55 @@ fn ws01_enrolls_and_retrieves_over_sealed_plain_ldap_and_negotiate_with_no_passw
     let again = lab.pulse(&lab.dir.join("ws01.toml"), None);
     assert!(installed(&again).is_empty(), "{again:#}");
 }
+
+/// The CA's Kerberos endpoint against an HTTP Negotiate client we did not
+/// write (curl's SPNEGO): with tickets from ws01's keytab the request is
+/// authenticated and its body judged (not WSTEP: 400 and a SOAP fault);
+/// without, 401.
+#[test]
+fn curl_negotiates_with_the_cas_kerberos_endpoint() {
+    let lab = UpLab::up();
+    let ca_toml = std::fs::read_to_string(lab.dir.join("ca.toml")).unwrap();
+    let port = ca_toml
+        .lines()
+        .find(|l| l.starts_with("listen"))
+        .and_then(|l| l.rsplit(':').next())
+        .map(|p| p.trim_end_matches('"').to_string())
+        .expect("the CA's port");
+    let url = format!("https://localhost:{port}/corp-CA_CES_Kerberos/service.svc/CES");
+    let krb5 = lab.dir.join("krb5.conf");
+    let cache = lab.dir.join("curl.ccache");
+    let out = Command::new("kinit")
+        .env("KRB5_CONFIG", &krb5)
+        .arg("-k")
+        .arg("-t")
+        .arg(lab.dir.join("keytabs/ws01.keytab"))
+        .arg("-c")
+        .arg(&cache)
+        .arg("WS01$")
+        .output()
+        .expect("kinit runs");
+    assert!(out.status.success(), "kinit: {}", text(&out));
+    let curl = |negotiate: bool| {
+        let mut cmd = Command::new("curl");
+        cmd.env("KRB5_CONFIG", &krb5)
+            .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+            .args(["-s", "-w", "\n%{http_code}", "--cacert"])
+            .arg(lab.dir.join("ca/ca.pem"))
+            .args([
+                "-H",
+                "Content-Type: application/soap+xml",
+                "--data",
+                "not soap",
+            ]);
+        if negotiate {
+            cmd.args(["--negotiate", "-u", ":"]);
+        }
+        let out = cmd.arg(&url).output().expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let answer = curl(true);
+    assert!(answer.ends_with("\n400"), "{answer}");
+    assert!(answer.contains("not a WSTEP request"), "{answer}");
+    assert!(curl(false).ends_with("\n401"));
+}
