@@ -12,6 +12,11 @@
 #   DIRECTORY_CA_FILE   the certificate of the directory's TLS CA
 #                       (/var/lib/autoenroll-trust/ca.pem, written by the
 #                       directory container)
+#   CA_KERBEROS_KEYTAB  the keytab of HTTP/<host of CA_URL> (written by the
+#                       KDC container): when readable, the CA also serves and
+#                       publishes its Kerberos enrollment endpoint (HTTP
+#                       Negotiate); unset or empty: passwords only
+#   CA_KRB5_CONF        the realm's krb5.conf (with the keytab)
 #   CA_NAME, CA_DNS_HOST_NAME, CA_URL, CA_HTTP_URL
 set -eu
 state=/var/lib/autoenroll-ca
@@ -27,6 +32,16 @@ chmod 0700 "$state" "$state/secrets"
 # The policy wants a private file of one line: a copy only this process reads.
 head -n 1 "$secret_src" > "$state/secrets/ca-svc.secret.tmp"
 mv "$state/secrets/ca-svc.secret.tmp" "$state/secrets/ca-svc.secret"
+kerberos_lines=
+if [ -n "${CA_KERBEROS_KEYTAB:-}" ]; then
+    # The KDC writes the keytab on its first start; the CA starts after it.
+    [ -s "$CA_KERBEROS_KEYTAB" ] || { log "error: $CA_KERBEROS_KEYTAB is missing (the KDC writes it)"; exit 1; }
+    [ -r "${CA_KRB5_CONF:-}" ] || { log "error: CA_KRB5_CONF must name the realm's krb5.conf"; exit 1; }
+    cp "$CA_KERBEROS_KEYTAB" "$state/secrets/http.keytab.tmp"
+    mv "$state/secrets/http.keytab.tmp" "$state/secrets/http.keytab"
+    kerberos_lines="kerberos_keytab = \"secrets/http.keytab\"
+krb5_conf = \"$CA_KRB5_CONF\""
+fi
 cat > "$state/ca.toml.tmp" <<CONF
 # Written by ca-entrypoint on every start from the container's environment.
 name = "${CA_NAME:-corp-CA}"
@@ -37,6 +52,7 @@ http_listen = "0.0.0.0:8080"
 http_url = "${CA_HTTP_URL:-http://ca:8080}"
 state_dir = "state"
 key_algorithm = "rsa3072"
+$kerberos_lines
 
 [directory]
 url = "${DIRECTORY_URL:-ldap://directory:389}"

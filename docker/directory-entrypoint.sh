@@ -34,6 +34,14 @@
 #   DIRECTORY_POOL_PASSWORDS_FILE  "name password" lines giving each pool
 #                       account its userPassword; an account without a line gets
 #                       none and cannot bind.
+#   DIRECTORY_KERBEROS_KEYTAB  the keytab of ldap/<DIRECTORY_SASL_HOST> (written
+#                       by the KDC container): when set, slapd offers SASL
+#                       GSSAPI (channel binding on TLS) and maps a principal
+#                       NAME to the account whose sAMAccountName is NAME
+#   DIRECTORY_KRB5_CONF the realm's krb5.conf (with the keytab)
+#   DIRECTORY_SASL_HOST the host part of the directory's SPN: the name clients
+#                       use in its URL (default directory)
+#   DIRECTORY_REALM     the Kerberos realm (default CORP.EXAMPLE)
 #   DIRECTORY_LDIF_DIR, DIRECTORY_DATA_DIR, DIRECTORY_RUN_DIR, DIRECTORY_CONF_DIR,
 #   DIRECTORY_SCHEMA_DIR, DIRECTORY_MODULE_DIR, DIRECTORY_URLS
 #                       override the image's folders and listen URLs (tests).
@@ -171,6 +179,42 @@ elif [ -e "$TLS_DIR/cert.pem" ] || [ -e "$TLS_DIR/key.pem" ]; then
     die "$TLS_DIR needs both cert.pem and key.pem"
 fi
 
+# SASL GSSAPI: both lines, or none. The keytab is the KDC container's; slapd
+# reads a private copy its own user owns.
+SASL_LINES=$RUN_DIR/sasl.conf
+SASL_ACCESS_LINES=$RUN_DIR/sasl-access.conf
+: > "$SASL_LINES"
+: > "$SASL_ACCESS_LINES"
+if [ -n "${DIRECTORY_KERBEROS_KEYTAB:-}" ]; then
+    sasl_host=${DIRECTORY_SASL_HOST:-directory}
+    realm=${DIRECTORY_REALM:-CORP.EXAMPLE}
+    for v in "$sasl_host" "$realm"; do
+        case $v in
+            '' | *[!A-Za-z0-9.-]*) die "'$v' is not a host name or realm" ;;
+        esac
+    done
+    [ -s "$DIRECTORY_KERBEROS_KEYTAB" ] || die "$DIRECTORY_KERBEROS_KEYTAB is missing (the KDC writes it on its first start)"
+    [ -r "${DIRECTORY_KRB5_CONF:-}" ] || die "DIRECTORY_KRB5_CONF must name the realm's krb5.conf"
+    cp "$DIRECTORY_KERBEROS_KEYTAB" "$RUN_DIR/ldap.keytab"
+    chmod 0600 "$RUN_DIR/ldap.keytab"
+    export KRB5_KTNAME="FILE:$RUN_DIR/ldap.keytab"
+    export KRB5_CONFIG="$DIRECTORY_KRB5_CONF"
+    mkdir -p "$RUN_DIR/rcache"
+    export KRB5RCACHEDIR="$RUN_DIR/rcache"
+    realm_lower=$(printf '%s' "$realm" | tr '[:upper:]' '[:lower:]')
+    # The same settings as the Rust lab's slapd (src/lab/kdc.rs).
+    {
+        printf 'sasl-realm\t%s\n' "$realm"
+        printf 'sasl-host\t%s\n' "$sasl_host"
+        printf 'sasl-cbinding\ttls-endpoint\n'
+        printf 'authz-regexp\t"^uid=([^,/]+),cn=%s,cn=gssapi,cn=auth$"\n' "$realm_lower"
+        printf '\t"ldap:///DC=corp,DC=example??sub?(sAMAccountName=$1)"\n'
+    } > "$SASL_LINES"
+    printf 'access to dn.subtree="DC=corp,DC=example" attrs=entry,sAMAccountName,objectClass\n\tby anonymous auth\n\tby * break\n' \
+        > "$SASL_ACCESS_LINES"
+    log "SASL GSSAPI enabled as ldap/$sasl_host@$realm"
+fi
+
 # Escapes a value for the replacement side of a sed s|...|...| command.
 sed_value() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 
@@ -183,7 +227,8 @@ render() {
         -e "s|@RUN_DIR@|$(sed_value "$RUN_DIR")|g" \
         -e "s|@ROOT_PW@|$(sed_value "$ROOT_PW")|g" \
         -e "/^@TLS@\$/{r $TLS_LINES" -e 'd}' \
-        -e '/^@SASL@$/d' -e '/^@SASL_ACCESS@$/d' \
+        -e "/^@SASL@\$/{r $SASL_LINES" -e 'd}' \
+        -e "/^@SASL_ACCESS@\$/{r $SASL_ACCESS_LINES" -e 'd}' \
         "$LDIF_DIR/slapd.conf.in" > "$2.tmp"
     mv "$2.tmp" "$2"
 }

@@ -11,11 +11,13 @@ LABEL autoenroll.image="lab"
 
 # no_configuration: the package must not create its own database and cn=config.
 RUN if ! command -v slapd >/dev/null || ! command -v ldapsearch >/dev/null \
-        || ! command -v openssl >/dev/null; then \
+        || ! command -v openssl >/dev/null || ! command -v krb5kdc >/dev/null \
+        || ! ls /usr/lib/*/sasl2/libgssapiv2.so >/dev/null 2>&1; then \
         echo "slapd slapd/no_configuration boolean true" | debconf-set-selections \
         && apt-get update \
         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-            slapd ldap-utils openssl \
+            slapd ldap-utils openssl krb5-kdc krb5-admin-server krb5-user \
+            libsasl2-modules-gssapi-mit \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
     && mkdir -p /var/lib/ldap /run/slapd /etc/ldap/autoenroll /etc/ldap/tls \
@@ -26,8 +28,9 @@ COPY ldif/ /usr/share/autoenroll/ldif/
 COPY docker/pool-ldif.sh /usr/local/lib/autoenroll/pool-ldif.sh
 COPY docker/directory-entrypoint.sh /usr/local/bin/directory-entrypoint
 COPY docker/directory-healthcheck.sh /usr/local/bin/directory-healthcheck
+COPY docker/kdc-entrypoint.sh /usr/local/bin/kdc-entrypoint
 RUN sh /usr/local/lib/autoenroll/pool-ldif.sh 40 > /usr/share/autoenroll/pool/pool.ldif \
-    && chmod 0755 /usr/local/bin/directory-entrypoint /usr/local/bin/directory-healthcheck \
+    && chmod 0755 /usr/local/bin/directory-entrypoint /usr/local/bin/directory-healthcheck /usr/local/bin/kdc-entrypoint \
     && chmod -R a+rX /usr/share/autoenroll
 
 # The database (the forest is loaded into it on first start) and the TLS

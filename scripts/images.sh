@@ -3,9 +3,11 @@
 #
 #   1. autoenroll-base:bookworm, a Debian bookworm minbase made by mmdebstrap
 #      from Debian's package archive and loaded with `docker import` (kept when
-#      it already exists; --rebuild-base makes it again). It holds the
-#      packages of both images (slapd, ldap-utils, openssl, ca-certificates),
-#      so that the directory, the CA and every host share its one layer;
+#      it already exists with the same package list; --rebuild-base makes it
+#      again). It holds the packages of every image (slapd, ldap-utils,
+#      openssl, ca-certificates; MIT Kerberos: the KDC, kadmin.local, kinit,
+#      GSS-API and slapd's SASL GSSAPI module), so that the directory, the
+#      KDC, the CA and every host share its one layer;
 #   2. autoenroll-directory, docker/directory.Dockerfile on that base;
 #   3. autoenroll, docker/autoenroll-bin.Dockerfile: that base plus the
 #      autoenroll binary built on this machine (Debian bookworm's glibc), by
@@ -22,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BASE=autoenroll-base:bookworm
+# The base's packages; an existing base made with another list is made again.
+BASE_PACKAGES=ca-certificates,ldap-utils,openssl,slapd,krb5-kdc,krb5-admin-server,krb5-user,libsasl2-modules-gssapi-mit
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 binary=
 from_source=false
@@ -62,17 +66,18 @@ build_base() {
     # Documentation, manuals and translations are left out of the image.
     # shellcheck disable=SC2016 # the hooks expand $1 in mmdebstrap's shell
     mmdebstrap --quiet --variant=minbase \
-        --include=ca-certificates,ldap-utils,openssl,slapd \
+        --include="$BASE_PACKAGES" \
         --essential-hook='echo "slapd slapd/no_configuration boolean true" | chroot "$1" debconf-set-selections' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/info/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/log/*.log' \
+        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/log/*.log "$1"/etc/krb5kdc/* "$1"/var/lib/krb5kdc/*' \
         bookworm "$tmp/base.tar" "$MIRROR" \
         || die "mmdebstrap failed"
     docker import --change 'CMD ["/bin/bash"]' \
+        --change "LABEL autoenroll.base.packages=$BASE_PACKAGES" \
         --change 'ENV LANG=C.UTF-8' \
         --message "Debian bookworm minbase (mmdebstrap) for autoenroll" \
         "$tmp/base.tar" "$BASE" >/dev/null \
@@ -80,7 +85,8 @@ build_base() {
 }
 
 started=$(date +%s)
-if $rebuild_base || ! docker image inspect "$BASE" >/dev/null 2>&1; then
+base_packages=$(docker image inspect -f '{{index .Config.Labels "autoenroll.base.packages"}}' "$BASE" 2>/dev/null || true)
+if $rebuild_base || [ "$base_packages" != "$BASE_PACKAGES" ]; then
     build_base
 else
     log "$BASE exists (--rebuild-base makes it again)"

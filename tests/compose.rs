@@ -1,5 +1,6 @@
 //! The compose lab across containers: `docker-compose.yml` brought up as a
-//! user meets it (directory, CA, a host whose worker enrolls by itself), then
+//! user meets it (KDC, directory, CA, a host whose worker enrolls by itself
+//! with its keytab), then
 //! changed and broken from outside: a template change, the CA cut off the
 //! host's network, the directory stopped, the CA restarted in the middle of a
 //! fleet's enrollments, 20 more host containers with their own accounts.
@@ -347,9 +348,10 @@ impl Lab {
 
     /// Starts a host container of the pool outside Compose, the way a fleet
     /// is run: the shared image, its own host name (so its own account) and
-    /// address on the lab's network, the secret and the lab CA read-only, the
-    /// store in the container's own layer.
-    fn start_pool_host(&self, name: &str) -> String {
+    /// address on the lab's network, the KDC's keytabs, the passwords secret
+    /// and the lab CA read-only, the store in the container's own layer;
+    /// `bind` is the entrypoint's HOST_BIND (`kerberos` or `simple`).
+    fn start_pool_host(&self, name: &str, bind: &str) -> String {
         let container = format!("{}-fleet-{name}", self.project);
         let secrets = self.root.join("docker/secrets/host-passwords");
         let mut c = docker(&["run", "-d", "--name", &container, "--hostname", name]);
@@ -359,11 +361,16 @@ impl Lab {
                 "-v",
                 &format!("{}_lab-trust:/var/lib/autoenroll-trust:ro", self.project),
             ])
+            .args([
+                "-v",
+                &format!("{}_kerberos:/var/lib/autoenroll-kerberos:ro", self.project),
+            ])
             .arg("-v")
             .arg(format!(
                 "{}:/run/secrets/host-passwords:ro",
                 secrets.display()
             ))
+            .args(["-e", &format!("HOST_BIND={bind}")])
             .args(["--entrypoint", "/usr/local/bin/host-entrypoint"]);
         for (k, v) in &self.env {
             if k.starts_with("HOST_") {
@@ -481,7 +488,7 @@ fn a_host_enrolls_follows_a_template_change_and_outlives_ca_and_directory_outage
         healthy_after <= Duration::from_secs(75),
         "healthy after {healthy_after:?}"
     );
-    for service in ["directory", "ca"] {
+    for service in ["kdc", "directory", "ca"] {
         assert_eq!(lab.health(&lab.id(service)), "healthy", "{service}");
     }
     assert_eq!(first.pending, vec!["PendingMachine".to_string()]);
@@ -507,6 +514,20 @@ fn a_host_enrolls_follows_a_template_change_and_outlives_ca_and_directory_outage
     ]
     .map(|(t, d)| (t.to_string(), d.to_string()));
     assert_eq!(ws01, expected, "ws01's requests: {requests:?}");
+    // ws01 has no password: it bound to the directory and enrolled with the
+    // keys of its keytab (SASL GSSAPI, then HTTP Negotiate to the CA).
+    for r in requests.iter().filter(|r| r["requester"] == "WS01$") {
+        assert_eq!(r["authentication"], "kerberos", "{r}");
+    }
+    let files = lab.exec(
+        &host,
+        &["sh", "-c", "stat -c '%a %n' /etc/autoenroll/*; grep -c '^bind = \"kerberos\"$' /etc/autoenroll/machine.toml"],
+    );
+    let files = text(&files.stdout);
+    assert!(
+        files.contains("600 /etc/autoenroll/krb5.keytab") && !files.contains("host.secret"),
+        "the host's credentials: {files}"
+    );
     tls_refused_without_lab_ca(&lab, &host);
 
     // 2. A template change reaches the host: a major version bump of
@@ -693,6 +714,10 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
     // finish, later ones find no CA), the rest of the fleet starts while it is
     // away, and it starts again.
     let names: Vec<String> = (1..=FLEET).map(|n| format!("host{n:02}")).collect();
+    // Half the fleet binds with its keytab, half with its password.
+    let binds: Vec<&str> = (1..=FLEET)
+        .map(|n| if n % 2 == 1 { "kerberos" } else { "simple" })
+        .collect();
     let from_fleet = |rows: &[Value]| {
         rows.iter()
             .filter(|r| {
@@ -708,7 +733,8 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
         let starter = scope.spawn(|| {
             names
                 .iter()
-                .map(|name| lab.start_pool_host(name))
+                .zip(&binds)
+                .map(|(name, bind)| lab.start_pool_host(name, bind))
                 .collect::<Vec<_>>()
         });
         let at_stop = wait_for(
@@ -827,6 +853,16 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
         .map(|n| format!("{}$", n.to_uppercase()))
         .collect();
     accounts.push("WS01$".into());
+    // How each account authenticated to the CA: as it bound to the directory.
+    let mut authentication: BTreeMap<String, &str> = names
+        .iter()
+        .zip(&binds)
+        .map(|(n, b)| {
+            let how = if *b == "kerberos" { "kerberos" } else { "password" };
+            (format!("{}$", n.to_uppercase()), how)
+        })
+        .collect();
+    authentication.insert("WS01$".into(), "kerberos");
     let issued = wait_for(
         "every request in the CA's database",
         Duration::from_secs(150),
@@ -846,6 +882,11 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
                 assert!(
                     expected.contains(&(template.as_str(), disposition.as_str())),
                     "{requester}: {template} {disposition}: {r}"
+                );
+                assert_eq!(
+                    r["authentication"].as_str(),
+                    authentication.get(&requester).copied(),
+                    "{requester}'s authentication: {r}"
                 );
                 if let Some(serial) = r["serial"].as_str() {
                     assert!(serials.insert(serial.to_string()), "serial {serial} twice");
