@@ -131,10 +131,20 @@ impl Caps {
 mod tests {
     use super::*;
 
+    /// (body, aes, des3, post, renewal, sha256, cipher)
+    type Case = (
+        &'static str,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        Option<ContentCipher>,
+    );
+
     #[test]
     fn table() {
-        // (body, aes, des3, post, renewal, sha256, cipher)
-        let cases: &[(&str, bool, bool, bool, bool, bool, Option<ContentCipher>)] = &[
+        let cases: &[Case] = &[
             (
                 "Renewal\nSHA-1\nSHA-256\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation",
                 true,

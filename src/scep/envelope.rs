@@ -212,11 +212,20 @@ pub fn seal(
     .map_err(enc("ContentInfo"))
 }
 
+/// A key-transport recipient (RFC 5652 6.2.1), by issuer and serial number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient<'a> {
+    /// The issuer Name, DER.
+    pub issuer: &'a [u8],
+    /// The serial number's INTEGER content.
+    pub serial: &'a [u8],
+    pub encrypted_key: &'a [u8],
+}
+
 /// What an envelope holds before decryption.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<'a> {
-    /// Each key-transport recipient: (issuer Name DER, serial content, encrypted key).
-    pub recipients: Vec<(&'a [u8], &'a [u8], &'a [u8])>,
+    pub recipients: Vec<Recipient<'a>>,
     pub cipher: ContentCipher,
     pub iv: &'a [u8],
     pub ciphertext: Vec<u8>,
@@ -311,7 +320,7 @@ fn read_inner(der: &[u8]) -> Result<Envelope<'_>, String> {
     })
 }
 
-fn read_ktri<'a>(ri: &Element<'a>) -> Result<(&'a [u8], &'a [u8], &'a [u8]), String> {
+fn read_ktri<'a>(ri: &Element<'a>) -> Result<Recipient<'a>, String> {
     let mut k = ri.children("KeyTransRecipientInfo")?;
     k.expect(Tag::Integer, "version")?;
     let rid = k.next("rid")?;
@@ -335,7 +344,11 @@ fn read_ktri<'a>(ri: &Element<'a>) -> Result<(&'a [u8], &'a [u8], &'a [u8]), Str
             "key transport {alg_oid} is not supported (rsaEncryption is)"
         ));
     }
-    Ok((issuer.raw, serial.content(), key.content()))
+    Ok(Recipient {
+        issuer: issuer.raw,
+        serial: serial.content(),
+        encrypted_key: key.content(),
+    })
 }
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
@@ -353,8 +366,8 @@ pub fn open(der: &[u8], certificate_der: &[u8], key: &PrivateKey) -> Result<Vec<
     let wrapped = envelope
         .recipients
         .iter()
-        .find(|(i, s, _)| *i == issuer && strip_zeros(s) == serial)
-        .map(|(_, _, k)| *k)
+        .find(|r| r.issuer == issuer && strip_zeros(r.serial) == serial)
+        .map(|r| r.encrypted_key)
         .ok_or_else(|| bad("the envelope is not addressed to our certificate"))?;
     let private = PrivateDecryptingKey::from_pkcs8(key.pkcs8_der())
         .map_err(|_| bad("our key cannot decrypt (SCEP needs an RSA key)"))?;

@@ -242,3 +242,264 @@ pub fn read_reply(
         None => Err(bad("no pkiStatus".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A whole transaction against a CA made here from the same message
+    //! code (the server side the emulated NDES uses): PENDING, CertPoll,
+    //! SUCCESS, and the replies a client must refuse.
+    use super::*;
+    use crate::pki::cms::certs_only;
+    use crate::pki::csr::ParsedCsr;
+    use crate::scep::caps::ContentCipher;
+    use crate::scep::message::PkiMessage;
+    use crate::scep::request::NameAttribute;
+    use crate::scep::tests::rsa_identity;
+
+    struct Ca {
+        key: PrivateKey,
+        cert: Vec<u8>,
+        certs: CaCerts,
+        caps: Caps,
+    }
+
+    fn ca() -> Ca {
+        let (key, cert) = rsa_identity("SCEP test CA");
+        let certs = CaCerts::parse("application/x-x509-ca-cert", &cert).unwrap();
+        let caps = Caps::parse(b"AES\nSHA-256\nPOSTPKIOperation\nRenewal").unwrap();
+        Ca {
+            key,
+            cert,
+            certs,
+            caps,
+        }
+    }
+
+    fn spec() -> CsrSpec {
+        CsrSpec {
+            subject: vec![NameAttribute {
+                oid: "2.5.4.3".into(),
+                value: "ws01.corp.example".into(),
+            }],
+            ..CsrSpec::default()
+        }
+    }
+
+    /// A certificate for `key` signed by `issuer_key` under `issuer_cert`.
+    fn issue(issuer_cert: &[u8], issuer_key: &PrivateKey, key: &PrivateKey) -> Vec<u8> {
+        let issuer = rcgen::Issuer::from_ca_cert_der(
+            &rustls::pki_types::CertificateDer::from(issuer_cert.to_vec()),
+            issuer_key.rcgen_key_pair().unwrap(),
+        )
+        .unwrap();
+        let params = rcgen::CertificateParams::new(vec!["ws01.corp.example".to_string()]).unwrap();
+        params
+            .signed_by(&key.rcgen_key_pair().unwrap(), &issuer)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    fn reply(ca: &Ca, request: &PkiMessage, status: PkiStatus, content: Option<&[u8]>) -> Vec<u8> {
+        let tx = Transaction {
+            message_type: MessageType::CertRep,
+            transaction_id: request.transaction.transaction_id.clone(),
+            sender_nonce: message::nonce().unwrap(),
+            recipient_nonce: Some(request.transaction.sender_nonce.clone()),
+            pki_status: Some(status),
+            fail_info: (status == PkiStatus::Failure).then_some(FailInfo::BadRequest),
+            fail_info_text: None,
+        };
+        message::build(&tx, content, &ca.cert, &ca.key, &[]).unwrap()
+    }
+
+    #[test]
+    fn pending_then_poll_then_issued() {
+        let ca = ca();
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+        let prepared = prepare_enrollment(
+            &ca.caps,
+            &ca.certs,
+            &key,
+            &spec(),
+            Some("otp-1234"),
+            SignWith::Transient,
+            SystemTime::now(),
+        )
+        .unwrap();
+
+        // The server reads the PKCSReq: signed by the transient certificate,
+        // enveloped to the CA in AES, a PKCS#10 for our key inside.
+        let request = message::open(&prepared.message, None).unwrap();
+        assert_eq!(request.transaction.message_type, MessageType::PkcsReq);
+        let sealed = request.envelope.as_deref().unwrap();
+        assert_eq!(
+            envelope::read(sealed).unwrap().cipher,
+            ContentCipher::Aes128Cbc
+        );
+        let csr = ParsedCsr::from_der(&envelope::open(sealed, &ca.cert, &ca.key).unwrap()).unwrap();
+        assert_eq!(csr.public_key, key.public_key_der());
+
+        let pending = reply(&ca, &request, PkiStatus::Pending, None);
+        let trusted = std::slice::from_ref(&ca.cert);
+        let Outcome::Pending(state) =
+            read_reply(&pending, &prepared, trusted, &key, &key.public_key_der()).unwrap()
+        else {
+            panic!("not pending");
+        };
+        assert_eq!(state, prepared.pending);
+        // The state survives the request folder (JSON) unchanged.
+        let state: PendingRequest =
+            serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+
+        // CertPoll: same transaction, same signer, IssuerAndSubject inside.
+        let poll = prepare_poll(&ca.caps, &ca.certs, &state, &key).unwrap();
+        let request = message::open(&poll.message, None).unwrap();
+        assert_eq!(request.transaction.message_type, MessageType::CertPoll);
+        assert_eq!(request.transaction.transaction_id, state.transaction_id);
+        assert_eq!(request.signer_certificate, state.signer_certificate);
+        let body = envelope::open(request.envelope.as_deref().unwrap(), &ca.cert, &ca.key).unwrap();
+        let (issuer, subject) = message::read_issuer_and_subject(&body).unwrap();
+        assert_eq!(issuer, state.issuer_name);
+        assert_eq!(subject, state.subject_name);
+
+        let leaf = issue(&ca.cert, &ca.key, &key);
+        let inner = certs_only(&[leaf.clone(), ca.cert.clone()]).unwrap();
+        let sealed = envelope::seal(
+            &inner,
+            &request.signer_certificate,
+            ContentCipher::Aes128Cbc,
+        )
+        .unwrap();
+        let success = reply(&ca, &request, PkiStatus::Success, Some(&sealed));
+        assert_eq!(
+            read_reply(&success, &poll, trusted, &key, &key.public_key_der()).unwrap(),
+            Outcome::Issued {
+                certificate: leaf,
+                others: vec![ca.cert.clone()],
+            }
+        );
+    }
+
+    #[test]
+    fn replies_a_client_refuses() {
+        let ca = ca();
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+        let prepared = prepare_enrollment(
+            &ca.caps,
+            &ca.certs,
+            &key,
+            &spec(),
+            None,
+            SignWith::Transient,
+            SystemTime::now(),
+        )
+        .unwrap();
+        let request = message::open(&prepared.message, None).unwrap();
+        let trusted = std::slice::from_ref(&ca.cert);
+        let read = |der: &[u8]| read_reply(der, &prepared, trusted, &key, &key.public_key_der());
+
+        // A replayed answer: another senderNonce echoed.
+        let mut other = request.clone();
+        other.transaction.sender_nonce = vec![9; 16];
+        let e = read(&reply(&ca, &other, PkiStatus::Pending, None)).unwrap_err();
+        assert!(e.to_string().contains("recipientNonce"), "{e}");
+
+        // Another transaction.
+        let mut other = request.clone();
+        other.transaction.transaction_id = "OTHER".into();
+        let e = read(&reply(&ca, &other, PkiStatus::Pending, None)).unwrap_err();
+        assert!(e.to_string().contains("transactionID"), "{e}");
+
+        // Signed by a key the server's GetCACert did not name.
+        let (rogue_key, rogue_cert) = rsa_identity("SCEP test CA");
+        let rogue = Ca {
+            key: rogue_key,
+            cert: rogue_cert,
+            certs: ca.certs.clone(),
+            caps: ca.caps.clone(),
+        };
+        let e = read(&reply(&rogue, &request, PkiStatus::Pending, None)).unwrap_err();
+        assert!(e.to_string().contains("GetCACert"), "{e}");
+
+        // SUCCESS with a certificate the CA did not sign.
+        let forged = issue(&rogue.cert, &rogue.key, &key);
+        let sealed = envelope::seal(
+            &certs_only(std::slice::from_ref(&forged)).unwrap(),
+            &request.signer_certificate,
+            ContentCipher::Aes128Cbc,
+        )
+        .unwrap();
+        let e = read(&reply(&ca, &request, PkiStatus::Success, Some(&sealed))).unwrap_err();
+        assert!(e.to_string().contains("not signed by a CA"), "{e}");
+
+        // SUCCESS with a certificate for another key.
+        let stranger = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+        let sealed = envelope::seal(
+            &certs_only(&[issue(&ca.cert, &ca.key, &stranger)]).unwrap(),
+            &request.signer_certificate,
+            ContentCipher::Aes128Cbc,
+        )
+        .unwrap();
+        let e = read(&reply(&ca, &request, PkiStatus::Success, Some(&sealed))).unwrap_err();
+        assert!(e.to_string().contains("for our key"), "{e}");
+
+        // FAILURE is an outcome, not an error.
+        assert_eq!(
+            read(&reply(&ca, &request, PkiStatus::Failure, None)).unwrap(),
+            Outcome::Refused {
+                fail_info: FailInfo::BadRequest,
+                text: None
+            }
+        );
+    }
+
+    #[test]
+    fn requests_need_rsa_and_caps() {
+        let ca = ca();
+        let p256 = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let now = SystemTime::now();
+        assert!(
+            prepare_enrollment(
+                &ca.caps,
+                &ca.certs,
+                &p256,
+                &spec(),
+                None,
+                SignWith::Transient,
+                now
+            )
+            .is_err()
+        );
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+        let no_renewal = Caps::parse(b"AES\nSHA-256").unwrap();
+        let (old_key, old_cert) = rsa_identity("old");
+        let e = prepare_enrollment(
+            &no_renewal,
+            &ca.certs,
+            &key,
+            &spec(),
+            None,
+            SignWith::Current {
+                certificate: &old_cert,
+                key: &old_key,
+            },
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Renewal"), "{e}");
+        let sha1_only = Caps::parse(b"AES\nSHA-1").unwrap();
+        assert!(
+            prepare_enrollment(
+                &sha1_only,
+                &ca.certs,
+                &key,
+                &spec(),
+                None,
+                SignWith::Transient,
+                now
+            )
+            .is_err()
+        );
+    }
+}

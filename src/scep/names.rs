@@ -104,6 +104,52 @@ impl Variables {
         self
     }
 
+    /// The variables a directory account gives (adcs.md section 4: the
+    /// account's attributes), plus the host's serial number when known:
+    /// `UserName` and `UserPrincipalName` are the UPN (the implicit
+    /// `sAMAccountName@domain` for a computer, which has none), `DeviceName`
+    /// the computer's name without `$`, `FullyQualifiedDomainName` its
+    /// `dNSHostName`, `Domain` the DNS domain of its DN.
+    pub fn for_account(account: &crate::model::Account, serial_number: Option<&str>) -> Variables {
+        let domain: Vec<&str> = account
+            .dn
+            .split(',')
+            .filter_map(|rdn| {
+                let (k, v) = rdn.split_once('=')?;
+                k.trim().eq_ignore_ascii_case("DC").then_some(v.trim())
+            })
+            .collect();
+        let domain = domain.join(".");
+        let upn = account.user_principal_name.clone().or_else(|| {
+            (!domain.is_empty()).then(|| format!("{}@{domain}", account.sam_account_name))
+        });
+        let mut v = Variables::new();
+        if let Some(upn) = &upn {
+            v.set("UserName", upn.clone())
+                .set("UserPrincipalName", upn.clone());
+        }
+        if let Some(mail) = &account.mail {
+            v.set("EmailAddress", mail.clone());
+        }
+        v.set("OnPrem_Distinguished_Name", account.dn.clone())
+            .set("onPremisesSamAccountName", account.sam_account_name.clone())
+            .set("Domain", domain)
+            .set("AccountObjectSid", account.sid.to_string());
+        if let Some(host) = &account.dns_host_name {
+            v.set("FullyQualifiedDomainName", host.clone());
+        }
+        if account.sam_account_name.ends_with('$') {
+            v.set(
+                "DeviceName",
+                account.sam_account_name.trim_end_matches('$').to_string(),
+            );
+        }
+        if let Some(serial) = serial_number {
+            v.set("SERIALNUMBER", serial.to_string());
+        }
+        v
+    }
+
     fn get(&self, name: &str) -> Result<&str, NameError> {
         if !VARIABLES.iter().any(|v| v.eq_ignore_ascii_case(name)) {
             return Err(NameError::UnknownVariable(name.to_string()));
@@ -656,6 +702,48 @@ mod tests {
                 (w, g) => panic!("{template}: wanted {w:?}, got {g:?}"),
             }
         }
+    }
+
+    #[test]
+    fn variables_from_a_computer_account() {
+        use crate::model::{Account, Sid, Token};
+        let account = Account {
+            dn: "CN=ws01,CN=Computers,DC=corp,DC=example".into(),
+            sam_account_name: "ws01$".into(),
+            sid: "S-1-5-21-1-2-3-1105".parse::<Sid>().unwrap(),
+            dns_host_name: Some("ws01.corp.example".into()),
+            user_principal_name: None,
+            mail: None,
+            user_certificates: vec![],
+            token: Token::new([]),
+        };
+        let v = Variables::for_account(&account, Some("5CG1234XYZ"));
+        let subject = render_subject(
+            r#"CN={{DeviceName}}, SERIALNUMBER={{SERIALNUMBER}}, OU="{{OnPrem_Distinguished_Name}}", DC={{Domain}}"#,
+            &v,
+        )
+        .unwrap();
+        let values: Vec<&str> = subject.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(
+            values,
+            [
+                "ws01",
+                "5CG1234XYZ",
+                "CN=ws01,CN=Computers,DC=corp,DC=example",
+                "corp.example"
+            ]
+        );
+        assert_eq!(
+            render_san(SanKind::Upn, "{{UserName}}", &v).unwrap(),
+            SanEntry::Upn("ws01$@corp.example".into())
+        );
+        assert_eq!(
+            render_san(SanKind::Dns, "{{FullyQualifiedDomainName}}", &v).unwrap(),
+            SanEntry::Dns("ws01.corp.example".into())
+        );
+        // A computer has no mail: the variable is named as having no value.
+        let e = render_subject("E={{EmailAddress}}", &v).unwrap_err();
+        assert_eq!(e, NameError::NoValue("EmailAddress".into()));
     }
 
     #[test]

@@ -35,6 +35,18 @@ pub enum ChallengeSource {
     Dynamic { url: String },
 }
 
+impl ChallengeSource {
+    /// The static challenge of a `file` source, read as a password file is:
+    /// a regular file of one line that group and others cannot read (0600);
+    /// errors name the file, never its content. `None` for the other sources.
+    pub fn read_static(&self) -> Option<Result<String, String>> {
+        match self {
+            ChallengeSource::File(path) => Some(crate::policy::read_password_file(path)),
+            _ => None,
+        }
+    }
+}
+
 /// One `[scep.<name>]` profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScepProfile {
@@ -453,6 +465,21 @@ revoke_on_remove = true
         }
         let e = parse(&WIFI.replace("revoke_on_remove", "revoke_later")).unwrap_err();
         assert!(e.to_string().contains("revoke_later"), "{e}");
+    }
+
+    #[test]
+    fn a_static_challenge_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wifi.challenge");
+        std::fs::write(&file, "0123-secret\n").unwrap();
+        let source = ChallengeSource::File(file.clone());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = source.read_static().unwrap().unwrap_err();
+        assert!(e.contains("chmod 600") && !e.contains("0123-secret"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(source.read_static().unwrap().unwrap(), "0123-secret");
+        assert!(ChallengeSource::None.read_static().is_none());
     }
 
     #[test]
