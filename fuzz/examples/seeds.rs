@@ -502,11 +502,19 @@ fn store(corpus: &Corpus, pki: &Pki) {
 /// both sides receive them), an envelope and a CertPoll body.
 fn scep(corpus: &Corpus, pki: &Pki) {
     use autoenroll::scep::caps::ContentCipher;
+    use autoenroll::scep::envelope;
     use autoenroll::scep::message::{self, FailInfo, MessageType, PkiStatus, Transaction};
     use autoenroll::scep::request::{CsrSpec, NameAttribute, build_csr, transient_certificate};
-    use autoenroll::scep::envelope;
-    corpus.write("scep", "caps-micromdm", "Renewal\nSHA-1\nSHA-256\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation");
-    corpus.write("scep", "caps-crlf", "POSTPKIOperation\r\nSHA-256\r\nDES3\r\n");
+    corpus.write(
+        "scep",
+        "caps-micromdm",
+        "Renewal\nSHA-1\nSHA-256\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation",
+    );
+    corpus.write(
+        "scep",
+        "caps-crlf",
+        "POSTPKIOperation\r\nSHA-256\r\nDES3\r\n",
+    );
     corpus.write("scep", "ca.der", &pki.ca_der);
     corpus.write(
         "scep",
@@ -515,7 +523,10 @@ fn scep(corpus: &Corpus, pki: &Pki) {
     );
     let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).expect("a key");
     let spec = CsrSpec {
-        subject: vec![NameAttribute { oid: "2.5.4.3".into(), value: "ws01".into() }],
+        subject: vec![NameAttribute {
+            oid: "2.5.4.3".into(),
+            value: "ws01".into(),
+        }],
         ..CsrSpec::default()
     };
     let csr = build_csr(&key, &spec, Some("challenge")).expect("a CSR");
@@ -537,7 +548,11 @@ fn scep(corpus: &Corpus, pki: &Pki) {
         fail_info: None,
         fail_info_text: None,
     };
-    corpus.write("scep", "pkcsreq", message::build(&tx, Some(&sealed), &signer, &key, &[]).expect("a message"));
+    corpus.write(
+        "scep",
+        "pkcsreq",
+        message::build(&tx, Some(&sealed), &signer, &key, &[]).expect("a message"),
+    );
     let failure = Transaction {
         message_type: MessageType::CertRep,
         recipient_nonce: Some(vec![1; 16]),
@@ -546,7 +561,11 @@ fn scep(corpus: &Corpus, pki: &Pki) {
         fail_info_text: Some("challenge expired".into()),
         ..tx.clone()
     };
-    corpus.write("scep", "certrep-failure", message::build(&failure, None, &signer, &key, &[]).expect("a message"));
+    corpus.write(
+        "scep",
+        "certrep-failure",
+        message::build(&failure, None, &signer, &key, &[]).expect("a message"),
+    );
     corpus.write(
         "scep",
         "issuer-and-subject",
