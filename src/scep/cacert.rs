@@ -248,6 +248,54 @@ mod tests {
         assert!(c.trusted(&other).is_err());
     }
 
+    /// A CA and, issued by it, NDES's two RA certificates: one for signing
+    /// (digitalSignature), one for encryption (keyEncipherment).
+    fn ndes_style() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let rsa = || -> KeyPair {
+            crate::pki::keys::PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 })
+                .unwrap()
+                .rcgen_key_pair()
+                .unwrap()
+        };
+        let ca_key = rsa();
+        let mut ca = CertificateParams::new(vec![]).unwrap();
+        ca.distinguished_name.push(DnType::CommonName, "corp-CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let ra = |cn: &str, usage: KeyUsagePurpose| {
+            let key = rsa();
+            let mut p = CertificateParams::new(vec![]).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.is_ca = IsCa::ExplicitNoCa;
+            p.key_usages = vec![usage];
+            p.signed_by(&key, &issuer).unwrap().der().to_vec()
+        };
+        let sign = ra("NDES-MSCEP-RA sign", KeyUsagePurpose::DigitalSignature);
+        let encrypt = ra("NDES-MSCEP-RA encrypt", KeyUsagePurpose::KeyEncipherment);
+        (ca_cert.der().to_vec(), sign, encrypt)
+    }
+
+    #[test]
+    fn ndes_ra_and_ca_certificates_are_sorted_out() {
+        let (ca, sign, encrypt) = ndes_style();
+        let p7 = crate::pki::cms::certs_only(&[sign.clone(), ca.clone(), encrypt.clone()]).unwrap();
+        let c = CaCerts::parse("application/x-x509-ca-ra-cert", &p7).unwrap();
+        assert_eq!(c.encryption, encrypt);
+        assert_eq!(c.issuer, ca);
+        let mut trusted = c.trusted(&ca).unwrap();
+        trusted.sort();
+        let mut all = vec![ca.clone(), sign, encrypt];
+        all.sort();
+        assert_eq!(trusted, all, "each RA certificate chains to the CA");
+        // Without the CA in the answer, the RA certificate cannot be placed.
+        let (_, s2, e2) = ndes_style();
+        let p7 = crate::pki::cms::certs_only(&[s2, e2]).unwrap();
+        assert!(CaCerts::parse("application/x-x509-ca-ra-cert", &p7).is_err());
+    }
+
     #[test]
     fn refuses_other_types_and_garbage() {
         let (_, cert) = rsa_identity("ca");
