@@ -134,6 +134,8 @@ fn spec(cn: &str) -> CsrSpec {
         sans: vec![SanEntry::Dns(cn.into())],
         key_usage: Some(0b101),
         ekus: vec!["1.3.6.1.5.5.7.3.2".into()],
+        // micromdm ignores the requested validity; it must not disturb it.
+        validity_days: Some(30),
     }
 }
 

@@ -75,6 +75,31 @@ pub struct ScepProfile {
     pub revoke_on_remove: bool,
 }
 
+impl ScepProfile {
+    /// What the profile asks for with these variables: the subject and SANs
+    /// rendered, key usage, EKUs and the requested validity in whole days.
+    pub fn csr_spec(
+        &self,
+        vars: &names::Variables,
+    ) -> Result<super::request::CsrSpec, names::NameError> {
+        let subject = names::render_subject(&self.subject, vars)?;
+        let sans = self
+            .sans
+            .iter()
+            .map(|(kind, template)| names::render_san(*kind, template, vars))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::request::CsrSpec {
+            subject,
+            sans,
+            key_usage: Some(self.key_usage),
+            ekus: self.ekus.clone(),
+            validity_days: self
+                .validity
+                .map(|d| u32::try_from(d.as_secs().div_ceil(86_400)).unwrap_or(u32::MAX)),
+        })
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProfile {
@@ -433,6 +458,47 @@ revoke_on_remove = true
             ChallengeSource::NdesAdmin {
                 url: "https://ndes.corp.example/certsrv/mscep_admin/".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_profile_renders_its_request() {
+        let p = parse(WIFI).unwrap();
+        let mut vars = names::Variables::new();
+        vars.set("DeviceName", "ws01")
+            .set("FullyQualifiedDomainName", "ws01.corp.example")
+            .set("UserName", "ws01$@corp.example");
+        let spec = p.scep["wifi"].csr_spec(&vars).unwrap();
+        let subject: Vec<(&str, &str)> = spec
+            .subject
+            .iter()
+            .map(|a| (a.oid.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            subject,
+            [
+                ("2.5.4.3", "ws01"),
+                ("2.5.4.11", "Mobile"),
+                ("2.5.4.10", "Finance Group, Inc."),
+                ("2.5.4.6", "US"),
+            ]
+        );
+        assert_eq!(
+            spec.sans,
+            [
+                super::super::request::SanEntry::Dns("ws01.corp.example".into()),
+                super::super::request::SanEntry::Upn("ws01$@corp.example".into()),
+            ]
+        );
+        assert_eq!(spec.validity_days, Some(180));
+        assert_eq!(spec.key_usage, Some(0b101));
+        // Without an FQDN the DNS SAN cannot be made: the variable is named.
+        let mut missing = names::Variables::new();
+        missing.set("DeviceName", "ws01");
+        let e = p.scep["wifi"].csr_spec(&missing).unwrap_err();
+        assert_eq!(
+            e,
+            names::NameError::NoValue("FullyQualifiedDomainName".into())
         );
     }
 

@@ -29,6 +29,8 @@ use crate::pki::keys::PrivateKey;
 
 /// challengePassword (RFC 2985 5.4.1).
 const OID_CHALLENGE_PASSWORD: &str = "1.2.840.113549.1.9.7";
+/// szOID_ENROLLMENT_NAME_VALUE_PAIR ([MS-WCCE] 2.2.2.7.10).
+const OID_NAME_VALUE_PAIR: &str = "1.3.6.1.4.1.311.13.2.1";
 /// extensionRequest (RFC 2985 5.4.2).
 const OID_EXTENSION_REQUEST: &str = "1.2.840.113549.1.9.14";
 const OID_SAN: &str = "2.5.29.17";
@@ -81,6 +83,11 @@ pub struct CsrSpec {
     pub key_usage: Option<u16>,
     /// Dotted OIDs of the requested extended key usages.
     pub ekus: Vec<String>,
+    /// A requested validity in days, sent as the `ValidityPeriod` /
+    /// `ValidityPeriodUnits` name-value pairs AD CS reads ([MS-WCCE]
+    /// 2.2.2.7.10); a CA honours it only when it allows requester end dates
+    /// (EDITF_ATTRIBUTEENDDATE), never past the template's or its own end.
+    pub validity_days: Option<u32>,
 }
 
 /// Whether `s` fits a PrintableString (X.680 41.4).
@@ -231,6 +238,27 @@ pub fn build_csr(
             values: SetOfVec::try_from(vec![value]).map_err(enc("the challenge"))?,
         });
     }
+    if let Some(days) = spec.validity_days {
+        // One attribute whose values are EnrollmentNameValuePair ::=
+        // SEQUENCE { name BMPString, value BMPString }.
+        let mut pairs = Vec::new();
+        for (name, value) in [
+            ("ValidityPeriod", "Days".to_string()),
+            ("ValidityPeriodUnits", days.to_string()),
+        ] {
+            let mut body = Vec::new();
+            for text in [name, value.as_str()] {
+                let bmp =
+                    der::asn1::BmpString::from_utf8(text).map_err(enc("a name-value pair"))?;
+                body.extend(bmp.to_der().map_err(enc("a name-value pair"))?);
+            }
+            pairs.push(Any::new(der::Tag::Sequence, body).map_err(enc("a name-value pair"))?);
+        }
+        attributes.push(Attribute {
+            oid: oid_of(OID_NAME_VALUE_PAIR)?,
+            values: SetOfVec::try_from(pairs).map_err(enc("a name-value pair"))?,
+        });
+    }
     if !extensions.is_empty() {
         let value = Any::encode_from(&extensions).map_err(enc("extensionRequest"))?;
         attributes.push(Attribute {
@@ -341,6 +369,7 @@ mod tests {
             ],
             key_usage: Some(0b101),
             ekus: vec!["1.3.6.1.5.5.7.3.2".into()],
+            validity_days: None,
         };
         let der = build_csr(&key, &spec, Some("s3cret")).unwrap();
         let parsed = ParsedCsr::from_der(&der).unwrap();
@@ -351,6 +380,37 @@ mod tests {
         let (_, c) = x509_parser::parse_x509_certificate(&cert).unwrap();
         assert_eq!(c.subject().to_string(), c.issuer().to_string());
         assert_eq!(c.public_key().raw, key.public_key_der().as_slice());
+    }
+
+    #[test]
+    fn requested_validity_is_a_name_value_pair() {
+        let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+        let spec = CsrSpec {
+            subject: vec![attr("2.5.4.3", "ws01")],
+            validity_days: Some(180),
+            ..CsrSpec::default()
+        };
+        let der = build_csr(&key, &spec, None).unwrap();
+        ParsedCsr::from_der(&der).unwrap();
+        let req = CertReq::from_der(&der).unwrap();
+        let attrs: Vec<_> = req
+            .info
+            .attributes
+            .iter()
+            .filter(|a| a.oid.to_string() == OID_NAME_VALUE_PAIR)
+            .collect();
+        assert_eq!(attrs.len(), 1);
+        let mut pairs: Vec<Vec<u8>> = attrs[0].values.iter().map(|v| v.value().to_vec()).collect();
+        // A SET is in DER order; ValidityPeriod (shorter) comes first.
+        pairs.sort_by_key(Vec::len);
+        let bmp = |s: &str| -> Vec<u8> {
+            let units: Vec<u8> = s.encode_utf16().flat_map(|u| u.to_be_bytes()).collect();
+            let mut v = vec![0x1e, units.len() as u8];
+            v.extend(units);
+            v
+        };
+        assert_eq!(pairs[0], [bmp("ValidityPeriod"), bmp("Days")].concat());
+        assert_eq!(pairs[1], [bmp("ValidityPeriodUnits"), bmp("180")].concat());
     }
 
     #[test]
