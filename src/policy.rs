@@ -49,6 +49,8 @@ pub struct Policy {
     pub schedule: Schedule,
     /// Per-template settings, by template cn.
     pub templates: BTreeMap<String, TemplateSettings>,
+    /// SCEP profiles (`[scep.<name>]`), by name.
+    pub scep: BTreeMap<String, crate::scep::profile::ScepProfile>,
 }
 
 /// The autoenrollment switches of Windows' `AEPolicy`, named in words.
@@ -293,6 +295,8 @@ struct RawPolicy {
     enrollment: Option<RawEnrollment>,
     #[serde(default)]
     templates: BTreeMap<String, RawTemplate>,
+    #[serde(default)]
+    scep: BTreeMap<String, crate::scep::profile::RawProfile>,
 }
 
 /// `[enrollment]`: `authentication = ["kerberos", "password"]`, the types of
@@ -829,7 +833,9 @@ impl Policy {
                 },
             );
         }
+        let scep = crate::scep::profile::validate(&raw.scep, &src)?;
         Ok(Policy {
+            scep,
             store,
             trust_anchors_dir: raw.trust_anchors_dir.as_ref().map(|p| resolve(p)),
             metrics_file: raw.metrics_file.as_ref().map(|p| resolve(p)),

@@ -498,6 +498,81 @@ fn store(corpus: &Corpus, pki: &Pki) {
     );
 }
 
+/// SCEP: capability lists, GetCACert bodies, a PKCSReq and CertReps (as
+/// both sides receive them), an envelope and a CertPoll body.
+fn scep(corpus: &Corpus, pki: &Pki) {
+    use autoenroll::scep::caps::ContentCipher;
+    use autoenroll::scep::envelope;
+    use autoenroll::scep::message::{self, FailInfo, MessageType, PkiStatus, Transaction};
+    use autoenroll::scep::request::{CsrSpec, NameAttribute, build_csr, transient_certificate};
+    corpus.write(
+        "scep",
+        "caps-micromdm",
+        "Renewal\nSHA-1\nSHA-256\nAES\nDES3\nSCEPStandard\nPOSTPKIOperation",
+    );
+    corpus.write(
+        "scep",
+        "caps-crlf",
+        "POSTPKIOperation\r\nSHA-256\r\nDES3\r\n",
+    );
+    corpus.write("scep", "ca.der", &pki.ca_der);
+    corpus.write(
+        "scep",
+        "ca-ra.p7b",
+        certs_only(&[pki.ca_der.clone(), pki.leaf_der.clone()]).expect("certs-only"),
+    );
+    let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).expect("a key");
+    let spec = CsrSpec {
+        subject: vec![NameAttribute {
+            oid: "2.5.4.3".into(),
+            value: "ws01".into(),
+        }],
+        ..CsrSpec::default()
+    };
+    let csr = build_csr(&key, &spec, Some("challenge")).expect("a CSR");
+    let signer = transient_certificate(&key, &spec.subject, std::time::SystemTime::now())
+        .expect("a certificate");
+    let sealed = envelope::seal(&csr, &signer, ContentCipher::Aes128Cbc).expect("an envelope");
+    corpus.write("scep", "envelope-aes", &sealed);
+    corpus.write(
+        "scep",
+        "envelope-3des",
+        envelope::seal(&csr, &signer, ContentCipher::DesEde3Cbc).expect("an envelope"),
+    );
+    let tx = Transaction {
+        message_type: MessageType::PkcsReq,
+        transaction_id: message::transaction_id_for(&key.public_key_der()),
+        sender_nonce: vec![1; 16],
+        recipient_nonce: None,
+        pki_status: None,
+        fail_info: None,
+        fail_info_text: None,
+    };
+    corpus.write(
+        "scep",
+        "pkcsreq",
+        message::build(&tx, Some(&sealed), &signer, &key, &[]).expect("a message"),
+    );
+    let failure = Transaction {
+        message_type: MessageType::CertRep,
+        recipient_nonce: Some(vec![1; 16]),
+        pki_status: Some(PkiStatus::Failure),
+        fail_info: Some(FailInfo::BadRequest),
+        fail_info_text: Some("challenge expired".into()),
+        ..tx.clone()
+    };
+    corpus.write(
+        "scep",
+        "certrep-failure",
+        message::build(&failure, None, &signer, &key, &[]).expect("a message"),
+    );
+    corpus.write(
+        "scep",
+        "issuer-and-subject",
+        message::issuer_and_subject(&[0x30, 0x00], &[0x30, 0x00]).expect("names"),
+    );
+}
+
 fn main() {
     let fuzz_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let project = fuzz_dir.parent().expect("the project folder");
@@ -510,5 +585,6 @@ fn main() {
     let pki = pki();
     crypto(&corpus, &pki);
     store(&corpus, &pki);
+    scep(&corpus, &pki);
     println!("seeds written under {}", corpus.root.display());
 }

@@ -216,16 +216,16 @@ pub struct SignedRequest {
 }
 
 /// The parts of a SignedData this module uses, as slices of the input.
-struct SignedDataView<'a> {
-    content_type: String,
-    content: Option<&'a [u8]>,
-    certificates: Vec<&'a [u8]>,
-    signers: Vec<Element<'a>>,
+pub(crate) struct SignedDataView<'a> {
+    pub content_type: String,
+    pub content: Option<&'a [u8]>,
+    pub certificates: Vec<&'a [u8]>,
+    pub signers: Vec<Element<'a>>,
 }
 
 /// Walks `ContentInfo { id-signedData, [0] EXPLICIT SignedData }` (RFC 5652
 /// 3, 5.1-5.2). Definite-length DER only.
-fn read_signed_data(der: &[u8]) -> Result<SignedDataView<'_>, String> {
+pub(crate) fn read_signed_data(der: &[u8]) -> Result<SignedDataView<'_>, String> {
     let ci = single(der, Tag::Sequence, "ContentInfo")?;
     let mut c = ci.children("ContentInfo")?;
     let content_type = c.next("contentType")?.oid("contentType")?;
@@ -396,7 +396,7 @@ pub fn open_signed_request(der: &[u8]) -> Result<SignedRequest, PkiError> {
 }
 
 /// Checks one SignerInfo (RFC 5652 5.3, 5.4, 5.6); returns its certificate.
-fn verify_signer<'a>(
+pub(crate) fn verify_signer<'a>(
     signer: &Element<'_>,
     content_type: &str,
     content: &[u8],

@@ -5,7 +5,7 @@
 pub mod cms;
 pub mod crl;
 pub mod csr;
-mod der_cursor;
+pub(crate) mod der_cursor;
 pub mod keys;
 pub mod template_ext;
 

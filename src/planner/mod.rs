@@ -43,6 +43,7 @@ mod evaluate;
 pub mod health;
 pub mod plan;
 pub mod renewal;
+pub mod scep;
 pub mod settings;
 
 #[cfg(test)]
