@@ -1056,7 +1056,10 @@ fn key_storage(
     key: &dyn Fn(&str) -> String,
 ) -> Result<crate::keystore::KeyStorage, PolicyError> {
     use crate::keystore::KeyStorage;
-    let storage = t.key_storage.as_ref().map(|s| (s.get_ref().as_str(), s.span()));
+    let storage = t
+        .key_storage
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span()));
     match (storage, &t.pkcs11) {
         (None | Some(("file", _)), None) => Ok(KeyStorage::File),
         (None | Some(("file", _)), Some(p)) => Err(src.invalid(
@@ -1658,5 +1661,172 @@ mod example_tests {
             Bind::Kerberos(CredentialSource::Keytab { keytab, principal: Some(p), .. })
                 if keytab == Path::new("/etc/autoenroll/svc.keytab") && p == "svc@CORP.EXAMPLE"
         ));
+    }
+}
+
+#[cfg(test)]
+mod export_and_key_tests {
+    use super::*;
+
+    const BASE: &str = "context = \"machine\"\naccount = \"ws01$\"\n\n[directory]\n\
+                        url = \"ldaps://dc01\"\nbind = \"simple\"\nuser = \"ws01$\"\n\
+                        password_file = \"ws01.secret\"\n";
+
+    fn parse(top: &str, tail: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(
+            &format!("{top}\n{BASE}\n{tail}"),
+            Path::new("/etc/autoenroll/machine.toml"),
+        )
+    }
+
+    #[test]
+    fn exports_keys_and_trust_update() {
+        let p = parse(
+            "trust_anchors_dir = \"/usr/local/share/ca-certificates\"\ntrust_update = \"auto\"",
+            r#"
+[templates.Web]
+key_storage = "pkcs11"
+pkcs11 = { module = "/usr/lib/softhsm/libsofthsm2.so", token = "web", pin_file = "token.pin" }
+
+[templates.Web.export]
+owner = "root"
+group = "ssl-cert"
+certificate = "web.pem"
+key = { path = "/etc/ssl/private/web.key", group = "www-data", mode = "0640" }
+pkcs12 = { path = "web.p12", mode = "600" }
+pkcs12_password_file = "p12.secret"
+nss_db = "/home/alice/.pki/nssdb"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.trust_update, Some(TrustUpdate::Auto));
+        let web = p.template("web");
+        assert_eq!(
+            web.key_storage,
+            crate::keystore::KeyStorage::Pkcs11(crate::pki::keyref::TokenSettings {
+                module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                token: "web".into(),
+                pin_file: "/etc/autoenroll/token.pin".into(),
+            })
+        );
+        let e = web.export.unwrap();
+        let cert = e.certificate.unwrap();
+        assert_eq!(cert.path, Path::new("/etc/autoenroll/web.pem"));
+        assert_eq!(
+            (cert.owner.as_deref(), cert.group.as_deref(), cert.mode),
+            (Some("root"), Some("ssl-cert"), 0o644)
+        );
+        let key = e.key.unwrap();
+        assert_eq!(
+            (key.owner.as_deref(), key.group.as_deref(), key.mode),
+            (Some("root"), Some("www-data"), 0o640)
+        );
+        assert_eq!(e.pkcs12.unwrap().mode, 0o600);
+        assert_eq!(
+            e.pkcs12_password_file.as_deref(),
+            Some(Path::new("/etc/autoenroll/p12.secret"))
+        );
+        assert_eq!(e.nss.unwrap().db, Path::new("/home/alice/.pki/nssdb"));
+        let p = parse(
+            "trust_anchors_dir = \"anchors\"\ntrust_update = \"update-ca-trust extract\"",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            p.trust_update,
+            Some(TrustUpdate::Command("update-ca-trust extract".into()))
+        );
+    }
+
+    #[test]
+    fn bad_exports_keys_and_trust_updates_are_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "trust_update = \"auto\"",
+                "",
+                "trust_update: `trust_anchors_dir` too",
+            ),
+            (
+                "trust_anchors_dir = \"a\"\ntrust_update = \" \"",
+                "",
+                "trust_update: \"auto\" or a command",
+            ),
+            (
+                "",
+                "[templates.W.export]\nkey = { path = \"k\", mode = \"0644\" }",
+                "templates.W.export.key.mode: a mode that keeps the private key from other users",
+            ),
+            (
+                "",
+                "[templates.W.export]\npkcs12 = { path = \"k\", mode = \"0604\" }",
+                "templates.W.export.pkcs12.mode",
+            ),
+            (
+                "",
+                "[templates.W.export]\ncertificate = { path = \"c\", mode = \"4755\" }",
+                "templates.W.export.certificate.mode: permission bits in octal",
+            ),
+            (
+                "",
+                "[templates.W.export]\ncertificate = { path = \"c\", mode = \"rw\" }",
+                "permission bits in octal",
+            ),
+            (
+                "",
+                "[templates.W.export]\npkcs12_password_file = \"p\"",
+                "templates.W.export.pkcs12_password_file: `pkcs12` too",
+            ),
+            (
+                "",
+                "[templates.W.export]\nnss_nickname = \"n\"",
+                "templates.W.export.nss_nickname: `nss_db` too",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"tpm\"",
+                "templates.W.key_storage: \"file\" or \"pkcs11\", found \"tpm\"",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"pkcs11\"",
+                "templates.W.pkcs11: a table with the token's `module`",
+            ),
+            (
+                "",
+                "[templates.W]\npkcs11 = { module = \"m\", token = \"t\", pin_file = \"p\" }",
+                "templates.W.pkcs11: key_storage = \"pkcs11\" too",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"pkcs11\"\npkcs11 = { module = \"m\", token = \"\", pin_file = \"p\" }",
+                "templates.W.pkcs11.token: the token's label",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"pkcs11\"\npkcs11 = { module = \"m\", token = \"t\" }",
+                "pin_file",
+            ),
+        ];
+        for (top, tail, wanted) in cases {
+            let e = parse(top, tail).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{e}\n  wanted: {wanted}");
+            assert!(e.starts_with("/etc/autoenroll/machine.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        for (text, wanted) in [
+            ("0640", Some(0o640)),
+            ("640", Some(0o640)),
+            ("0o600", Some(0o600)),
+            ("0777", Some(0o777)),
+            ("1777", None),
+            ("0999", None),
+            ("", None),
+            ("06400", None),
+        ] {
+            assert_eq!(parse_mode(text), wanted, "{text}");
+        }
     }
 }

@@ -130,7 +130,10 @@ nss_nickname = "Short Lived"
         (nobody, gid, 0o640)
     );
     let bundle = meta("ws.p12");
-    assert_eq!((bundle.uid(), bundle.gid(), bundle.mode() & 0o7777), (0, gid, 0o640));
+    assert_eq!(
+        (bundle.uid(), bundle.gid(), bundle.mode() & 0o7777),
+        (0, gid, 0o640)
+    );
     assert_eq!(meta("ws.pem").mode() & 0o7777, 0o644);
     assert_eq!(meta("ws-chain.pem").mode() & 0o7777, 0o444);
     assert_eq!(meta("short.p12").mode() & 0o7777, 0o600);
@@ -148,7 +151,9 @@ nss_nickname = "Short Lived"
     let p12 = out.join("ws.p12").display().to_string();
     let pass = format!("file:{}", dir.join("secrets/bundle.secret").display());
     let leaf = dir.join("leaf.der");
-    let leaf_pem = openssl(&["pkcs12", "-in", &p12, "-passin", &pass, "-nokeys", "-clcerts"]);
+    let leaf_pem = openssl(&[
+        "pkcs12", "-in", &p12, "-passin", &pass, "-nokeys", "-clcerts",
+    ]);
     std::fs::write(dir.join("leaf.pem"), &leaf_pem).unwrap();
     openssl(&[
         "x509",
@@ -160,9 +165,13 @@ nss_nickname = "Short Lived"
         &leaf.display().to_string(),
     ]);
     assert_eq!(std::fs::read(&leaf).unwrap(), held);
-    let cacerts = openssl(&["pkcs12", "-in", &p12, "-passin", &pass, "-nokeys", "-cacerts"]);
+    let cacerts = openssl(&[
+        "pkcs12", "-in", &p12, "-passin", &pass, "-nokeys", "-cacerts",
+    ]);
     assert!(cacerts.contains("BEGIN CERTIFICATE"), "no chain: {cacerts}");
-    let key_pem = openssl(&["pkcs12", "-in", &p12, "-passin", &pass, "-nocerts", "-noenc"]);
+    let key_pem = openssl(&[
+        "pkcs12", "-in", &p12, "-passin", &pass, "-nocerts", "-noenc",
+    ]);
     std::fs::write(dir.join("bundle-key.pem"), &key_pem).unwrap();
     let from_key = openssl(&[
         "pkey",
@@ -170,20 +179,36 @@ nss_nickname = "Short Lived"
         &dir.join("bundle-key.pem").display().to_string(),
         "-pubout",
     ]);
-    let from_cert = openssl(&["x509", "-in", &dir.join("leaf.pem").display().to_string(), "-pubkey", "-noout"]);
+    let from_cert = openssl(&[
+        "x509",
+        "-in",
+        &dir.join("leaf.pem").display().to_string(),
+        "-pubkey",
+        "-noout",
+    ]);
     assert_eq!(from_key, from_cert, "the bundle's key is the certificate's");
     let wrong = Command::new("openssl")
         .args(["pkcs12", "-in", &p12, "-passin", "pass:wrong", "-nokeys"])
         .output()
         .unwrap();
-    assert!(!wrong.status.success(), "a wrong password must fail the MAC");
+    assert!(
+        !wrong.status.success(),
+        "a wrong password must fail the MAC"
+    );
     // The PEM key export is the same key.
-    let exported_key = openssl(&["pkey", "-in", &out.join("ws.key").display().to_string(), "-pubout"]);
+    let exported_key = openssl(&[
+        "pkey",
+        "-in",
+        &out.join("ws.key").display().to_string(),
+        "-pubout",
+    ]);
     assert_eq!(exported_key, from_cert);
 
     // No password file: an empty password, as some consumers need.
     let short_p12 = out.join("short.p12").display().to_string();
-    let short = openssl(&["pkcs12", "-in", &short_p12, "-passin", "pass:", "-nokeys", "-clcerts"]);
+    let short = openssl(&[
+        "pkcs12", "-in", &short_p12, "-passin", "pass:", "-nokeys", "-clcerts",
+    ]);
     assert!(short.contains("BEGIN CERTIFICATE"));
 
     // The NSS database: certutil lists the certificate under its nickname,
@@ -198,7 +223,11 @@ nss_nickname = "Short Lived"
     let first_short = held_der(&lab, &policy, "ShortLived");
     assert_eq!(in_nss("Short Lived").stdout, first_short);
     let keys = run(Command::new("certutil").args(["-K", "-d", &db]));
-    assert_eq!(keys.lines().filter(|l| l.starts_with('<')).count(), 1, "{keys}");
+    assert_eq!(
+        keys.lines().filter(|l| l.starts_with('<')).count(),
+        1,
+        "{keys}"
+    );
 
     // ShortLived renewed: the bundle and the database hold the new
     // certificate, and the database only it (the old one and its key gone).
@@ -211,8 +240,14 @@ nss_nickname = "Short Lived"
     let listed = run(Command::new("certutil").args(["-L", "-d", &db]));
     assert_eq!(listed.matches("Short Lived").count(), 1, "{listed}");
     let keys = run(Command::new("certutil").args(["-K", "-d", &db]));
-    assert_eq!(keys.lines().filter(|l| l.starts_with('<')).count(), 1, "{keys}");
-    let short = openssl(&["pkcs12", "-in", &short_p12, "-passin", "pass:", "-nokeys", "-clcerts", "-outform", "PEM"]);
+    assert_eq!(
+        keys.lines().filter(|l| l.starts_with('<')).count(),
+        1,
+        "{keys}"
+    );
+    let short = openssl(&[
+        "pkcs12", "-in", &short_p12, "-passin", "pass:", "-nokeys", "-clcerts",
+    ]);
     std::fs::write(dir.join("short.pem"), &short).unwrap();
     let short_der = openssl_der(&dir.join("short.pem"));
     assert_eq!(short_der, renewed);
@@ -256,8 +291,12 @@ chain = "out/chain.pem"
     let failed = outcomes(&r, Event::HookFailed);
     assert_eq!(failed.len(), 2, "{r:#?}");
     assert!(failed.iter().any(|m| m.contains("ws.pem")), "{failed:?}");
-    assert!(failed.iter().any(|m| m.contains("no-such-group-here")), "{failed:?}");
-    assert!(!r.ok);
+    assert!(
+        failed.iter().any(|m| m.contains("no-such-group-here")),
+        "{failed:?}"
+    );
+    // As a failed hook: reported, not fatal (README, events: 1203).
+    assert!(r.ok);
     assert!(out.join("chain.pem").is_file());
     assert!(!out.join("ws.key").exists());
     assert_eq!(current(&lab, "WorkstationAuth").len(), 1);
@@ -284,11 +323,14 @@ async fn the_system_trust_update_runs_when_the_roots_change() {
         std::fs::create_dir_all(sys.join(d)).unwrap();
     }
     std::fs::write(sys.join("ca-certificates.conf"), "").unwrap();
-    let tool = ["/usr/sbin/update-ca-certificates", "/sbin/update-ca-certificates"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .expect("update-ca-certificates (Debian's ca-certificates)");
+    let tool = [
+        "/usr/sbin/update-ca-certificates",
+        "/sbin/update-ca-certificates",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+    .expect("update-ca-certificates (Debian's ca-certificates)");
     let command = format!(
         "echo run >> {log} && {tool} --certsconf {s}/ca-certificates.conf --certsdir {s}/share \
          --localcertsdir \"$AUTOENROLL_TRUST_ANCHORS_DIR\" --etccertsdir {s}/certs --hooksdir {s}/hooks",
@@ -312,7 +354,8 @@ async fn the_system_trust_update_runs_when_the_roots_change() {
             .lines()
             .count()
     };
-    let bundle = || std::fs::read_to_string(sys.join("certs/ca-certificates.crt")).unwrap_or_default();
+    let bundle =
+        || std::fs::read_to_string(sys.join("certs/ca-certificates.crt")).unwrap_or_default();
     let t0 = start_time();
     let ca = lab.start_ca(t0).await;
 
@@ -326,7 +369,10 @@ async fn the_system_trust_update_runs_when_the_roots_change() {
         "{r:#?}"
     );
     let root_pem = autoenroll_root_pem(&ca);
-    assert!(bundle().contains(root_pem.trim()), "the lab root in the bundle");
+    assert!(
+        bundle().contains(root_pem.trim()),
+        "the lab root in the bundle"
+    );
 
     // Nothing changed: not run again.
     let r = pulse_at(&policy, &ca, t0 + MINUTE).await;
@@ -351,14 +397,16 @@ async fn the_system_trust_update_runs_when_the_roots_change() {
     assert!(r.ok, "{r:#?}");
     assert_eq!(runs(), 3);
     assert!(!stale_path.exists());
-    assert!(!bundle().contains(stale_pem.trim()), "the retired root left the bundle");
+    assert!(
+        !bundle().contains(stale_pem.trim()),
+        "the retired root left the bundle"
+    );
     assert!(bundle().contains(root_pem.trim()));
 
-    // A failing update is reported and makes the pulse not ok.
+    // A failing update is reported (hook_failed, not fatal, as a hook).
     std::fs::write(dir.join("update.sh"), "echo cannot >&2; exit 3").unwrap();
     std::fs::write(&stale_path, &stale_pem).unwrap();
     let r = pulse_at(&policy, &ca, t0 + 3 * MINUTE).await;
-    assert!(!r.ok);
     let failed = outcomes(&r, Event::HookFailed);
     assert!(failed.iter().any(|m| m.contains("cannot")), "{r:#?}");
     let _ = store(&lab);

@@ -214,7 +214,10 @@ async fn keys_on_softhsm2_enroll_renew_and_never_reach_the_store() {
         .map(|o| o.message.as_str())
         .collect();
     assert_eq!(hook_failed.len(), 1, "{first:#?}");
-    assert!(hook_failed[0].contains("never leaves it"), "{hook_failed:?}");
+    assert!(
+        hook_failed[0].contains("never leaves it"),
+        "{hook_failed:?}"
+    );
     assert!(lab.lab.dir.join("out/ws.pem").is_file());
     assert!(!lab.lab.dir.join("out/ws.key").exists());
 
@@ -238,7 +241,10 @@ async fn keys_on_softhsm2_enroll_renew_and_never_reach_the_store() {
         let reference = KeyReference::parse(&reference).unwrap();
         assert_eq!(reference.public_key, c.info.public_key);
         assert_eq!(reference.token.token, TOKEN);
-        let mode = std::fs::metadata(c.path.join("key.ref")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(c.path.join("key.ref"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     // Nothing anywhere in the store is a private key of these certificates
@@ -267,7 +273,10 @@ async fn keys_on_softhsm2_enroll_renew_and_never_reach_the_store() {
     let old_public = old.info.public_key.clone();
     let r = pulse_at(&policy, &ca, t0 + 49 * MINUTE).await;
     assert_eq!(events(&r, Event::Replaced), ["ShortLived"], "{r:#?}");
-    assert!(events(&r, Event::EnrollingAnew).is_empty(), "a real renewal: {r:#?}");
+    assert!(
+        events(&r, Event::EnrollingAnew).is_empty(),
+        "a real renewal: {r:#?}"
+    );
     let held = store(&lab).snapshot().unwrap();
     let renewed = held
         .certificates

@@ -189,7 +189,12 @@ pub fn open(reference: &KeyReference) -> Result<PrivateKey, String> {
     let find = |class: ObjectClass| {
         session
             .find_objects(&[Attribute::Class(class), Attribute::Id(reference.id.clone())])
-            .map_err(|e| format!("token {token:?}: searching for key {}: {e}", hex_encode(&reference.id)))
+            .map_err(|e| {
+                format!(
+                    "token {token:?}: searching for key {}: {e}",
+                    hex_encode(&reference.id)
+                )
+            })
     };
     let private = find(ObjectClass::PRIVATE_KEY)?
         .into_iter()

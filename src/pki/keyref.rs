@@ -74,8 +74,8 @@ impl KeyReference {
 
     /// Reads a reference; the error says what is wrong, never quoting the file.
     pub fn parse(bytes: &[u8]) -> Result<KeyReference, String> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| "key reference: not UTF-8 text".to_string())?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| "key reference: not UTF-8 text".to_string())?;
         let raw: Raw = toml::from_str(text).map_err(|e| {
             format!(
                 "key reference: {} (expected storage, module, token, id, pin_file, public_key)",
@@ -146,7 +146,10 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect()
 }
 
@@ -195,7 +198,10 @@ mod tests {
                 good.replace("token = \"autoenroll\"", "token = \"\""),
                 "token",
             ),
-            (good.replace("public_key = \"", "public_key = \"!"), "base64"),
+            (
+                good.replace("public_key = \"", "public_key = \"!"),
+                "base64",
+            ),
             (
                 good.replace("public_key = \"", "public_key = \"AAAA"),
                 "SubjectPublicKeyInfo",

@@ -34,12 +34,9 @@ pub fn bundle(
         .map_err(|e| bad("a certificate", e))?;
     // localKeyId ties the key to its certificate (RFC 7292 4.2): the
     // SHA-1 of the certificate, as OpenSSL and NSS write it.
-    let key_id = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-        &chain[0],
-    )
-    .as_ref()
-    .to_vec();
+    let key_id = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &chain[0])
+        .as_ref()
+        .to_vec();
     let mut store = p12_keystore::KeyStore::new();
     store.add_entry(
         friendly_name,

@@ -58,7 +58,10 @@ pub async fn after_install(
                 Ok(()) => paths.push(("NSS_DB", nss.db.clone())),
                 Err(e) => failed(
                     report,
-                    format!("cannot export to the NSS database {}: {e}", nss.db.display()),
+                    format!(
+                        "cannot export to the NSS database {}: {e}",
+                        nss.db.display()
+                    ),
                 ),
             }
         }
@@ -109,6 +112,9 @@ fn on_token(key: &PrivateKey) -> String {
     "the private key lives on a PKCS#11 token and never leaves it".into()
 }
 
+/// An exported file's variable name, the file, and its bytes or why none.
+type Content<'e> = (&'static str, &'e ExportFile, Result<Vec<u8>, String>);
+
 /// Each file the export asks for, with its bytes (or why there are none):
 /// the hook's variable name (`AUTOENROLL_<name>`), the file, the bytes.
 fn contents<'e>(
@@ -116,7 +122,7 @@ fn contents<'e>(
     template: &str,
     chain: &[Vec<u8>],
     key: &PrivateKey,
-) -> Vec<(&'static str, &'e ExportFile, Result<Vec<u8>, String>)> {
+) -> Vec<Content<'e>> {
     let pem_chain: String = chain.iter().map(|c| encode("CERTIFICATE", c)).collect();
     let certificate = chain
         .first()
@@ -161,20 +167,24 @@ pub(crate) fn resolve_ids(
         None => None,
         Some(o) => Some(match o.parse::<u32>() {
             Ok(n) => Uid::from_raw(n),
-            Err(_) => User::from_name(o)
-                .map_err(|e| format!("owner {o:?}: {e}"))?
-                .ok_or_else(|| format!("owner {o:?}: no such user"))?
-                .uid,
+            Err(_) => {
+                User::from_name(o)
+                    .map_err(|e| format!("owner {o:?}: {e}"))?
+                    .ok_or_else(|| format!("owner {o:?}: no such user"))?
+                    .uid
+            }
         }),
     };
     let gid = match group {
         None => None,
         Some(g) => Some(match g.parse::<u32>() {
             Ok(n) => Gid::from_raw(n),
-            Err(_) => Group::from_name(g)
-                .map_err(|e| format!("group {g:?}: {e}"))?
-                .ok_or_else(|| format!("group {g:?}: no such group"))?
-                .gid,
+            Err(_) => {
+                Group::from_name(g)
+                    .map_err(|e| format!("group {g:?}: {e}"))?
+                    .ok_or_else(|| format!("group {g:?}: no such group"))?
+                    .gid
+            }
         }),
     };
     Ok((uid, gid))
@@ -348,9 +358,9 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) -> bool
             Ok(()) => {
                 changed = true;
                 Outcome::new(
-                Event::TrustUpdated,
-                None,
-                None,
+                    Event::TrustUpdated,
+                    None,
+                    None,
                     format!(
                         "root {name} no longer published; removed from {}",
                         dir.display()

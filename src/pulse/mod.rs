@@ -17,9 +17,9 @@ mod execute;
 pub mod export;
 pub mod metrics;
 mod nss;
-pub mod system_trust;
 pub mod observe;
 pub mod report;
+pub mod system_trust;
 
 use std::time::Duration;
 

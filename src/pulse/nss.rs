@@ -44,12 +44,18 @@ pub(super) async fn import(
     let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     let bundle = crate::pki::pkcs12::bundle(key.pkcs8_der(), chain, &password, nickname)
         .map_err(|e| e.to_string())?;
-    let bundle_path = nss.db.join(format!(".autoenroll-import-{}.p12", &password[..8]));
-    let password_path = nss.db.join(format!(".autoenroll-import-{}.pw", &password[..8]));
+    let bundle_path = nss
+        .db
+        .join(format!(".autoenroll-import-{}.p12", &password[..8]));
+    let password_path = nss
+        .db
+        .join(format!(".autoenroll-import-{}.pw", &password[..8]));
     let result = async {
         write_private(&bundle_path, &bundle)?;
         write_private(&password_path, format!("{password}\n").as_bytes())?;
-        let empty_path = nss.db.join(format!(".autoenroll-import-{}.empty", &password[..8]));
+        let empty_path = nss
+            .db
+            .join(format!(".autoenroll-import-{}.empty", &password[..8]));
         write_private(&empty_path, b"\n")?;
         let imported = async {
             for _ in 0..MAX_DELETIONS {
@@ -174,9 +180,7 @@ async fn tool(program: &str, args: &[&str]) -> Result<Vec<u8>, String> {
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| {
-            format!("cannot run {program}: {e} (NSS's tools: Debian's libnss3-tools)")
-        })?;
+        .map_err(|e| format!("cannot run {program}: {e} (NSS's tools: Debian's libnss3-tools)"))?;
     let output = tokio::time::timeout(TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| format!("{program} still running after {TIMEOUT:?}; killed"))?

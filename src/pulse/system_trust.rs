@@ -46,8 +46,8 @@ pub fn system_tool(exists: impl Fn(&Path) -> bool) -> Option<(PathBuf, Vec<Strin
         })
 }
 
-/// Runs the update; its success or failure is reported (a failure makes
-/// the pulse not ok, like a failed hook).
+/// Runs the update; its success or failure is reported (a failure is a
+/// `hook_failed` event: not fatal, like a failed post-install hook).
 pub async fn update(update: &TrustUpdate, anchors: &Path, report: &mut Report) {
     let command = match update {
         TrustUpdate::Command(c) => c.clone(),
@@ -74,20 +74,22 @@ pub async fn update(update: &TrustUpdate, anchors: &Path, report: &mut Report) {
         "AUTOENROLL_TRUST_ANCHORS_DIR".to_string(),
         anchors.display().to_string(),
     )];
-    report.note(match super::export::run_hook(&command, &env, TIMEOUT).await {
-        Ok(()) => Outcome::new(
-            Event::TrustUpdated,
-            None,
-            None,
-            format!("system trust updated: `{command}` ran"),
-        ),
-        Err(e) => Outcome::new(
-            Event::HookFailed,
-            None,
-            None,
-            format!("trust update `{command}`: {e}"),
-        ),
-    });
+    report.note(
+        match super::export::run_hook(&command, &env, TIMEOUT).await {
+            Ok(()) => Outcome::new(
+                Event::TrustUpdated,
+                None,
+                None,
+                format!("system trust updated: `{command}` ran"),
+            ),
+            Err(e) => Outcome::new(
+                Event::HookFailed,
+                None,
+                None,
+                format!("trust update `{command}`: {e}"),
+            ),
+        },
+    );
 }
 
 /// A word for `sh -c`, single-quoted.
@@ -101,7 +103,9 @@ mod tests {
 
     #[test]
     fn the_tool_of_each_distribution() {
-        let cases: &[(&[&str], Option<(&str, &[&str])>)] = &[
+        /// The tool found and its arguments.
+        type Found = Option<(&'static str, &'static [&'static str])>;
+        let cases: &[(&[&str], Found)] = &[
             (
                 &["/usr/sbin/update-ca-certificates"],
                 Some(("/usr/sbin/update-ca-certificates", &[])),
