@@ -449,6 +449,26 @@ mod tests {
         assert_eq!(rsa_spki(rsa.modulus, rsa.exponent), der);
     }
 
+    /// A module is code run in this process: one that others can write,
+    /// or that is not a file, is never loaded.
+    #[test]
+    fn a_module_others_can_write_is_not_loaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("libevil.so");
+        std::fs::write(&path, b"not a library").unwrap();
+        for mode in [0o666, 0o646, 0o664] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = module(&path).unwrap_err();
+            assert!(e.contains("others can write it"), "{e}");
+        }
+        let e = module(tmp.path()).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = module(&path).unwrap_err();
+        assert!(e.contains("cannot load"), "{e}");
+    }
+
     #[test]
     fn ecdsa_signatures_become_der() {
         let mut raw = vec![0u8; 64];
