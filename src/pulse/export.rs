@@ -51,7 +51,7 @@ pub async fn after_install(
         }
         if let Some(nss) = &export.nss {
             let imported = match key.exportable_pem() {
-                None => Err(on_token(key)),
+                None => Err(on_token()),
                 Some(_) => super::nss::import(nss, template, chain, key).await,
             };
             match imported {
@@ -107,8 +107,7 @@ pub async fn after_install(
 }
 
 /// Why a key cannot be exported: it lives on a token.
-fn on_token(key: &PrivateKey) -> String {
-    let _ = key;
+fn on_token() -> String {
     "the private key lives on a PKCS#11 token and never leaves it".into()
 }
 
@@ -131,9 +130,9 @@ fn contents<'e>(
     let key_pem = key
         .exportable_pem()
         .map(String::into_bytes)
-        .ok_or_else(|| on_token(key));
+        .ok_or_else(on_token);
     let pkcs12 = || -> Result<Vec<u8>, String> {
-        key.exportable_pem().ok_or_else(|| on_token(key))?;
+        key.exportable_pem().ok_or_else(on_token)?;
         let password = match &export.pkcs12_password_file {
             Some(file) => crate::policy::read_password_file(file)?,
             None => String::new(),
