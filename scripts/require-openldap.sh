@@ -2,7 +2,8 @@
 # Makes sure the lab's servers and the tools the tests use are installed
 # (Debian/Ubuntu): OpenLDAP (slapd, ldap-utils), openssl, MIT Kerberos (KDC,
 # kadmin.local, kinit, slapd's GSSAPI module), Samba (the Samba AD DC lab),
-# dnsmasq, faketime, mmdebstrap, scep (micromdm's SCEP server), and what building needs (MIT's headers, clang
+# dnsmasq, faketime, mmdebstrap, scep (micromdm's SCEP server), SoftHSM2 (keys on a PKCS#11 token), NSS's
+# tools and ca-certificates (the export and system trust tests), and what building needs (MIT's headers, clang
 # and pkg-config for the GSS-API bindings). As root it installs what is
 # missing; otherwise it uses sudo when available, or prints the command. Debian's packages start their own slapd, KDC and Samba;
 # those are stopped (the lab runs private ones).
@@ -10,7 +11,8 @@ set -euo pipefail
 packages=(slapd ldap-utils openssl krb5-kdc krb5-admin-server krb5-user
   libsasl2-modules-gssapi-mit dnsmasq-base faketime mmdebstrap
   samba samba-ad-dc samba-ad-provision ldb-tools winbind iproute2
-  libkrb5-dev clang libclang-dev pkg-config curl scep)
+  libkrb5-dev clang libclang-dev pkg-config curl scep
+  softhsm2 libnss3-tools ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,7 @@ pub mod ca;
 pub mod clock;
 pub mod directory;
 pub mod enroll;
+pub mod keystore;
 pub mod krb;
 pub mod lab;
 pub mod model;

@@ -35,6 +35,10 @@ pub struct Policy {
     /// A system trust anchors folder (`/usr/local/share/ca-certificates`,
     /// `/etc/pki/ca-trust/source/anchors`) that receives the directory's roots.
     pub trust_anchors_dir: Option<PathBuf>,
+    /// What to run after the anchors folder changed (`trust_update`): the
+    /// system's trust update tool, or a command of the policy's. None: the
+    /// anchors are written and nothing is run.
+    pub trust_update: Option<TrustUpdate>,
     /// A Prometheus text file written after each pulse (node_exporter's
     /// textfile collector folder).
     pub metrics_file: Option<PathBuf>,
@@ -181,6 +185,17 @@ fn short_duration(d: Duration) -> String {
     }
 }
 
+/// `trust_update`: what brings the system's trust store up to date after
+/// the anchors folder changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustUpdate {
+    /// `"auto"`: the tool this system has, `update-ca-certificates` (Debian,
+    /// Ubuntu) or `update-ca-trust` (Fedora, RHEL).
+    Auto,
+    /// Any other text: a command run with `sh -c`.
+    Command(String),
+}
+
 /// Settings of one template.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateSettings {
@@ -191,16 +206,52 @@ pub struct TemplateSettings {
     pub export: Option<Export>,
     /// A command run after a certificate of this template is installed.
     pub post_install: Option<String>,
+    /// Where the template's keys are generated and kept (`key_storage`).
+    pub key_storage: crate::keystore::KeyStorage,
 }
 
-/// Stable file paths for the services that use a template's certificate.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What is exported for the services that use a template's certificate,
+/// at stable paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Export {
-    pub certificate: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    /// The certificate followed by its issuing chain.
-    pub chain: Option<PathBuf>,
+    /// The certificate alone (PEM).
+    pub certificate: Option<ExportFile>,
+    /// The private key (PKCS#8 PEM); never for a key on a token.
+    pub key: Option<ExportFile>,
+    /// The certificate followed by its issuing chain (PEM).
+    pub chain: Option<ExportFile>,
+    /// Key, certificate and chain as a PKCS#12 bundle (NetworkManager
+    /// 802.1X, wpa_supplicant, Java).
+    pub pkcs12: Option<ExportFile>,
+    /// The bundle's password, from a file only its owner can read; None:
+    /// an empty password, as some consumers need.
+    pub pkcs12_password_file: Option<PathBuf>,
+    /// An NSS database (browsers) that receives the certificate and key.
+    pub nss: Option<NssExport>,
+}
+
+/// One exported file: where, and whose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    pub path: PathBuf,
+    /// A user name or number; None: the process's own.
+    pub owner: Option<String>,
+    /// A group name or number; None: the process's own.
+    pub group: Option<String>,
+    /// Permission bits (0644 for certificates, 0600 for keys and bundles
+    /// unless the policy says otherwise).
+    pub mode: u32,
+}
+
+/// An NSS database export (`sql:` format, through Debian's NSS tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NssExport {
+    /// The database folder (`~/.pki/nssdb`); created when missing.
+    pub db: PathBuf,
+    /// The certificate's nickname there (default: the template's name).
+    pub nickname: Option<String>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
 }
 
 /// How to reach and bind to the directory.
@@ -285,6 +336,7 @@ struct RawPolicy {
     directory: RawDirectory,
     store: Option<Spanned<PathBuf>>,
     trust_anchors_dir: Option<PathBuf>,
+    trust_update: Option<Spanned<String>>,
     metrics_file: Option<PathBuf>,
     krb5_conf: Option<PathBuf>,
     #[serde(default)]
@@ -330,8 +382,48 @@ struct RawSchedule {
 #[serde(deny_unknown_fields)]
 struct RawTemplate {
     renewal_threshold_percent: Option<Spanned<i64>>,
-    export: Option<Export>,
+    export: Option<Spanned<RawExport>>,
     post_install: Option<Spanned<String>>,
+    key_storage: Option<Spanned<String>>,
+    pkcs11: Option<Spanned<RawPkcs11>>,
+}
+
+/// `[templates.<cn>.export]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExport {
+    certificate: Option<RawExportFile>,
+    key: Option<RawExportFile>,
+    chain: Option<RawExportFile>,
+    pkcs12: Option<RawExportFile>,
+    pkcs12_password_file: Option<PathBuf>,
+    nss_db: Option<PathBuf>,
+    nss_nickname: Option<String>,
+    /// Owner and group of every exported file that names none.
+    owner: Option<String>,
+    group: Option<String>,
+}
+
+/// A path, or `{ path = ..., owner = ..., group = ..., mode = "0640" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawExportFile {
+    Path(PathBuf),
+    File {
+        path: PathBuf,
+        owner: Option<String>,
+        group: Option<String>,
+        mode: Option<String>,
+    },
+}
+
+/// `[templates.<cn>.pkcs11]`: the token of `key_storage = "pkcs11"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPkcs11 {
+    module: PathBuf,
+    token: String,
+    pin_file: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -819,25 +911,46 @@ impl Policy {
                 Some(cmd) => Some(cmd.get_ref().clone()),
                 None => None,
             };
-            let export = t.export.clone().map(|e| Export {
-                certificate: e.certificate.map(|p| resolve(&p)),
-                key: e.key.map(|p| resolve(&p)),
-                chain: e.chain.map(|p| resolve(&p)),
-            });
+            let export = match &t.export {
+                Some(e) => Some(export_settings(&src, e, &key("export"))?),
+                None => None,
+            };
+            let key_storage = key_storage(&src, t, &key)?;
             templates.insert(
                 cn.clone(),
                 TemplateSettings {
                     renewal_threshold_percent,
                     export,
                     post_install,
+                    key_storage,
                 },
             );
         }
         let scep = crate::scep::profile::validate(&raw.scep, &src)?;
+        let trust_update = match &raw.trust_update {
+            None => None,
+            Some(t) if t.get_ref().trim().is_empty() => {
+                return Err(invalid(
+                    t.span(),
+                    "trust_update",
+                    "\"auto\" or a command, found an empty string".into(),
+                ));
+            }
+            Some(t) if raw.trust_anchors_dir.is_none() => {
+                return Err(invalid(
+                    t.span(),
+                    "trust_update",
+                    "`trust_anchors_dir` too: the update reads the roots written there".into(),
+                ));
+            }
+            Some(t) if t.get_ref().trim() == "auto" => Some(TrustUpdate::Auto),
+            Some(t) => Some(TrustUpdate::Command(t.get_ref().clone())),
+        };
         Ok(Policy {
             scep,
             store,
             trust_anchors_dir: raw.trust_anchors_dir.as_ref().map(|p| resolve(p)),
+            trust_update,
             metrics_file: raw.metrics_file.as_ref().map(|p| resolve(p)),
             krb5_conf: raw.krb5_conf.as_ref().map(|p| resolve(p)),
             enrollment,
@@ -850,6 +963,141 @@ impl Policy {
             allow_prompts,
             directory,
         })
+    }
+}
+
+/// A template's export section, validated: modes in octal without special
+/// bits, and no key or bundle that every user could read.
+fn export_settings(
+    src: &Source<'_>,
+    raw: &Spanned<RawExport>,
+    key: &str,
+) -> Result<Export, PolicyError> {
+    let e = raw.get_ref();
+    let file = |f: &Option<RawExportFile>,
+                name: &str,
+                default_mode: u32,
+                secret: bool|
+     -> Result<Option<ExportFile>, PolicyError> {
+        let Some(f) = f else { return Ok(None) };
+        let (path, owner, group, mode) = match f {
+            RawExportFile::Path(p) => (p, None, None, None),
+            RawExportFile::File {
+                path,
+                owner,
+                group,
+                mode,
+            } => (path, owner.clone(), group.clone(), mode.clone()),
+        };
+        let mode = match mode {
+            None => default_mode,
+            Some(text) => parse_mode(&text).ok_or_else(|| {
+                src.invalid(
+                    raw.span(),
+                    &format!("{key}.{name}.mode"),
+                    format!("permission bits in octal such as \"0640\", found {text:?}"),
+                )
+            })?,
+        };
+        if secret && mode & 0o007 != 0 {
+            return Err(src.invalid(
+                raw.span(),
+                &format!("{key}.{name}.mode"),
+                format!(
+                    "a mode that keeps the private key from other users (such as \"0640\"), found {mode:04o}"
+                ),
+            ));
+        }
+        Ok(Some(ExportFile {
+            path: src.resolve(path),
+            owner: owner.or_else(|| e.owner.clone()),
+            group: group.or_else(|| e.group.clone()),
+            mode,
+        }))
+    };
+    if e.pkcs12_password_file.is_some() && e.pkcs12.is_none() {
+        return Err(src.invalid(
+            raw.span(),
+            &format!("{key}.pkcs12_password_file"),
+            "`pkcs12` too: the password is the bundle's".into(),
+        ));
+    }
+    if e.nss_nickname.is_some() && e.nss_db.is_none() {
+        return Err(src.invalid(
+            raw.span(),
+            &format!("{key}.nss_nickname"),
+            "`nss_db` too: the nickname is the database's".into(),
+        ));
+    }
+    Ok(Export {
+        certificate: file(&e.certificate, "certificate", 0o644, false)?,
+        key: file(&e.key, "key", crate::store::fsutil::KEY_MODE, true)?,
+        chain: file(&e.chain, "chain", 0o644, false)?,
+        pkcs12: file(&e.pkcs12, "pkcs12", crate::store::fsutil::KEY_MODE, true)?,
+        pkcs12_password_file: e.pkcs12_password_file.as_ref().map(|p| src.resolve(p)),
+        nss: e.nss_db.as_ref().map(|db| NssExport {
+            db: src.resolve(db),
+            nickname: e.nss_nickname.clone(),
+            owner: e.owner.clone(),
+            group: e.group.clone(),
+        }),
+    })
+}
+
+/// Permission bits in octal (`"0640"`, `"640"`), without setuid, setgid
+/// or sticky bits.
+fn parse_mode(text: &str) -> Option<u32> {
+    let t = text.trim();
+    let t = t.strip_prefix("0o").unwrap_or(t);
+    if t.is_empty() || t.len() > 4 {
+        return None;
+    }
+    u32::from_str_radix(t, 8).ok().filter(|m| *m <= 0o777)
+}
+
+/// `key_storage` ("file", the default, or "pkcs11" with a `pkcs11` table).
+fn key_storage(
+    src: &Source<'_>,
+    t: &RawTemplate,
+    key: &dyn Fn(&str) -> String,
+) -> Result<crate::keystore::KeyStorage, PolicyError> {
+    use crate::keystore::KeyStorage;
+    let storage = t
+        .key_storage
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span()));
+    match (storage, &t.pkcs11) {
+        (None | Some(("file", _)), None) => Ok(KeyStorage::File),
+        (None | Some(("file", _)), Some(p)) => Err(src.invalid(
+            p.span(),
+            &key("pkcs11"),
+            "key_storage = \"pkcs11\" too: the token is used only then".into(),
+        )),
+        (Some(("pkcs11", span)), None) => Err(src.invalid(
+            span,
+            &key("pkcs11"),
+            "a table with the token's `module`, `token` (label) and `pin_file`".into(),
+        )),
+        (Some(("pkcs11", _)), Some(p)) => {
+            let raw = p.get_ref();
+            if raw.token.trim().is_empty() {
+                return Err(src.invalid(
+                    p.span(),
+                    &key("pkcs11.token"),
+                    "the token's label, found an empty string".into(),
+                ));
+            }
+            Ok(KeyStorage::Pkcs11(crate::pki::keyref::TokenSettings {
+                module: src.resolve(&raw.module),
+                token: raw.token.clone(),
+                pin_file: src.resolve(&raw.pin_file),
+            }))
+        }
+        (Some((other, span)), _) => Err(src.invalid(
+            span,
+            &key("key_storage"),
+            format!("\"file\" or \"pkcs11\", found {other:?}"),
+        )),
     }
 }
 
@@ -1104,10 +1352,12 @@ export = { certificate = "/home/alice/.certs/user.pem", key = "keys/user.key" }
         assert_eq!(p.schedule.jitter, Duration::ZERO);
         let user = p.template("user");
         assert_eq!(user.renewal_threshold_percent, Some(25));
-        assert_eq!(
-            user.export.unwrap().key.as_deref(),
-            Some(Path::new("/etc/autoenroll/keys/user.key"))
-        );
+        let export = user.export.unwrap();
+        let key = export.key.unwrap();
+        assert_eq!(key.path, Path::new("/etc/autoenroll/keys/user.key"));
+        assert_eq!(key.mode, 0o600);
+        assert_eq!(export.certificate.unwrap().mode, 0o644);
+        assert_eq!(user.key_storage, crate::keystore::KeyStorage::File);
         assert_eq!(p.template("Other"), TemplateSettings::default());
     }
 
@@ -1417,5 +1667,172 @@ mod example_tests {
             Bind::Kerberos(CredentialSource::Keytab { keytab, principal: Some(p), .. })
                 if keytab == Path::new("/etc/autoenroll/svc.keytab") && p == "svc@CORP.EXAMPLE"
         ));
+    }
+}
+
+#[cfg(test)]
+mod export_and_key_tests {
+    use super::*;
+
+    const BASE: &str = "context = \"machine\"\naccount = \"ws01$\"\n\n[directory]\n\
+                        url = \"ldaps://dc01\"\nbind = \"simple\"\nuser = \"ws01$\"\n\
+                        password_file = \"ws01.secret\"\n";
+
+    fn parse(top: &str, tail: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(
+            &format!("{top}\n{BASE}\n{tail}"),
+            Path::new("/etc/autoenroll/machine.toml"),
+        )
+    }
+
+    #[test]
+    fn exports_keys_and_trust_update() {
+        let p = parse(
+            "trust_anchors_dir = \"/usr/local/share/ca-certificates\"\ntrust_update = \"auto\"",
+            r#"
+[templates.Web]
+key_storage = "pkcs11"
+pkcs11 = { module = "/usr/lib/softhsm/libsofthsm2.so", token = "web", pin_file = "token.pin" }
+
+[templates.Web.export]
+owner = "root"
+group = "ssl-cert"
+certificate = "web.pem"
+key = { path = "/etc/ssl/private/web.key", group = "www-data", mode = "0640" }
+pkcs12 = { path = "web.p12", mode = "600" }
+pkcs12_password_file = "p12.secret"
+nss_db = "/home/alice/.pki/nssdb"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.trust_update, Some(TrustUpdate::Auto));
+        let web = p.template("web");
+        assert_eq!(
+            web.key_storage,
+            crate::keystore::KeyStorage::Pkcs11(crate::pki::keyref::TokenSettings {
+                module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                token: "web".into(),
+                pin_file: "/etc/autoenroll/token.pin".into(),
+            })
+        );
+        let e = web.export.unwrap();
+        let cert = e.certificate.unwrap();
+        assert_eq!(cert.path, Path::new("/etc/autoenroll/web.pem"));
+        assert_eq!(
+            (cert.owner.as_deref(), cert.group.as_deref(), cert.mode),
+            (Some("root"), Some("ssl-cert"), 0o644)
+        );
+        let key = e.key.unwrap();
+        assert_eq!(
+            (key.owner.as_deref(), key.group.as_deref(), key.mode),
+            (Some("root"), Some("www-data"), 0o640)
+        );
+        assert_eq!(e.pkcs12.unwrap().mode, 0o600);
+        assert_eq!(
+            e.pkcs12_password_file.as_deref(),
+            Some(Path::new("/etc/autoenroll/p12.secret"))
+        );
+        assert_eq!(e.nss.unwrap().db, Path::new("/home/alice/.pki/nssdb"));
+        let p = parse(
+            "trust_anchors_dir = \"anchors\"\ntrust_update = \"update-ca-trust extract\"",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            p.trust_update,
+            Some(TrustUpdate::Command("update-ca-trust extract".into()))
+        );
+    }
+
+    #[test]
+    fn bad_exports_keys_and_trust_updates_are_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "trust_update = \"auto\"",
+                "",
+                "trust_update: `trust_anchors_dir` too",
+            ),
+            (
+                "trust_anchors_dir = \"a\"\ntrust_update = \" \"",
+                "",
+                "trust_update: \"auto\" or a command",
+            ),
+            (
+                "",
+                "[templates.W.export]\nkey = { path = \"k\", mode = \"0644\" }",
+                "templates.W.export.key.mode: a mode that keeps the private key from other users",
+            ),
+            (
+                "",
+                "[templates.W.export]\npkcs12 = { path = \"k\", mode = \"0604\" }",
+                "templates.W.export.pkcs12.mode",
+            ),
+            (
+                "",
+                "[templates.W.export]\ncertificate = { path = \"c\", mode = \"4755\" }",
+                "templates.W.export.certificate.mode: permission bits in octal",
+            ),
+            (
+                "",
+                "[templates.W.export]\ncertificate = { path = \"c\", mode = \"rw\" }",
+                "permission bits in octal",
+            ),
+            (
+                "",
+                "[templates.W.export]\npkcs12_password_file = \"p\"",
+                "templates.W.export.pkcs12_password_file: `pkcs12` too",
+            ),
+            (
+                "",
+                "[templates.W.export]\nnss_nickname = \"n\"",
+                "templates.W.export.nss_nickname: `nss_db` too",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"tpm\"",
+                "templates.W.key_storage: \"file\" or \"pkcs11\", found \"tpm\"",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"pkcs11\"",
+                "templates.W.pkcs11: a table with the token's `module`",
+            ),
+            (
+                "",
+                "[templates.W]\npkcs11 = { module = \"m\", token = \"t\", pin_file = \"p\" }",
+                "templates.W.pkcs11: key_storage = \"pkcs11\" too",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"pkcs11\"\npkcs11 = { module = \"m\", token = \"\", pin_file = \"p\" }",
+                "templates.W.pkcs11.token: the token's label",
+            ),
+            (
+                "",
+                "[templates.W]\nkey_storage = \"pkcs11\"\npkcs11 = { module = \"m\", token = \"t\" }",
+                "pin_file",
+            ),
+        ];
+        for (top, tail, wanted) in cases {
+            let e = parse(top, tail).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{e}\n  wanted: {wanted}");
+            assert!(e.starts_with("/etc/autoenroll/machine.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        for (text, wanted) in [
+            ("0640", Some(0o640)),
+            ("640", Some(0o640)),
+            ("0o600", Some(0o600)),
+            ("0777", Some(0o777)),
+            ("1777", None),
+            ("0999", None),
+            ("", None),
+            ("06400", None),
+        ] {
+            assert_eq!(parse_mode(text), wanted, "{text}");
+        }
     }
 }

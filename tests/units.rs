@@ -120,7 +120,8 @@ fn documented_write_folders() -> Vec<PathBuf> {
             .map(PathBuf::from);
         match key {
             "store" | "trust_anchors_dir" => folders.extend(quoted),
-            "metrics_file" | "export" => {
+            // `export = {...}` inline, or the files of an `[...export]` table.
+            "metrics_file" | "export" | "certificate" | "chain" | "key" | "pkcs12" => {
                 folders.extend(quoted.filter_map(|p| p.parent().map(Path::to_path_buf)))
             }
             _ => {}
@@ -146,7 +147,7 @@ fn the_machine_unit_lets_the_worker_write_the_documented_paths() {
     let service = section(&read("systemd/autoenroll.service"), "Service");
     let sandbox = Sandbox::of(&service);
     let documented = documented_write_folders();
-    // The store, the anchors folder, the metrics folder, three exports.
+    // The store, the anchors folder, the metrics folder, four exports.
     assert!(
         documented.len() >= 6,
         "the README's example changed shape: {documented:?}"

@@ -116,9 +116,9 @@ pub fn build_csr(key: &PrivateKey, options: &CsrOptions<'_>) -> Result<Vec<u8>, 
             values: der_set_of_one(cert)?,
         });
     }
-    let pair = key.rcgen_key_pair()?;
+    // Signed through the key itself: a key on a token signs there.
     let csr = params
-        .serialize_request_with_attributes(&pair, attributes)
+        .serialize_request_with_attributes(key, attributes)
         .map_err(|e| PkiError::Request(format!("cannot build the request: {e}")))?;
     Ok(csr.der().to_vec())
 }

@@ -251,17 +251,33 @@ fn modulus_bits(modulus: &[u8]) -> u32 {
     }
 }
 
-/// The aws-lc-rs key pair that signs.
+/// A private key held by a device (a PKCS#11 token): it signs there, and
+/// its private part is never in this process.
+pub trait ExternalKey: Send + Sync {
+    /// Signs `message` as [`PrivateKey::sign`] does: RSA PKCS#1 v1.5 with
+    /// SHA-256, ECDSA with SHA-256 (P-256) or SHA-384 (P-384) as a DER
+    /// `Ecdsa-Sig-Value`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError>;
+    /// What the store keeps in place of a key file: where the key lives
+    /// (never a secret).
+    fn reference(&self) -> Vec<u8>;
+}
+
+/// What signs: an aws-lc-rs key pair, or a key on a device.
 enum Signer {
     Rsa(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
+    External(Box<dyn ExternalKey>),
 }
 
-/// A private key: PKCS#8 DER, its algorithm and public key.
+/// A private key: PKCS#8 DER (empty for a key on a device), its algorithm
+/// and public key.
 pub struct PrivateKey {
     pkcs8: Vec<u8>,
     algorithm: KeyAlgorithm,
     spki: Vec<u8>,
+    /// The raw `subjectPublicKey` bits of `spki` (what rcgen writes).
+    public_bits: Vec<u8>,
     signer: Signer,
 }
 
@@ -318,13 +334,7 @@ impl PrivateKey {
             .map_err(|_| PkiError::Key("cannot encode the RSA public key".into()))?
             .as_ref()
             .to_vec();
-        let algorithm = KeyAlgorithm::from_spki(&spki)?;
-        Ok(PrivateKey {
-            pkcs8,
-            algorithm,
-            spki,
-            signer: Signer::Rsa(pair),
-        })
+        Self::assemble(pkcs8, spki, Signer::Rsa(pair))
     }
 
     fn from_ecdsa(pair: EcdsaKeyPair) -> Result<PrivateKey, PkiError> {
@@ -337,13 +347,47 @@ impl PrivateKey {
             .map_err(|_| PkiError::Key("cannot encode the EC public key".into()))?
             .as_ref()
             .to_vec();
+        Self::assemble(pkcs8, spki, Signer::Ecdsa(pair))
+    }
+
+    fn assemble(pkcs8: Vec<u8>, spki: Vec<u8>, signer: Signer) -> Result<PrivateKey, PkiError> {
         let algorithm = KeyAlgorithm::from_spki(&spki)?;
+        let public_bits = SubjectPublicKeyInfo::from_der(&spki)
+            .map(|(_, s)| s.subject_public_key.data.to_vec())
+            .map_err(|e| PkiError::Key(format!("SubjectPublicKeyInfo: {e}")))?;
         Ok(PrivateKey {
             pkcs8,
             algorithm,
             spki,
-            signer: Signer::Ecdsa(pair),
+            public_bits,
+            signer,
         })
+    }
+
+    /// A key held by a device, with its SubjectPublicKeyInfo (RSA, ECDSA
+    /// P-256 or P-384, as for generated keys).
+    pub fn external(spki: Vec<u8>, key: Box<dyn ExternalKey>) -> Result<PrivateKey, PkiError> {
+        Self::assemble(Vec::new(), spki, Signer::External(key))
+    }
+
+    /// Whether the private part lives on a device (it cannot be exported).
+    pub fn is_external(&self) -> bool {
+        matches!(self.signer, Signer::External(_))
+    }
+
+    /// PKCS#8 PEM for a key in memory; None for a key on a device, which
+    /// never leaves it.
+    pub fn exportable_pem(&self) -> Option<String> {
+        (!self.is_external()).then(|| self.to_pem())
+    }
+
+    /// What the store keeps: the PKCS#8 PEM of a key in memory, or the
+    /// reference of a key on a device.
+    pub fn stored_form(&self) -> Vec<u8> {
+        match &self.signer {
+            Signer::External(k) => k.reference(),
+            _ => self.to_pem().into_bytes(),
+        }
     }
 
     /// Reads an unencrypted PKCS#8 `PrivateKeyInfo` (RFC 5208 5). The
@@ -432,8 +476,12 @@ impl PrivateKey {
         }
     }
 
-    /// PKCS#8 PEM (`PRIVATE KEY`), 64 characters a line.
+    /// PKCS#8 PEM (`PRIVATE KEY`), 64 characters a line. Empty for a key on
+    /// a device ([`exportable_pem`](Self::exportable_pem) says which).
     pub fn to_pem(&self) -> String {
+        if self.is_external() {
+            return String::new();
+        }
         let b64 = STANDARD.encode(&self.pkcs8);
         let mut out = String::from("-----BEGIN PRIVATE KEY-----\n");
         for chunk in b64.as_bytes().chunks(64) {
@@ -471,6 +519,7 @@ impl PrivateKey {
                 Ok(sig)
             }
             Signer::Ecdsa(pair) => Ok(pair.sign(&rng, message).map_err(failed)?.as_ref().to_vec()),
+            Signer::External(key) => key.sign(message),
         }
     }
 
@@ -484,17 +533,48 @@ impl PrivateKey {
         .to_vec()
     }
 
-    /// The same key as an rcgen key pair, for rcgen to sign CSRs,
-    /// certificates and CRLs with the same algorithms as [`sign`](Self::sign).
-    pub fn rcgen_key_pair(&self) -> Result<rcgen::KeyPair, PkiError> {
-        let alg = match self.algorithm {
+    /// rcgen's name of the algorithm [`sign`](Self::sign) signs with.
+    fn rcgen_algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self.algorithm {
             KeyAlgorithm::Rsa { .. } => &rcgen::PKCS_RSA_SHA256,
             KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        };
+        }
+    }
+
+    /// The same key as an rcgen key pair, for rcgen to sign CSRs,
+    /// certificates and CRLs with the same algorithms as [`sign`](Self::sign).
+    pub fn rcgen_key_pair(&self) -> Result<rcgen::KeyPair, PkiError> {
+        if self.is_external() {
+            return Err(PkiError::Key(
+                "the key lives on a token; it signs there and has no PKCS#8 form".into(),
+            ));
+        }
+        let alg = self.rcgen_algorithm();
         let der = rustls::pki_types::PrivatePkcs8KeyDer::from(self.pkcs8.as_slice());
         rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, alg)
             .map_err(|e| PkiError::Key(format!("rcgen does not accept the key: {e}")))
+    }
+}
+
+/// rcgen signs with the key through [`PrivateKey::sign`], so a request is
+/// signed the same way whether the key is in memory or on a token.
+impl rcgen::PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public_bits
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.rcgen_algorithm()
+    }
+}
+
+impl rcgen::SigningKey for PrivateKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        PrivateKey::sign(self, msg).map_err(|e| {
+            tracing::warn!("signing a request failed: {e}");
+            rcgen::Error::RemoteKeyError
+        })
     }
 }
 

@@ -6,7 +6,9 @@ pub mod cms;
 pub mod crl;
 pub mod csr;
 pub(crate) mod der_cursor;
+pub mod keyref;
 pub mod keys;
+pub mod pkcs12;
 pub mod template_ext;
 
 pub use crl::{Crl, Revocations};

@@ -193,7 +193,7 @@ impl<'a> Executor<'a> {
         let Some(template) = self.template(action.template.as_deref()) else {
             return self.fail(report, action, "the template is no longer in the directory");
         };
-        let key = match new_key(template) {
+        let key = match self.new_key(template) {
             Ok(k) => k,
             Err(e) => return self.fail(report, action, &e),
         };
@@ -215,7 +215,7 @@ impl<'a> Executor<'a> {
         replaces: Option<&str>,
         report: &mut Report,
     ) {
-        let key = match new_key(template) {
+        let key = match self.new_key(template) {
             Ok(k) => k,
             Err(e) => return self.fail_template(report, &template.cn, replaces, &e),
         };
@@ -252,9 +252,10 @@ impl<'a> Executor<'a> {
         // never followed (the key signs the renewal request).
         let held_files = self.store.held_files(held).map_err(|e| e.to_string());
         let (old_key, old_cert) = match held_files.and_then(|f| {
-            PrivateKey::from_pem(&f.key_pem)
+            // A key file, or the reference of a key on a token (opened there).
+            crate::keystore::open(&f.key_pem)
                 .map(|k| (k, f.certificate))
-                .map_err(|e| format!("{}: {e}", held.path.join("key.pem").display()))
+                .map_err(|e| format!("{}: the key: {e}", held.path.display()))
         }) {
             Ok(pair) => pair,
             Err(e) => {
@@ -265,7 +266,7 @@ impl<'a> Executor<'a> {
                 );
             }
         };
-        let key = match new_key(template) {
+        let key = match self.new_key(template) {
             Ok(k) => k,
             Err(e) => return self.fail(report, action, &e),
         };
@@ -291,7 +292,7 @@ impl<'a> Executor<'a> {
         let request = match self.store.create_request(
             self.lock,
             &template.cn,
-            key.to_pem().as_bytes(),
+            &key.stored_form(),
             &token,
             replaces,
             self.now(),
@@ -691,7 +692,7 @@ impl<'a> Executor<'a> {
             .store
             .request_key(&request.id)
             .map_err(|e| e.to_string())
-            .and_then(|pem| PrivateKey::from_pem(&pem).map_err(|e| e.to_string()))
+            .and_then(|stored| crate::keystore::open(&stored))
         {
             Ok(k) => k,
             Err(e) => return self.fail(report, action, &format!("the request's key: {e}")),
@@ -871,11 +872,15 @@ fn internal_failure(ca: &str, url: &str, hresult: u32, message: &str) -> String 
     format!("{ca} ({url}) failed (0x{hresult:08X}, not a denial; the request is kept): {message}")
 }
 
-/// A fresh key of the algorithm and size the template asks for.
-fn new_key(template: &Template) -> Result<PrivateKey, String> {
-    KeyAlgorithm::for_template(template)
-        .and_then(PrivateKey::generate)
-        .map_err(|e| format!("no key: {e}"))
+impl Executor<'_> {
+    /// A fresh key of the algorithm and size the template asks for, where
+    /// the policy keeps the template's keys (a file, or a PKCS#11 token).
+    fn new_key(&self, template: &Template) -> Result<PrivateKey, String> {
+        let algorithm = KeyAlgorithm::for_template(template).map_err(|e| format!("no key: {e}"))?;
+        let storage = self.policy.template(&template.cn).key_storage;
+        crate::keystore::generate(&storage, algorithm, &format!("autoenroll {}", template.cn))
+            .map_err(|e| format!("no key: {e}"))
+    }
 }
 
 /// Whether a request token is CMS SignedData (a renewal) rather than a bare

@@ -1,6 +1,8 @@
 //! After a certificate is installed: the per-template files services read
-//! (stable paths, never the thumbprint folders), the post-install hook, and
-//! the optional system trust anchors folder.
+//! (stable paths, never the thumbprint folders: PEM certificate, key and
+//! chain, a PKCS#12 bundle, an NSS database), each with the owner, group and
+//! mode the policy asks for; the post-install hook; and the optional system
+//! trust anchors folder.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,8 +11,8 @@ use super::events::Event;
 use super::report::{Outcome, Report};
 use crate::pki::CertificateInfo;
 use crate::pki::keys::PrivateKey;
-use crate::policy::Policy;
-use crate::store::fsutil::{Fs, KEY_MODE};
+use crate::policy::{Export, ExportFile, Policy};
+use crate::store::fsutil::Fs;
 use crate::store::pem::encode;
 
 /// How long a post-install hook may run.
@@ -29,33 +31,38 @@ pub async fn after_install(
     let settings = policy.template(template);
     let mut paths: Vec<(&str, PathBuf)> = Vec::new();
     if let Some(export) = &settings.export {
-        let fs = Fs::default();
-        let pem_chain: String = chain.iter().map(|c| encode("CERTIFICATE", c)).collect();
-        let files = [
-            (
-                "CERTIFICATE",
-                export.certificate.as_ref(),
-                chain.first().map(|c| encode("CERTIFICATE", c)),
-                0o644,
-            ),
-            ("KEY", export.key.as_ref(), Some(key.to_pem()), KEY_MODE),
-            ("CHAIN", export.chain.as_ref(), Some(pem_chain), 0o644),
-        ];
-        for (name, path, content, mode) in files {
-            let (Some(path), Some(content)) = (path, content) else {
-                continue;
-            };
-            if let Some(parent) = path.parent() {
-                let _ = std::fs::create_dir_all(parent);
+        let failed = |report: &mut Report, message: String| {
+            report.note(Outcome::new(
+                Event::HookFailed,
+                Some(template),
+                Some(thumbprint),
+                message,
+            ))
+        };
+        for (name, file, content) in contents(export, template, chain, key) {
+            let written = content.and_then(|bytes| write_exported(file, &bytes));
+            match written {
+                Ok(()) => paths.push((name, file.path.clone())),
+                Err(e) => failed(
+                    report,
+                    format!("cannot export to {}: {e}", file.path.display()),
+                ),
             }
-            match fs.replace(path, content.as_bytes(), mode) {
-                Ok(()) => paths.push((name, path.clone())),
-                Err(e) => report.note(Outcome::new(
-                    Event::HookFailed,
-                    Some(template),
-                    Some(thumbprint),
-                    format!("cannot export to {}: {e}", path.display()),
-                )),
+        }
+        if let Some(nss) = &export.nss {
+            let imported = match key.exportable_pem() {
+                None => Err(on_token()),
+                Some(_) => super::nss::import(nss, template, chain, key).await,
+            };
+            match imported {
+                Ok(()) => paths.push(("NSS_DB", nss.db.clone())),
+                Err(e) => failed(
+                    report,
+                    format!(
+                        "cannot export to the NSS database {}: {e}",
+                        nss.db.display()
+                    ),
+                ),
             }
         }
         if !paths.is_empty() {
@@ -99,6 +106,150 @@ pub async fn after_install(
     }
 }
 
+/// Why a key cannot be exported: it lives on a token.
+fn on_token() -> String {
+    "the private key lives on a PKCS#11 token and never leaves it".into()
+}
+
+/// An exported file's variable name, the file, and its bytes or why none.
+type Content<'e> = (&'static str, &'e ExportFile, Result<Vec<u8>, String>);
+
+/// Each file the export asks for, with its bytes (or why there are none):
+/// the hook's variable name (`AUTOENROLL_<name>`), the file, the bytes.
+fn contents<'e>(
+    export: &'e Export,
+    template: &str,
+    chain: &[Vec<u8>],
+    key: &PrivateKey,
+) -> Vec<Content<'e>> {
+    let pem_chain: String = chain.iter().map(|c| encode("CERTIFICATE", c)).collect();
+    let certificate = chain
+        .first()
+        .map(|c| encode("CERTIFICATE", c).into_bytes())
+        .ok_or_else(|| "no certificate".to_string());
+    let key_pem = key
+        .exportable_pem()
+        .map(String::into_bytes)
+        .ok_or_else(on_token);
+    let pkcs12 = || -> Result<Vec<u8>, String> {
+        key.exportable_pem().ok_or_else(on_token)?;
+        let password = match &export.pkcs12_password_file {
+            Some(file) => crate::policy::read_password_file(file)?,
+            None => String::new(),
+        };
+        crate::pki::pkcs12::bundle(key.pkcs8_der(), chain, &password, template)
+            .map_err(|e| e.to_string())
+    };
+    let mut out = Vec::new();
+    if let Some(f) = &export.certificate {
+        out.push(("CERTIFICATE", f, certificate));
+    }
+    if let Some(f) = &export.key {
+        out.push(("KEY", f, key_pem));
+    }
+    if let Some(f) = &export.chain {
+        out.push(("CHAIN", f, Ok(pem_chain.into_bytes())));
+    }
+    if let Some(f) = &export.pkcs12 {
+        out.push(("PKCS12", f, pkcs12()));
+    }
+    out
+}
+
+/// A user or group given by name or number.
+pub(crate) fn resolve_ids(
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Result<(Option<nix::unistd::Uid>, Option<nix::unistd::Gid>), String> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let uid = match owner {
+        None => None,
+        Some(o) => Some(match o.parse::<u32>() {
+            Ok(n) => Uid::from_raw(n),
+            Err(_) => {
+                User::from_name(o)
+                    .map_err(|e| format!("owner {o:?}: {e}"))?
+                    .ok_or_else(|| format!("owner {o:?}: no such user"))?
+                    .uid
+            }
+        }),
+    };
+    let gid = match group {
+        None => None,
+        Some(g) => Some(match g.parse::<u32>() {
+            Ok(n) => Gid::from_raw(n),
+            Err(_) => {
+                Group::from_name(g)
+                    .map_err(|e| format!("group {g:?}: {e}"))?
+                    .ok_or_else(|| format!("group {g:?}: no such group"))?
+                    .gid
+            }
+        }),
+    };
+    Ok((uid, gid))
+}
+
+/// Replaces an exported file atomically, owner, group and mode included:
+/// a temporary file in the same folder is written (created 0600, never
+/// through a link), given its owner, group and mode on the descriptor,
+/// synced, renamed over the file, and the folder synced. A service reading
+/// the path sees the old file or the new one, each with its ownership,
+/// never a file in between. A temporary file that could not be completed
+/// is removed.
+pub fn write_exported(file: &ExportFile, bytes: &[u8]) -> Result<(), String> {
+    use nix::libc;
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let (uid, gid) = resolve_ids(file.owner.as_deref(), file.group.as_deref())?;
+    let path = &file.path;
+    let name = path
+        .file_name()
+        .ok_or_else(|| "not a file path".to_string())?
+        .to_string_lossy()
+        .into_owned();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut nonce = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut nonce).map_err(|_| "no random bytes".to_string())?;
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}",
+        nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let result = (|| -> Result<(), String> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+        f.write_all(bytes).map_err(|e| format!("writing: {e}"))?;
+        if uid.is_some() || gid.is_some() {
+            std::os::unix::fs::fchown(&f, uid.map(|u| u.as_raw()), gid.map(|g| g.as_raw()))
+                .map_err(|e| {
+                    format!(
+                        "giving it to owner {} group {}: {e}",
+                        file.owner.as_deref().unwrap_or("(unchanged)"),
+                        file.group.as_deref().unwrap_or("(unchanged)")
+                    )
+                })?;
+        }
+        // After chown (which clears set-id bits), whatever the umask: fchmod.
+        f.set_permissions(std::fs::Permissions::from_mode(file.mode))
+            .map_err(|e| format!("mode {:04o}: {e}", file.mode))?;
+        f.sync_all().map_err(|e| format!("sync: {e}"))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("rename into place: {e}"))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+        return result;
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("sync {}: {e}", dir.display()))
+}
+
 /// Runs `sh -c command` with the environment added; an exit status other
 /// than 0, a signal or the timeout is an error with the command's stderr.
 pub async fn run_hook(
@@ -139,9 +290,11 @@ pub async fn run_hook(
 /// `update-ca-certificates` or `update-ca-trust`), as
 /// `autoenroll-<thumbprint>.crt`, removing ours that are no longer published.
 /// A root that cannot be written or removed is reported as a failure, never
-/// as done.
-pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
+/// as done. Returns whether the folder changed (a root written or removed),
+/// which is when the system's trust store must be brought up to date.
+pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) -> bool {
     let fs = Fs::default();
+    let mut changed = false;
     if let Err(e) = std::fs::create_dir_all(dir) {
         report.note(Outcome::new(
             Event::Failed,
@@ -149,7 +302,7 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
             None,
             format!("trust anchors {}: {e}", dir.display()),
         ));
-        return;
+        return false;
     }
     let mut wanted = Vec::new();
     for der in roots {
@@ -160,12 +313,15 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
         let path = dir.join(&name);
         if !path.exists() {
             match fs.replace(&path, encode("CERTIFICATE", der).as_bytes(), 0o644) {
-                Ok(()) => report.note(Outcome::new(
-                    Event::TrustUpdated,
-                    None,
-                    Some(&info.thumbprint),
-                    format!("root {} written to {}", info.subject, path.display()),
-                )),
+                Ok(()) => {
+                    changed = true;
+                    report.note(Outcome::new(
+                        Event::TrustUpdated,
+                        None,
+                        Some(&info.thumbprint),
+                        format!("root {} written to {}", info.subject, path.display()),
+                    ))
+                }
                 Err(e) => report.note(Outcome::new(
                     Event::Failed,
                     None,
@@ -179,7 +335,7 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            return report.note(Outcome::new(
+            report.note(Outcome::new(
                 Event::Failed,
                 None,
                 None,
@@ -188,6 +344,7 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
                     dir.display()
                 ),
             ));
+            return changed;
         }
     };
     for entry in entries.flatten() {
@@ -197,15 +354,18 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
         }
         // remove_file unlinks a link itself, never what it points to.
         report.note(match std::fs::remove_file(entry.path()) {
-            Ok(()) => Outcome::new(
-                Event::TrustUpdated,
-                None,
-                None,
-                format!(
-                    "root {name} no longer published; removed from {}",
-                    dir.display()
-                ),
-            ),
+            Ok(()) => {
+                changed = true;
+                Outcome::new(
+                    Event::TrustUpdated,
+                    None,
+                    None,
+                    format!(
+                        "root {name} no longer published; removed from {}",
+                        dir.display()
+                    ),
+                )
+            }
             Err(e) => Outcome::new(
                 Event::Failed,
                 None,
@@ -217,6 +377,7 @@ pub fn write_anchors(dir: &Path, roots: &[Vec<u8>], report: &mut Report) {
             ),
         });
     }
+    changed
 }
 
 /// The file name of a root in the anchors folder.

@@ -16,8 +16,10 @@ pub mod events;
 mod execute;
 pub mod export;
 pub mod metrics;
+mod nss;
 pub mod observe;
 pub mod report;
+pub mod system_trust;
 
 use std::time::Duration;
 
@@ -179,7 +181,10 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         }
     }
     if let Some(anchors) = &policy.trust_anchors_dir {
-        export::write_anchors(anchors, &observed.directory.roots, &mut report);
+        let changed = export::write_anchors(anchors, &observed.directory.roots, &mut report);
+        if let (true, Some(update)) = (changed, &policy.trust_update) {
+            system_trust::update(update, anchors, &mut report).await;
+        }
     }
 
     let credentials = credentials(policy).await.map_err(PulseError::Setup)?;

@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! lock                      single-writer lock (flock)
-//! my/<thumbprint>/          cert.pem, key.pem (0600), meta.toml
+//! my/<thumbprint>/          cert.pem, key.pem (0600) or key.ref (a key on a token), meta.toml
 //! archive/<thumbprint>/     certificates taken out of my/, same files
 //! archive/requests/<id>/    abandoned (denied) requests, keys kept
-//! request/<id>/             in-flight and pending requests: key.pem, request.der, meta.toml
+//! request/<id>/             in-flight and pending requests: key.pem or key.ref, request.der, meta.toml
 //! trust/{roots,ntauth,intermediates}/<thumbprint>.pem
 //! state.toml                the worker's memory between pulses (0600)
 //! state.toml.unreadable     a state.toml that could not be parsed, set aside
@@ -33,8 +33,37 @@ pub(crate) const STATE_UNREADABLE: &str = "state.toml.unreadable";
 
 pub(crate) const CERT: &str = "cert.pem";
 pub(crate) const KEY: &str = "key.pem";
+/// In place of `key.pem` when the key lives on a PKCS#11 token: a
+/// reference to it (`pki::keyref`), never the key.
+pub(crate) const KEY_REF: &str = "key.ref";
 pub(crate) const META: &str = "meta.toml";
 pub(crate) const REQUEST_DER: &str = "request.der";
+
+/// The key file of an entry or request folder: `key.ref` when there is one
+/// (a key on a token), else `key.pem`.
+pub(crate) fn key_file(dir: &Path) -> PathBuf {
+    let reference = dir.join(KEY_REF);
+    if std::fs::symlink_metadata(&reference).is_ok() {
+        reference
+    } else {
+        dir.join(KEY)
+    }
+}
+
+/// The name under which stored key bytes are written: `key.ref` for a
+/// reference to a key on a token, `key.pem` for a key.
+pub(crate) fn key_name(stored: &[u8]) -> &'static str {
+    if crate::pki::keyref::KeyReference::is_reference(stored) {
+        KEY_REF
+    } else {
+        KEY
+    }
+}
+
+/// Whether a file name is an entry's key (`key.pem` or `key.ref`).
+pub(crate) fn is_key_name(name: &str) -> bool {
+    name == KEY || name == KEY_REF
+}
 
 /// Names under which a certificate copied in by hand is looked for, in order.
 pub(crate) const CERT_NAMES: [&str; 4] = [CERT, "cert.crt", "cert.cer", "cert.der"];

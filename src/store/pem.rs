@@ -120,6 +120,13 @@ pub(crate) fn key_public_bits(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if bytes.is_empty() {
         return Err("the key file is empty".into());
     }
+    // A key on a token: its recorded public key, so that pairing works
+    // without opening the token.
+    if crate::pki::keyref::KeyReference::is_reference(bytes) {
+        let reference = crate::pki::keyref::KeyReference::parse(bytes)?;
+        return spki_bits(&reference.public_key)
+            .ok_or_else(|| "key reference: unreadable public_key".to_string());
+    }
     let der = if is_pem(bytes) {
         let all = blocks(bytes);
         let block = all

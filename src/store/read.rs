@@ -126,7 +126,7 @@ pub(crate) fn read_cert_dir(dir: &Path) -> Read<CertEntry> {
         Err(e) => return bad(cert_path, e.to_string()),
     };
 
-    let key_path = dir.join(layout::KEY);
+    let key_path = layout::key_file(dir);
     let (key, key_bits, key_problem) = match read_optional(&key_path) {
         Ok(None) => (KeyStatus::Missing, None, None),
         Ok(Some(k)) => match pem::key_public_bits(&k) {
@@ -180,7 +180,7 @@ pub(crate) fn read_request_dir(dir: &Path) -> Read<RequestEntry> {
         Ok(None) => return bad(dir.to_path_buf(), "request folder without meta.toml"),
         Err(p) => return bad(meta_path, p),
     };
-    let key_path = dir.join(layout::KEY);
+    let key_path = layout::key_file(dir);
     let key_bits = match read_optional(&key_path) {
         Ok(Some(k)) => match pem::key_public_bits(&k) {
             Ok(bits) => bits,
@@ -328,7 +328,7 @@ pub(crate) fn snapshot(layout: &Layout) -> Result<StoreSnapshot, StoreError> {
         }
         if let Some(problem) = &c.key_problem {
             unparseable.push(Unparseable {
-                path: c.dir.join(layout::KEY),
+                path: layout::key_file(&c.dir),
                 problem: problem.clone(),
             });
         }

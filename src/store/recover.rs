@@ -246,7 +246,7 @@ impl Store {
         what: &str,
         log: &mut Vec<String>,
     ) -> Result<(), StoreError> {
-        let key = read_optional(&dir.join(layout::KEY))
+        let key = read_optional(&layout::key_file(dir))
             .ok()
             .flatten()
             .and_then(|k| pem::key_public_bits(&k).ok());
@@ -283,7 +283,7 @@ impl Store {
                 if !e.is_dir || layout::is_hidden(&e.name) {
                     continue;
                 }
-                let found = read_optional(&e.path.join(layout::KEY))
+                let found = read_optional(&layout::key_file(&e.path))
                     .ok()
                     .flatten()
                     .and_then(|k| pem::key_public_bits(&k).ok())

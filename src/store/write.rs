@@ -192,7 +192,7 @@ impl Store {
             .write_new(&partial.join(layout::REQUEST_DER), request_der, FILE_MODE)?;
         // The key last: a readable key.pem means a complete folder.
         self.fs
-            .write_new(&partial.join(layout::KEY), key_pem, KEY_MODE)?;
+            .write_new(&partial.join(layout::key_name(key_pem)), key_pem, KEY_MODE)?;
         self.fs.sync_dir(&partial)?;
         let dir = requests.join(&id);
         self.fs.rename(&partial, &dir)?;
@@ -242,7 +242,7 @@ impl Store {
     /// The private key (PEM) kept for a request.
     pub fn request_key(&self, id: &str) -> Result<Vec<u8>, StoreError> {
         let dir = self.request_dir("read request key", id)?;
-        read_existing("read request key", &dir.join(layout::KEY))
+        read_existing("read request key", &layout::key_file(&dir))
     }
 
     /// The certificate and private key of a held certificate, read again when
@@ -264,7 +264,7 @@ impl Store {
         if layout::is_link(dir) {
             return Err(StoreError::Link { path: dir.clone() });
         }
-        let key_pem = read_no_link(OPERATION, &dir.join(layout::KEY))?;
+        let key_pem = read_no_link(OPERATION, &layout::key_file(dir))?;
         let mut certificate = None;
         for name in layout::CERT_NAMES {
             match read_no_link(OPERATION, &dir.join(name)) {
@@ -342,7 +342,7 @@ impl Store {
                 problem: "the request is being abandoned".into(),
             });
         }
-        let key_path = dir.join(layout::KEY);
+        let key_path = layout::key_file(&dir);
         if pem::spki_bits(&info.public_key).as_deref() != Some(request.key_bits.as_slice()) {
             return Err(StoreError::KeyMismatch {
                 operation: OP,
@@ -532,7 +532,7 @@ impl Store {
         )?;
         // The key last: a readable key.pem means a complete folder.
         self.fs
-            .write_new(&partial.join(layout::KEY), key_pem, KEY_MODE)?;
+            .write_new(&partial.join(layout::key_name(key_pem)), key_pem, KEY_MODE)?;
         self.fs.sync_dir(&partial)?;
         self.fs
             .rename(&partial, &layout::free_name(&my, &thumbprint))?;
@@ -626,7 +626,7 @@ impl Store {
             return Ok(());
         }
         let (keys, others): (Vec<_>, Vec<_>) =
-            list.into_iter().partition(|e| e.name == layout::KEY);
+            list.into_iter().partition(|e| layout::is_key_name(&e.name));
         for e in others.into_iter().chain(keys) {
             self.fs.remove_file(&e.path)?;
         }
