@@ -19,8 +19,8 @@ mkdir -p "$staging/systemd"
 for unit in systemd/*.service systemd/*.path; do
   sed 's|/usr/local/bin/autoenroll|/usr/bin/autoenroll|g' "$unit" >"$staging/systemd/$(basename "$unit")"
 done
-if grep -q /usr/local "$staging"/systemd/*; then
-  echo "a unit still names /usr/local" >&2
+if grep -q /usr/local/bin "$staging"/systemd/*; then
+  echo "a unit still names /usr/local/bin" >&2
   exit 1
 fi
 target/release/autoenroll generate-assets --dir "$staging" >&2

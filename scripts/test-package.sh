@@ -68,8 +68,8 @@ dpkg-query -W -f='${Conffiles}\n' autoenroll | grep -q '/etc/autoenroll/machine.
   fail "/etc/autoenroll/machine.toml is not a conffile"
 grep -q '^ExecStart=/usr/bin/autoenroll daemon' /usr/lib/systemd/system/autoenroll.service ||
   fail "the machine unit does not run /usr/bin/autoenroll"
-grep -rq /usr/local /usr/lib/systemd/system/autoenroll.* /usr/lib/systemd/user/autoenroll-user.service &&
-  fail "a packaged unit names /usr/local"
+grep -rq /usr/local/bin /usr/lib/systemd/system/autoenroll.* /usr/lib/systemd/user/autoenroll-user.service &&
+  fail "a packaged unit names /usr/local/bin"
 bash -c 'source /usr/share/bash-completion/completions/autoenroll && complete -p autoenroll' >/dev/null ||
   fail "the bash completion does not load"
 
