@@ -2,7 +2,9 @@
 # Runs every test: unit tests, table tests, and the integration tests against
 # private servers (slapd, an MIT KDC, a Samba AD DC, dnsmasq; installed first
 # when missing), then builds every fuzz target and runs it over its seeds, then
-# the compose lab across containers (skipped with a message without Docker).
+# the Debian package built, installed, run and purged (skipped with a message
+# without root), then the compose lab across containers (skipped with a
+# message without Docker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/require-openldap.sh
@@ -10,4 +12,5 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 scripts/fuzz.sh check
+scripts/test-package.sh
 scripts/compose-test.sh

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// `print!` and `println!` that never panic: the standard ones panic when
 /// stdout is a closed pipe (`autoenroll status | head -1`).
@@ -36,24 +36,31 @@ enum Command {
         /// The local policy file.
         #[arg(long)]
         policy: PathBuf,
-        /// Print JSON (an array of objects with cn, eligible, reason, ...).
+        /// Print JSON (an array of objects with cn, eligible, reason,
+        /// reason_code, ...; schema in docs/schema/templates.json).
         #[arg(long)]
         json: bool,
     },
     /// What a pulse would do, now or at a given time, without doing it.
     Plan {
+        /// The local policy file.
         #[arg(long)]
         policy: PathBuf,
         /// An RFC 3339 time to plan for, e.g. 2027-01-31T12:00:00Z.
         #[arg(long)]
         at: Option<String>,
+        /// Print JSON ({"actions": [{"action", "reason", "reason_code", ...}],
+        /// "next_wake"}; schema in docs/schema/plan.json).
         #[arg(long)]
         json: bool,
     },
     /// Every certificate of the store with its health; the exit code says the worst.
     Status {
+        /// The local policy file.
         #[arg(long)]
         policy: PathBuf,
+        /// Print JSON ({"directory", "as_of", "certificates", "missing",
+        /// "exit_code", ...}; schema in docs/schema/status.json).
         #[arg(long)]
         json: bool,
     },
@@ -69,6 +76,8 @@ enum Command {
         /// Plan and show, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the report as JSON ({"planned", "outcomes", "ok",
+        /// "next_wake", ...}; schema in docs/schema/pulse.json).
         #[arg(long)]
         json: bool,
         /// Act as if it were this RFC 3339 time (a rehearsal: the actions are real
@@ -98,6 +107,14 @@ enum Command {
         #[command(subcommand)]
         action: LabAction,
     },
+    /// Write the man pages and shell completions (bash, zsh, fish) generated
+    /// from this command line's definition into DIR/man1 and DIR/completions
+    /// (what the Debian package installs; scripts/package.sh runs it).
+    #[command(hide = true)]
+    GenerateAssets {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,8 +139,10 @@ enum SddlAction {
 enum CaAction {
     /// Create the CA's key and certificates and publish the CA to the directory.
     Init {
+        /// The CA's configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Print what was created and published as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -139,6 +158,7 @@ enum CaAction {
         /// Only requests waiting for approval.
         #[arg(long)]
         pending: bool,
+        /// Print the requests as a JSON array.
         #[arg(long)]
         json: bool,
     },
@@ -257,6 +277,7 @@ fn main() -> ExitCode {
             } => cli::ca::revoke(&config, &serial, reason),
             CaAction::Crl { config } => cli::ca::crl(&config),
         },
+        Command::GenerateAssets { dir } => cli::assets::generate(Args::command(), &dir),
         Command::Lab { action } => match action {
             LabAction::Up { dir, directory } => cli::lab_up(
                 &dir,
@@ -272,5 +293,44 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => e.report(json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `--json` option says what it prints (issue: stable
+    /// machine-readable output), and every option of the public commands has
+    /// help text at all.
+    #[test]
+    fn every_json_option_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, json: &mut usize, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if id == "json" {
+                    *json += 1;
+                    if !help.contains("JSON") {
+                        missing.push(format!("{path} --json"));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), json, missing);
+            }
+        }
+        let (mut json, mut missing) = (0, Vec::new());
+        walk(&Args::command(), "autoenroll", &mut json, &mut missing);
+        assert!(json >= 6, "only {json} --json options found");
+        assert!(missing.is_empty(), "--json without help text: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Args::command().debug_assert();
     }
 }

@@ -215,16 +215,104 @@ fn the_units_are_hardened() {
     }
 }
 
+/// Every `man:` page a unit names is one the package ships: those
+/// `autoenroll generate-assets` writes from the command line's definition.
 #[test]
 fn the_units_name_no_missing_documentation() {
-    for unit in ["autoenroll.service", "autoenroll-user.service"] {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_autoenroll"))
+        .args(["generate-assets", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut named = 0;
+    for unit in [
+        "autoenroll.service",
+        "autoenroll-user.service",
+        "autoenroll.path",
+    ] {
         let text = read(&format!("systemd/{unit}"));
         let docs = section(&text, "Unit");
-        for d in docs.get("Documentation").into_iter().flatten() {
-            // No manual page ships yet.
-            assert!(!d.contains("man:"), "{unit}: Documentation={d}");
+        for d in docs
+            .get("Documentation")
+            .into_iter()
+            .flatten()
+            .flat_map(|v| v.split_whitespace())
+        {
+            let Some(page) = d.strip_prefix("man:") else {
+                continue;
+            };
+            let (name, number) = page
+                .strip_suffix(')')
+                .and_then(|p| p.split_once('('))
+                .unwrap_or_else(|| panic!("{unit}: Documentation={d}: not man:NAME(N)"));
+            let file = dir.path().join(format!("man{number}/{name}.{number}"));
+            assert!(file.is_file(), "{unit}: {d}: no {}", file.display());
+            named += 1;
         }
     }
+    assert!(named >= 3, "the units name their manual pages");
+}
+
+/// The package's units do nothing without a policy: the machine unit is
+/// skipped while its policy is missing or every line of it is a comment
+/// (the packaged example), and runs once a setting is there; the path unit
+/// starts it when the file is saved; the user unit needs the user's policy.
+#[test]
+fn no_worker_starts_without_a_policy() {
+    let system = read("systemd/autoenroll.service");
+    let unit = section(&system, "Unit");
+    assert_eq!(
+        one(&unit, "ConditionPathExists"),
+        Some("/etc/autoenroll/machine.toml")
+    );
+    let service = section(&system, "Service");
+    let condition = one(&service, "ExecCondition").expect("an ExecCondition=");
+    // Run the condition's shell command against the packaged example and
+    // against edited copies (systemd: exit 0 runs the unit, 1 to 254 skip it).
+    let command = condition
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|c| c.strip_suffix('\''))
+        .expect("/bin/sh -c '...'");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("machine.toml");
+    let example = read("packaging/machine.toml");
+    let runs = |text: Option<&str>| {
+        let _ = std::fs::remove_file(&policy);
+        if let Some(t) = text {
+            std::fs::write(&policy, t).unwrap();
+        }
+        let cmd = command.replace("/etc/autoenroll/machine.toml", policy.to_str().unwrap());
+        let status = Command::new("/bin/sh").arg("-c").arg(cmd).status().unwrap();
+        let code = status.code().expect("not killed");
+        assert!(code <= 254, "exit {code} would be a failure, not a skip");
+        code == 0
+    };
+    assert!(!runs(None), "runs without a policy");
+    assert!(!runs(Some(&example)), "runs on the packaged example");
+    assert!(!runs(Some("\n   \n\t# only = \"comments\"\n")));
+    assert!(runs(Some(&format!("{example}\ncontext = \"machine\"\n"))));
+    assert!(runs(Some("  context = \"machine\"\n")));
+    // The example is comments and blank lines through and through.
+    assert!(
+        example
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    );
+
+    let path = read("systemd/autoenroll.path");
+    let watch = section(&path, "Path");
+    assert_eq!(
+        one(&watch, "PathChanged"),
+        Some("/etc/autoenroll/machine.toml")
+    );
+    assert_eq!(one(&watch, "Unit"), Some("autoenroll.service"));
+    let user = section(&read("systemd/autoenroll-user.service"), "Unit");
+    assert_eq!(
+        one(&user, "ConditionPathExists"),
+        Some("%E/autoenroll/user.toml")
+    );
 }
 
 /// `systemd-analyze verify` on each unit, with `ExecStart=` pointed at the
@@ -246,6 +334,7 @@ fn systemd_analyze_verify_finds_nothing() {
     for (unit, user) in [
         ("autoenroll.service", false),
         ("autoenroll-user.service", true),
+        ("autoenroll.path", false),
     ] {
         let text = read(&format!("systemd/{unit}")).replace(
             "/usr/local/bin/autoenroll",
@@ -257,7 +346,15 @@ fn systemd_analyze_verify_finds_nothing() {
         if user {
             cmd.arg("--user").env("XDG_RUNTIME_DIR", &runtime);
         }
-        let out = cmd.arg("verify").arg(&path).output().unwrap();
+        // --man=no: the pages the units name are the package's (checked by
+        // the_units_name_no_missing_documentation; scripts/test-package.sh
+        // verifies the installed units with them installed).
+        let out = cmd
+            .arg("verify")
+            .arg("--man=no")
+            .arg(&path)
+            .output()
+            .unwrap();
         let said = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

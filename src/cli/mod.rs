@@ -19,6 +19,7 @@ use autoenroll::policy::Policy;
 pub use error::CliError;
 use error::{config, directory, internal, usage};
 
+pub mod assets;
 pub mod ca;
 pub mod error;
 pub mod plan;

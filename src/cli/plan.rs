@@ -1,6 +1,8 @@
 //! `plan` and `status`: what a pulse would do now or at a given time, and the
 //! health of every certificate. Both read the directory and the store and change
-//! nothing.
+//! nothing. When the directory cannot be read, `status` answers from the store
+//! and the last directory snapshot a pulse kept there (saying so), and `plan`
+//! refuses: a plan on old knowledge could be acted on.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +14,7 @@ use autoenroll::planner::{self, ActionKind, Health, PlanInput};
 use autoenroll::policy::Policy;
 use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
 
-use super::error::{CliError, store, usage};
+use super::error::{CliError, ErrorKind, directory, store, usage};
 use super::table::Table;
 use super::{load_policy, policy_account, print_json, read_directory};
 use autoenroll::pulse::observe::Observation;
@@ -21,12 +23,87 @@ use autoenroll::pulse::observe::Observation;
 struct Gathered {
     policy: Policy,
     observed: Observation,
+    /// Where the directory's side came from.
+    source: Source,
 }
 
-fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, CliError> {
+/// The directory's side of a plan or status.
+enum Source {
+    /// Read just now.
+    Live,
+    /// The directory could not be read (`why`); this is the snapshot the
+    /// last pulse that read it kept, taken at `as_of`.
+    Saved { as_of: OffsetDateTime, why: String },
+}
+
+/// What `gather` does when the directory cannot be read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Offline {
+    /// Fail, saying why no answer is given without it.
+    Refuse,
+    /// Use the snapshot the last pulse kept in the store.
+    UseSaved,
+}
+
+/// The snapshot the last pulse kept, for a directory that failed with `e`.
+fn saved_snapshot(
+    policy: &Policy,
+    e: CliError,
+) -> Result<(autoenroll::directory::DirectorySnapshot, Source), CliError> {
+    let none = |e: &CliError| {
+        directory(format!(
+            "{}; and no pulse kept a directory snapshot in the store {} to answer from",
+            e.message,
+            policy.store.display()
+        ))
+    };
+    if !policy.store.exists() {
+        return Err(none(&e));
+    }
+    let s = Store::open(&policy.store).map_err(store)?;
+    let Some(bytes) = s.read_directory_snapshot().map_err(store)? else {
+        return Err(none(&e));
+    };
+    let file = policy.store.join("directory-snapshot.json");
+    let saved = autoenroll::directory::saved::SavedSnapshot::parse(&bytes).map_err(|p| {
+        store(format!(
+            "the directory cannot be read ({}), and the saved snapshot {} is unusable: {p}",
+            e.message,
+            file.display()
+        ))
+    })?;
+    let snapshot = saved.raw.decode().map_err(|p| {
+        store(format!(
+            "the directory cannot be read ({}), and the saved snapshot {} is unusable: {p}",
+            e.message,
+            file.display()
+        ))
+    })?;
+    Ok((
+        snapshot,
+        Source::Saved {
+            as_of: saved.taken_at,
+            why: e.message,
+        },
+    ))
+}
+
+fn gather(policy_path: &Path, now: OffsetDateTime, offline: Offline) -> Result<Gathered, CliError> {
     let policy = load_policy(policy_path)?;
     let account = policy_account(&policy)?;
-    let snapshot = read_directory(&policy, account.as_deref())?;
+    let (snapshot, source) = match read_directory(&policy, account.as_deref()) {
+        Ok(s) => (s, Source::Live),
+        Err(e) if e.kind == ErrorKind::Directory => match offline {
+            Offline::UseSaved => saved_snapshot(&policy, e)?,
+            Offline::Refuse => {
+                return Err(directory(format!(
+                    "{}; no plan is made without the directory (`autoenroll status` answers from the snapshot the last pulse kept)",
+                    e.message
+                )));
+            }
+        },
+        Err(e) => return Err(e),
+    };
     // Reading never creates the store: a host that never pulsed holds nothing.
     let (store, state) = if policy.store.exists() {
         let s = Store::open(&policy.store).map_err(store)?;
@@ -38,7 +115,11 @@ fn gather(policy_path: &Path, now: OffsetDateTime) -> Result<Gathered, CliError>
     for p in &observed.crl_problems {
         tracing::warn!("ignoring a CRL from the directory: {p}");
     }
-    Ok(Gathered { policy, observed })
+    Ok(Gathered {
+        policy,
+        observed,
+        source,
+    })
 }
 
 impl Gathered {
@@ -81,7 +162,7 @@ fn short(thumb: &Option<String>) -> String {
 
 pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode, CliError> {
     let now = parse_time(at)?;
-    let g = gather(policy_path, now)?;
+    let g = gather(policy_path, now, Offline::Refuse)?;
     let plan = planner::plan(&g.input(now));
     if json {
         print_json(&plan)?;
@@ -127,7 +208,7 @@ fn exit_code(health: &[Health], missing: bool) -> u8 {
 
 pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
     let now = OffsetDateTime::now_utc();
-    let g = gather(policy_path, now)?;
+    let g = gather(policy_path, now, Offline::UseSaved)?;
     let input = g.input(now);
     let statuses = planner::assess(&input);
     let plan = planner::plan(&input);
@@ -159,7 +240,14 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
                 })
             })
             .collect();
+        let (reachable, as_of, why) = match &g.source {
+            Source::Live => ("reachable", now, None),
+            Source::Saved { as_of, why } => ("unreachable", *as_of, Some(why.clone())),
+        };
         let out = serde_json::json!({
+            "directory": reachable,
+            "as_of": rfc3339(as_of),
+            "directory_error": why,
             "account": g.observed.directory.account.dn,
             "context": g.policy.context.to_string(),
             "certificates": certs,
@@ -168,6 +256,12 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
         });
         print_json(&out)?;
         return Ok(ExitCode::from(code));
+    }
+    if let Source::Saved { as_of, why } = &g.source {
+        outln!(
+            "directory unreachable: answering from the store and the directory as of {} ({why})",
+            rfc3339(*as_of)
+        );
     }
     outln!(
         "{} ({} context), store {}",

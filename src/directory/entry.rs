@@ -88,6 +88,18 @@ impl Entry {
         Ok(entry)
     }
 
+    /// Every attribute (lowercased name) with its values, sorted by name:
+    /// what [`crate::directory::saved`] keeps.
+    pub fn attributes(&self) -> Vec<(&str, &[Vec<u8>])> {
+        let mut all: Vec<(&str, &[Vec<u8>])> = self
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
     /// Every value of an attribute (none when absent).
     pub fn values(&self, name: &str) -> &[Vec<u8>] {
         self.attrs

@@ -12,10 +12,13 @@ pub mod connection;
 pub mod discovery;
 pub mod eligibility;
 pub mod entry;
+pub mod saved;
 pub mod sd;
 pub mod sddl;
 pub mod snapshot;
 
 pub use connection::{Directory, DirectoryError};
 pub use eligibility::{Options, Verdict, judge};
-pub use snapshot::{DirectorySnapshot, NamingContexts, TemplateEntry, UnusableTemplate};
+pub use snapshot::{
+    DirectorySnapshot, NamingContexts, RawSnapshot, TemplateEntry, UnusableTemplate,
+};

@@ -182,6 +182,17 @@ impl Directory {
 
     /// Takes a snapshot for `account` (a DN, `name$`, UPN or `DOMAIN\name`).
     pub async fn snapshot(&mut self, account: &str) -> Result<DirectorySnapshot, DirectoryError> {
+        Ok(self.snapshot_with_entries(account).await?.0)
+    }
+
+    /// The snapshot and the entries it was decoded from (which the pulse
+    /// keeps in the store for `status` while the directory is unreachable:
+    /// [`RawSnapshot::decode`] gives the same snapshot back, through the same
+    /// decoders as live data).
+    pub async fn snapshot_with_entries(
+        &mut self,
+        account: &str,
+    ) -> Result<(DirectorySnapshot, RawSnapshot), DirectoryError> {
         let naming = self.naming_contexts().await?;
         // A DN is read as it is (the base search below fails clearly if it
         // is no account); any other form is resolved in the domain NC.
@@ -189,7 +200,7 @@ impl Directory {
             super::connection::NameForm::Dn => account.to_string(),
             _ => self.resolve_account(account, &naming).await?.dn,
         };
-        let (account, sid_names) = self.read_account(&dn).await?;
+        let (account_entry, groups) = self.read_account(&dn).await?;
         let pks = naming.public_key_services();
         let mut attrs: Vec<&str> = vec!["*", "nTSecurityDescriptor"];
         attrs.extend(TEMPLATE_ATTRS);
@@ -203,31 +214,21 @@ impl Directory {
                 what: format!("nothing readable under {pks}: check the bind account's rights"),
             });
         }
-        let mut snap = DirectorySnapshot {
+        let raw = RawSnapshot {
             naming,
-            account,
-            templates: Vec::new(),
-            unusable: Vec::new(),
-            services: Vec::new(),
-            roots: Vec::new(),
-            ntauth: Vec::new(),
-            aia: Vec::new(),
-            crls: Vec::new(),
-            warnings: Vec::new(),
-            sid_names,
+            account: account_entry,
+            groups,
+            entries,
         };
-        for entry in entries {
-            classify(&mut snap, &pks, entry);
-        }
-        snap.templates
-            .sort_by(|a, b| a.template.cn.cmp(&b.template.cn));
-        Ok(snap)
+        let snap = raw.decode().map_err(|what| DirectoryError::Content {
+            url: self.url().to_string(),
+            what,
+        })?;
+        Ok((snap, raw))
     }
 
-    async fn read_account(
-        &mut self,
-        dn: &str,
-    ) -> Result<(Account, BTreeMap<Sid, String>), DirectoryError> {
+    /// The account's entry and the entries of its groups (names and SIDs).
+    async fn read_account(&mut self, dn: &str) -> Result<(Entry, Vec<Entry>), DirectoryError> {
         let url = self.url().to_string();
         let content = |what: String| DirectoryError::Content {
             url: url.clone(),
@@ -243,24 +244,10 @@ impl Directory {
             .sid("objectSid")
             .map_err(bad)?
             .ok_or_else(|| content(format!("account {dn} has no objectSid")))?;
-        let mut token = Token::new([sid.clone(), Sid::everyone(), Sid::authenticated_users()]);
-        let mut names = BTreeMap::from([
-            (Sid::everyone(), "Everyone".to_string()),
-            (
-                Sid::authenticated_users(),
-                "Authenticated Users".to_string(),
-            ),
-        ]);
         let primary = match (entry.count("primaryGroupID").map_err(bad)?, sid.domain()) {
             (Some(rid), Some(domain)) => Some(domain.with_rid(rid)),
             _ => None,
         };
-        if let Some(p) = &primary {
-            token.insert(p.clone());
-        }
-        for s in entry.sids("sIDHistory").map_err(bad)? {
-            token.insert(s);
-        }
         // AD computes tokenGroups (transitive, primary group included); other
         // servers give nested memberOf (OpenLDAP's dynlist) resolved below.
         let token_groups = entry.sids("tokenGroups").map_err(bad)?;
@@ -272,49 +259,124 @@ impl Directory {
         for s in token_groups.iter().chain(primary.iter()) {
             terms.push(format!("(objectSid={})", escape_bytes(&s.to_bytes())));
         }
-        if !terms.is_empty() {
+        let groups = if terms.is_empty() {
+            Vec::new()
+        } else {
             let filter = format!("(|{})", terms.concat());
-            let groups = self
-                .search(
-                    &dn_domain_root(dn),
-                    Scope::Subtree,
-                    &filter,
-                    &["objectSid", "sAMAccountName", "cn"],
-                    true,
-                )
-                .await?;
-            for g in groups {
-                let Ok(Some(gsid)) = g.sid("objectSid") else {
-                    continue;
-                };
-                let name = g
-                    .string("sAMAccountName")
-                    .ok()
-                    .flatten()
-                    .or_else(|| g.strings("cn").ok().and_then(|v| v.into_iter().next()))
-                    .unwrap_or_else(|| g.dn.clone());
-                names.insert(gsid.clone(), name);
-                token.insert(gsid);
-            }
-        }
-        for s in token_groups {
-            token.insert(s);
-        }
-        let account = Account {
-            dn: entry.dn.clone(),
-            sam_account_name: entry
-                .string("sAMAccountName")
-                .map_err(bad)?
-                .unwrap_or_default(),
-            sid,
-            dns_host_name: entry.string("dNSHostName").map_err(bad)?,
-            user_principal_name: entry.string("userPrincipalName").map_err(bad)?,
-            mail: entry.string("mail").map_err(bad)?,
-            user_certificates: entry.values("userCertificate").to_vec(),
-            token,
+            self.search(
+                &dn_domain_root(dn),
+                Scope::Subtree,
+                &filter,
+                &["objectSid", "sAMAccountName", "cn"],
+                true,
+            )
+            .await?
         };
-        Ok((account, names))
+        Ok((entry, groups))
     }
+}
+
+/// The entries a snapshot is decoded from, as the directory returned them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSnapshot {
+    pub naming: NamingContexts,
+    /// The account's entry (base search on its DN).
+    pub account: Entry,
+    /// The entries of its groups (objectSid, sAMAccountName, cn).
+    pub groups: Vec<Entry>,
+    /// Everything under Public Key Services.
+    pub entries: Vec<Entry>,
+}
+
+impl RawSnapshot {
+    /// The snapshot these entries say (pure; an error names what is wrong
+    /// with the account; a bad template or CA entry is reported inside the
+    /// snapshot, as for live data).
+    pub fn decode(&self) -> Result<DirectorySnapshot, String> {
+        let pks = self.naming.public_key_services();
+        let (account, sid_names) = account_from_entries(&self.account, &self.groups)?;
+        let mut snap = DirectorySnapshot {
+            naming: self.naming.clone(),
+            account,
+            templates: Vec::new(),
+            unusable: Vec::new(),
+            services: Vec::new(),
+            roots: Vec::new(),
+            ntauth: Vec::new(),
+            aia: Vec::new(),
+            crls: Vec::new(),
+            warnings: Vec::new(),
+            sid_names,
+        };
+        for entry in &self.entries {
+            classify(&mut snap, &pks, entry);
+        }
+        snap.templates
+            .sort_by(|a, b| a.template.cn.cmp(&b.template.cn));
+        Ok(snap)
+    }
+}
+
+/// The account and its token from its entry and its groups' entries.
+fn account_from_entries(
+    entry: &Entry,
+    groups: &[Entry],
+) -> Result<(Account, BTreeMap<Sid, String>), String> {
+    let dn = entry.dn.as_str();
+    let bad = |e: AttrError| format!("account {dn}: {e}");
+    let sid = entry
+        .sid("objectSid")
+        .map_err(bad)?
+        .ok_or_else(|| format!("account {dn} has no objectSid"))?;
+    let mut token = Token::new([sid.clone(), Sid::everyone(), Sid::authenticated_users()]);
+    let mut names = BTreeMap::from([
+        (Sid::everyone(), "Everyone".to_string()),
+        (
+            Sid::authenticated_users(),
+            "Authenticated Users".to_string(),
+        ),
+    ]);
+    let primary = match (entry.count("primaryGroupID").map_err(bad)?, sid.domain()) {
+        (Some(rid), Some(domain)) => Some(domain.with_rid(rid)),
+        _ => None,
+    };
+    if let Some(p) = &primary {
+        token.insert(p.clone());
+    }
+    for s in entry.sids("sIDHistory").map_err(bad)? {
+        token.insert(s);
+    }
+    let token_groups = entry.sids("tokenGroups").map_err(bad)?;
+    for g in groups {
+        let Ok(Some(gsid)) = g.sid("objectSid") else {
+            continue;
+        };
+        let name = g
+            .string("sAMAccountName")
+            .ok()
+            .flatten()
+            .or_else(|| g.strings("cn").ok().and_then(|v| v.into_iter().next()))
+            .unwrap_or_else(|| g.dn.clone());
+        names.insert(gsid.clone(), name);
+        token.insert(gsid);
+    }
+    for s in token_groups {
+        token.insert(s);
+    }
+    let account = Account {
+        dn: entry.dn.clone(),
+        sam_account_name: entry
+            .string("sAMAccountName")
+            .map_err(bad)?
+            .unwrap_or_default(),
+        sid,
+        dns_host_name: entry.string("dNSHostName").map_err(bad)?,
+        user_principal_name: entry.string("userPrincipalName").map_err(bad)?,
+        mail: entry.string("mail").map_err(bad)?,
+        user_certificates: entry.values("userCertificate").to_vec(),
+        token,
+    };
+    Ok((account, names))
 }
 
 /// The domain root of a DN: its trailing `DC=` components.
@@ -343,16 +405,16 @@ fn parent_rdn(dn: &str, base: &str) -> Option<String> {
         .map(|s| s.trim().to_ascii_lowercase())
 }
 
-fn classify(snap: &mut DirectorySnapshot, pks: &str, entry: Entry) {
+fn classify(snap: &mut DirectorySnapshot, pks: &str, entry: &Entry) {
     if entry.is_a("pKICertificateTemplate") {
-        match template_from_entry(&entry) {
+        match template_from_entry(entry) {
             Ok(t) => snap.templates.push(t),
             Err(e) => snap
                 .unusable
-                .push(UnusableTemplate::from_entry(&entry, e.to_string())),
+                .push(UnusableTemplate::from_entry(entry, e.to_string())),
         }
     } else if entry.is_a("pKIEnrollmentService") {
-        match service_from_entry(&entry) {
+        match service_from_entry(entry) {
             Ok(s) => snap.services.push(s),
             Err(e) => snap.warnings.push(format!("{} {e}: CA ignored", entry.dn)),
         }

@@ -208,10 +208,12 @@ struct Outcome<'a> {
     template: String,
     health: Health,
     renew_at: Option<OffsetDateTime>,
-    /// Archive or Remove now.
-    disposal: Option<(ActionKind, String)>,
+    /// Archive or Remove now, with the reason's stable code.
+    disposal: Option<(ActionKind, &'static str, String)>,
     /// The reason to keep it if it is neither disposed of nor replaced now.
     keep: String,
+    /// The stable code of `keep` (by default from the health).
+    keep_code: &'static str,
     /// Keep's renewal time (None: never renews).
     keep_renew_at: Option<OffsetDateTime>,
     wish: Option<Wish>,
@@ -236,6 +238,7 @@ impl<'a> Outcome<'a> {
                 revoked_text(f)
             ),
         );
+        o.keep_code = "housekeeping_off";
         if housekeeping {
             let what = match context {
                 Some(c) => format!("{}; {c}", revoked_text(f)),
@@ -243,6 +246,7 @@ impl<'a> Outcome<'a> {
             };
             o.disposal = Some((
                 ActionKind::Remove,
+                "revoked",
                 format!("{what}: moved out of my/ to archive/"),
             ));
         }
@@ -257,6 +261,7 @@ impl<'a> Outcome<'a> {
             renew_at: None,
             disposal: None,
             keep,
+            keep_code: keep_code(health),
             keep_renew_at: None,
             wish: None,
             granted: None,
@@ -289,8 +294,8 @@ enum Slot<'a> {
     Free,
     /// A pending request is due for a poll: retrieving it is the request.
     Retrieve(&'a PendingRequest),
-    /// No request may be made: why.
-    Busy(String),
+    /// No request may be made: why (its stable code, its text).
+    Busy(&'static str, String),
 }
 
 struct Evaluator<'i, 'a> {
@@ -449,7 +454,8 @@ impl<'i, 'a> Evaluator<'i, 'a> {
         }
 
         let mut actions: Vec<Action> = Vec::new();
-        let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // What blocked a template's request, with each note's stable code.
+        let mut notes: BTreeMap<String, Vec<(&'static str, String)>> = BTreeMap::new();
         let mut requested: BTreeSet<String> = BTreeSet::new();
         // One action per certificate: the first request that names one claims it.
         let by_thumb: HashMap<&'a str, usize> = outcomes
@@ -468,10 +474,10 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             }
             let slot = self.slot(cn, pending.get(key).map(Vec::as_slice).unwrap_or(&[]));
             let renewal_only = self.index.verdict_of(cn).is_some_and(|v| v.renewal_only);
-            let mut note = |text: &str| {
+            let mut note = |code: &'static str, text: &str| {
                 let list = notes.entry(key.clone()).or_default();
-                if !list.iter().any(|n| n == text) {
-                    list.push(text.to_string());
+                if !list.iter().any(|(_, n)| n == text) {
+                    list.push((code, text.to_string()));
                 }
             };
             let mut granted = false;
@@ -491,8 +497,8 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                         p.id
                     )
                 }
-                Slot::Busy(why) => {
-                    note(why);
+                Slot::Busy(code, why) => {
+                    note(code, why);
                     why.clone()
                 }
                 Slot::Free => String::new(),
@@ -514,11 +520,11 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                     } else {
                         in_flight.clone()
                     });
-                } else if matches!(slot, Slot::Busy(_)) {
+                } else if matches!(slot, Slot::Busy(..)) {
                     o.refused = Some(in_flight.clone());
                 } else if new_enrollment && renewal_only {
                     o.refused = Some(only_renewal.clone());
-                    note(&only_renewal);
+                    note("renewal_only", &only_renewal);
                 } else {
                     // A certificate moved out of my/ in this plan is not also
                     // named by the request: its own action speaks for it.
@@ -542,6 +548,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                         request: None,
                         renew_at: w.renew_at,
                         reason,
+                        code: request_code(&w.kind),
                     });
                     granted = true;
                 }
@@ -551,7 +558,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 && matches!(slot, Slot::Free)
             {
                 if renewal_only {
-                    note(&only_renewal);
+                    note("renewal_only", &only_renewal);
                 } else {
                     let verdict = self.index.verdict_of(cn);
                     actions.push(self.enroll(&self.index.templates[i], verdict));
@@ -582,12 +589,12 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 }
             }
             let detail = match (&o.disposal, o.granted) {
-                (Some((kind, reason)), _) => {
+                (Some((kind, code, reason)), _) => {
                     let reason = match &o.refused {
                         Some(r) => format!("{reason}; not replaced now: {r}"),
                         None => reason.clone(),
                     };
-                    actions.push(self.cert_action(o, kind.clone(), None, reason.clone()));
+                    actions.push(self.cert_action(o, kind.clone(), code, None, reason.clone()));
                     reason
                 }
                 (None, Some(i)) => {
@@ -603,13 +610,13 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                     if let Some(r) = &o.refused {
                         reason = format!("{reason}; not requested now: {r}");
                     }
-                    let kind = if notifying {
+                    let (kind, code) = if notifying {
                         reason = format!("{}; {reason}", self.notify_text(o));
-                        ActionKind::Notify
+                        (ActionKind::Notify, "expiring")
                     } else {
-                        ActionKind::Keep
+                        (ActionKind::Keep, o.keep_code)
                     };
-                    actions.push(self.cert_action(o, kind, o.keep_renew_at, reason.clone()));
+                    actions.push(self.cert_action(o, kind, code, o.keep_renew_at, reason.clone()));
                     reason
                 }
             };
@@ -647,7 +654,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             let blocked = notes.remove(key).unwrap_or_default();
             if let Some(kept) = speaks_for.get(key) {
                 if let Some(i) = *kept {
-                    for note in blocked {
+                    for (_, note) in blocked {
                         if !actions[i].reason.contains(&note) {
                             actions[i].reason = format!("{}; {note}", actions[i].reason);
                         }
@@ -655,16 +662,20 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 }
                 continue;
             }
+            // The code is the verdict's, else the first thing that blocked it.
             let mut text: Vec<String> = Vec::new();
+            let mut code = None;
             if let Some(v) = self.index.verdict_of(cn)
                 && let Some(reason) = &v.reason
                 && !matches!(reason, SkipReason::WrongContext { .. })
             {
                 text.push(reason.to_string());
+                code = Some(reason.code());
             }
-            text.extend(blocked);
-            if !text.is_empty() {
-                actions.push(skip(cn, text.join("; ")));
+            let code = code.or(blocked.first().map(|(c, _)| *c));
+            text.extend(blocked.into_iter().map(|(_, t)| t));
+            if let Some(code) = code {
+                actions.push(skip(cn, code, text.join("; ")));
             }
         }
         for p in &store.pending {
@@ -809,15 +820,18 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 if !housekeeping {
                     o.keep =
                         format!("{expired}; left in place: {HOUSEKEEPING} is off in the policy");
+                    o.keep_code = "housekeeping_off";
                 } else if let Some(k) = keeper {
                     o.disposal = Some((
                         ActionKind::Archive,
+                        "replaced",
                         format!("{expired}; replaced by the valid certificate {}", k.thumb()),
                     ));
                 } else {
                     if remove_invalid {
                         o.disposal = Some((
                             ActionKind::Remove,
+                            "expired",
                             format!(
                                 "{expired}; the template sets REMOVE_INVALID_CERTIFICATE_FROM_PERSONAL_STORE: moved out of my/ to archive/"
                             ),
@@ -827,6 +841,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                         o.keep = format!(
                             "{expired}; the template sets SKIP_AUTO_RENEWAL: enrolled once, not re-enrolled"
                         );
+                        o.keep_code = "skip_auto_renewal";
                     } else if is_candidate {
                         o.keep = expired.clone();
                         o.wish = Some(self.wish(
@@ -855,6 +870,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 let mut o = Outcome::new(f.held, t.cn.clone(), health, String::new());
                 o.disposal = Some((
                     ActionKind::Archive,
+                    "duplicate",
                     format!(
                         "duplicate: {} certificates of {} are valid; the newest with a usable key, {}, is kept{}",
                         certs.iter().filter(|c| c.valid()).count(),
@@ -887,6 +903,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
         if t.enrollment_flags
             .contains(EnrollmentFlags::SKIP_AUTO_RENEWAL)
         {
+            o.keep_code = "skip_auto_renewal";
             o.keep = format!(
                 "the template sets SKIP_AUTO_RENEWAL: enrolled once, never renewed; kept until it expires at {}{}",
                 fmt_time(info.not_after),
@@ -919,6 +936,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                     o.health = Health::Due;
                 }
                 o.keep = text.clone();
+                o.keep_code = "major_version";
                 o.wish = Some(self.wish(
                     t,
                     ActionKind::Reenroll(ReenrollWhy::MajorVersion {
@@ -945,6 +963,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 r.basis_text()
             );
             o.keep = due.clone();
+            o.keep_code = "renewal_due";
             o.wish = Some(if key_ok {
                 self.wish(
                     t,
@@ -1000,6 +1019,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             if let Some(k) = by_keeper {
                 o.disposal = Some((
                     ActionKind::Archive,
+                    "superseded",
                     format!(
                         "{superseded}, whose certificate {} is held: archived",
                         k.info.thumbprint
@@ -1011,11 +1031,13 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             if remove_invalid {
                 o.disposal = Some((
                     ActionKind::Remove,
+                    "superseded",
                     format!(
                         "{superseded}; the template sets REMOVE_INVALID_CERTIFICATE_FROM_PERSONAL_STORE: moved out of my/ to archive/"
                     ),
                 ));
             }
+            o.keep_code = "superseded";
             if candidate.is_some_and(|c| std::ptr::eq(c, f)) {
                 o.keep = superseded.clone();
                 o.wish = Some(Wish {
@@ -1070,6 +1092,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 if housekeeping && remove_invalid {
                     o.disposal = Some((
                         ActionKind::Remove,
+                        "expired",
                         format!(
                             "{expired}; {why}; the template sets REMOVE_INVALID_CERTIFICATE_FROM_PERSONAL_STORE: moved out of my/ to archive/"
                         ),
@@ -1079,6 +1102,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 o = Outcome::new(f.held, t.cn.clone(), Health::Orphaned, String::new());
                 o.disposal = Some((
                     ActionKind::Archive,
+                    "duplicate",
                     format!(
                         "duplicate: the newest valid certificate of {} with a usable key, {}, is kept{}",
                         t.cn,
@@ -1139,9 +1163,15 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             )
         };
         let mut o = Outcome::new(f.held, label, health, keep);
+        if f.revoked {
+            o.keep_code = "housekeeping_off";
+        } else if !f.expired {
+            o.keep_code = "template_deleted";
+        }
         if f.revoked && housekeeping {
             o.disposal = Some((
                 ActionKind::Remove,
+                "revoked",
                 format!("{}; {why}: moved out of my/ to archive/", revoked_text(f)),
             ));
         }
@@ -1163,12 +1193,14 @@ impl<'i, 'a> Evaluator<'i, 'a> {
         } else if f.expired {
             state = format!("expired at {}; ", fmt_time(f.held.info.not_after));
         }
-        Outcome::new(
+        let mut o = Outcome::new(
             f.held,
             label,
             health,
             format!("{state}{why}: nothing is done until every template can be read"),
-        )
+        );
+        o.keep_code = "template_unreadable";
+        o
     }
 
     fn wish(
@@ -1204,24 +1236,30 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 } else {
                     format!("last at {}", fmt_time(last))
                 };
-                return Slot::Busy(format!(
-                    "backing off after {} failed attempt{} ({when}: {}): next attempt after {} ({} after the last failure)",
-                    f.count,
-                    if f.count == 1 { "" } else { "s" },
-                    f.last_error,
-                    fmt_time(until),
-                    fmt_span(until - last),
-                ));
+                return Slot::Busy(
+                    "backoff",
+                    format!(
+                        "backing off after {} failed attempt{} ({when}: {}): next attempt after {} ({} after the last failure)",
+                        f.count,
+                        if f.count == 1 { "" } else { "s" },
+                        f.last_error,
+                        fmt_time(until),
+                        fmt_span(until - last),
+                    ),
+                );
             }
         }
         let Some(first) = pending.first() else {
             return Slot::Free;
         };
         if !s.renew_expired_update_pending_remove_revoked {
-            return Slot::Busy(format!(
-                "request {} is pending, and {HOUSEKEEPING} is off in the policy: it is not retrieved",
-                first.id
-            ));
+            return Slot::Busy(
+                "housekeeping_off",
+                format!(
+                    "request {} is pending, and {HOUSEKEEPING} is off in the policy: it is not retrieved",
+                    first.id
+                ),
+            );
         }
         let interval = s.pending_poll_interval;
         let mut due = None;
@@ -1244,12 +1282,15 @@ impl<'i, 'a> Evaluator<'i, 'a> {
         }
         let next = next_poll.unwrap_or(self.now);
         self.wake(next);
-        Slot::Busy(format!(
-            "request {} is in flight ({}); next status check at {}",
-            first.id,
-            self.pending_state(first),
-            fmt_time(next)
-        ))
+        Slot::Busy(
+            "request_in_flight",
+            format!(
+                "request {} is in flight ({}); next status check at {}",
+                first.id,
+                self.pending_state(first),
+                fmt_time(next)
+            ),
+        )
     }
 
     fn pending_state(&self, p: &PendingRequest) -> String {
@@ -1299,6 +1340,11 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             request: Some(p.id.clone()),
             renew_at: None,
             reason: format!("request {} {}: {what}", p.id, self.pending_state(p)),
+            code: if p.ca.is_none() {
+                "request_unsent"
+            } else {
+                "request_pending"
+            },
         }
     }
 
@@ -1362,6 +1408,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
                 "{} is eligible{by} and no certificate of it is held: enroll",
                 t.cn
             ),
+            code: "not_held",
         }
     }
 
@@ -1369,6 +1416,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
         &self,
         o: &Outcome<'_>,
         kind: ActionKind,
+        code: &'static str,
         renew_at: Option<OffsetDateTime>,
         reason: String,
     ) -> Action {
@@ -1379,6 +1427,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
             request: None,
             renew_at,
             reason,
+            code,
         }
     }
 
@@ -1393,7 +1442,7 @@ impl<'i, 'a> Evaluator<'i, 'a> {
     }
 }
 
-fn skip(cn: &str, reason: String) -> Action {
+fn skip(cn: &str, code: &'static str, reason: String) -> Action {
     Action {
         kind: ActionKind::Skip,
         template: Some(cn.to_string()),
@@ -1401,6 +1450,26 @@ fn skip(cn: &str, reason: String) -> Action {
         request: None,
         renew_at: None,
         reason,
+        code,
+    }
+}
+
+/// The stable code of a request a certificate's situation asks for.
+fn request_code(kind: &ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Renew => "renewal_due",
+        ActionKind::Reenroll(why) => why.name(),
+        ActionKind::Enroll => "not_held",
+        _ => "request_pending",
+    }
+}
+
+/// The stable code of keeping a certificate of this health, unless a
+/// more precise one is set.
+fn keep_code(health: Health) -> &'static str {
+    match health {
+        Health::Healthy => "valid",
+        other => other.name(),
     }
 }
 

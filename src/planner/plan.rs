@@ -49,6 +49,10 @@ pub struct Action {
     pub renew_at: Option<OffsetDateTime>,
     /// Why, for a person.
     pub reason: String,
+    /// Why, for scripts: a stable snake_case code of the main cause (a
+    /// skip's is its verdict's [`crate::model::SkipReason::code`]); the
+    /// README lists them.
+    pub code: &'static str,
 }
 
 /// The kinds of action, in the order a plan lists them within a template.
@@ -167,6 +171,7 @@ impl Action {
             .then_with(|| self.template.cmp(&other.template))
             .then_with(|| self.renew_at.cmp(&other.renew_at))
             .then_with(|| self.reason.cmp(&other.reason))
+            .then_with(|| self.code.cmp(other.code))
             .then_with(|| why_key(&self.kind).cmp(&why_key(&other.kind)))
     }
 }
@@ -204,16 +209,17 @@ fn rfc3339<E: serde::ser::Error>(t: Option<OffsetDateTime>) -> Result<Option<Str
 
 impl Serialize for Action {
     /// `{"action", "template", "certificate", "request", "renew_at", "reason",
-    /// "why"}`; `why` names the cause of a reenroll (null otherwise), and
+    /// "reason_code", "why"}`; `why` names the cause of a reenroll (null otherwise), and
     /// `superseded_by` / `held_version` / `current_version` detail it.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Action", 10)?;
+        let mut s = serializer.serialize_struct("Action", 11)?;
         s.serialize_field("action", self.kind.name())?;
         s.serialize_field("template", &self.template)?;
         s.serialize_field("certificate", &self.certificate)?;
         s.serialize_field("request", &self.request)?;
         s.serialize_field("renew_at", &rfc3339::<S::Error>(self.renew_at)?)?;
         s.serialize_field("reason", &self.reason)?;
+        s.serialize_field("reason_code", self.code)?;
         let why = match &self.kind {
             ActionKind::Reenroll(w) => Some(w),
             _ => None,

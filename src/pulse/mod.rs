@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::directory::saved::SavedSnapshot;
 use crate::directory::{Directory, DirectoryError};
 use crate::planner;
 use crate::policy::{Bind, Policy, read_password_file};
@@ -88,21 +89,22 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     );
     // The directory first: if it cannot be read, nothing is touched, not
     // even the store's recovery (no destructive step on partial knowledge).
-    let (snapshot, searches, account) = match read_directory(policy, named.as_deref()).await {
-        Ok(s) => s,
-        Err(e) => {
-            events::log(Event::PulseFailed, None, None, &e.to_string());
-            if !options.dry_run && policy.store.exists() {
-                record_failed_pulse(
-                    policy,
-                    named.as_deref().unwrap_or("the Kerberos identity"),
-                    now,
-                    &e.to_string(),
-                );
+    let (snapshot, searches, account, saved) =
+        match read_directory(policy, named.as_deref(), now).await {
+            Ok(s) => s,
+            Err(e) => {
+                events::log(Event::PulseFailed, None, None, &e.to_string());
+                if !options.dry_run && policy.store.exists() {
+                    record_failed_pulse(
+                        policy,
+                        named.as_deref().unwrap_or("the Kerberos identity"),
+                        now,
+                        &e.to_string(),
+                    );
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
-        }
-    };
+        };
     // An account known only from the bind is named as the directory spells it.
     let account = match named {
         Some(_) => account,
@@ -132,6 +134,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         .await
         .map_err(|e| PulseError::Setup(format!("waiting for the store lock: {e}")))??;
     let recovered = store.recover(&lock)?;
+    save_snapshot(&store, &lock, &saved);
     let observed = Observation::new(
         policy,
         snapshot,
@@ -248,21 +251,54 @@ fn note_directory_problems(observed: &Observation, report: &mut Report) {
     }
 }
 
-/// The snapshot, the number of LDAP searches it took and the account it is
-/// of (`named`, else the identity the bind authenticated).
+/// The snapshot, the number of LDAP searches it took, the account it is
+/// of (`named`, else the identity the bind authenticated), and its entries
+/// time-stamped `now` (for the store).
 async fn read_directory(
     policy: &Policy,
     named: Option<&str>,
-) -> Result<(crate::directory::DirectorySnapshot, usize, String), DirectoryError> {
+    now: OffsetDateTime,
+) -> Result<
+    (
+        crate::directory::DirectorySnapshot,
+        usize,
+        String,
+        SavedSnapshot,
+    ),
+    DirectoryError,
+> {
     let mut dir = Directory::connect(&policy.directory).await?;
     let read = match dir.account_for(named) {
-        Ok(account) => dir.snapshot(&account).await.map(|s| (s, account)),
+        Ok(account) => dir
+            .snapshot_with_entries(&account)
+            .await
+            .map(|s| (s, account)),
         Err(e) => Err(e),
     };
     let searches = dir.searches();
+    let url = dir.url().to_string();
     dir.close().await;
-    let (snapshot, account) = read?;
-    Ok((snapshot, searches, account))
+    let ((snapshot, raw), account) = read?;
+    let saved = SavedSnapshot {
+        taken_at: now,
+        url,
+        raw,
+    };
+    Ok((snapshot, searches, account, saved))
+}
+
+/// Keeps the snapshot in the store for `status` while the directory is
+/// unreachable. Not being able to is a warning: the pulse itself needs no
+/// copy, and the previous one stays (the write is atomic).
+fn save_snapshot(store: &Store, lock: &crate::store::StoreLock, saved: &SavedSnapshot) {
+    let written = saved.to_json().and_then(|bytes| {
+        store
+            .write_directory_snapshot(lock, &bytes)
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = written {
+        tracing::warn!("cannot keep the directory snapshot for offline status: {e}");
+    }
 }
 
 /// A pulse that could not read the directory still says so in the state

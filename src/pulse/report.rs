@@ -65,6 +65,8 @@ pub struct PlannedAction {
     pub template: Option<String>,
     pub certificate: Option<String>,
     pub reason: String,
+    /// The stable code of the reason (as in `plan --json`).
+    pub reason_code: &'static str,
 }
 
 fn planned(plan: &Plan) -> Vec<PlannedAction> {
@@ -76,6 +78,7 @@ fn planned(plan: &Plan) -> Vec<PlannedAction> {
             template: a.template.clone(),
             certificate: a.certificate.clone(),
             reason: a.reason.clone(),
+            reason_code: a.code,
         })
         .collect()
 }

@@ -9,6 +9,7 @@
 //! trust/{roots,ntauth,intermediates}/<thumbprint>.pem
 //! state.toml                the worker's memory between pulses (0600)
 //! state.toml.unreadable     a state.toml that could not be parsed, set aside
+//! directory-snapshot.json   the last directory snapshot a pulse read (0600), for `status` offline
 //! recovered/<name>/         what recovery could neither finish nor drop (should stay empty)
 //! ```
 //!
@@ -30,6 +31,8 @@ pub(crate) const RECOVERED: &str = "recovered";
 pub(crate) const STATE: &str = "state.toml";
 /// Where a `state.toml` that cannot be parsed is kept.
 pub(crate) const STATE_UNREADABLE: &str = "state.toml.unreadable";
+/// The last directory snapshot a pulse read (`directory::saved`).
+pub(crate) const DIRECTORY_SNAPSHOT: &str = "directory-snapshot.json";
 
 pub(crate) const CERT: &str = "cert.pem";
 pub(crate) const KEY: &str = "key.pem";

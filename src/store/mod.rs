@@ -38,6 +38,7 @@ mod meta;
 pub(crate) mod pem;
 mod read;
 mod recover;
+mod saved;
 mod state;
 pub mod types;
 mod write;

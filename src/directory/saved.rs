@@ -1,0 +1,252 @@
+//! The last directory snapshot, as the pulse keeps it in the store
+//! (`directory-snapshot.json`) so that `status` can answer while the
+//! directory is unreachable. It holds the entries the snapshot was decoded
+//! from, not the decoded snapshot: reading it back goes through the same
+//! decoders as live LDAP data ([`RawSnapshot::decode`]), so a file edited by
+//! hand is no more trusted than a directory would be.
+//!
+//! Format (JSON, a stable interface for nothing but this program): `{"format":
+//! 1, "taken_at": RFC 3339, "url", "naming": {"default", "configuration"},
+//! "account": E, "groups": [E], "entries": [E]}` where `E` is `{"dn",
+//! "attributes": {name: [base64 of each value]}}`. Parsing is defensive: a
+//! wrong shape, a bad base64 value, an unknown format or more than
+//! [`MAX_ENTRIES`] entries is an error naming the place, never a panic.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::entry::Entry;
+use super::snapshot::{NamingContexts, RawSnapshot};
+
+/// The format this code writes and reads.
+pub const FORMAT: u32 = 1;
+/// Limits on what is read back (a forest has hundreds of PKS objects).
+pub const MAX_ENTRIES: usize = 100_000;
+/// Files larger than this are refused before parsing.
+pub const MAX_BYTES: usize = 256 * 1024 * 1024;
+
+/// A snapshot's entries and when and where they were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedSnapshot {
+    pub taken_at: OffsetDateTime,
+    /// The URL of the directory server the entries came from.
+    pub url: String,
+    pub raw: RawSnapshot,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileForm {
+    format: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    taken_at: OffsetDateTime,
+    url: String,
+    naming: NamingForm,
+    account: EntryForm,
+    groups: Vec<EntryForm>,
+    entries: Vec<EntryForm>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamingForm {
+    default: String,
+    configuration: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryForm {
+    dn: String,
+    attributes: BTreeMap<String, Vec<String>>,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+impl EntryForm {
+    fn of(e: &Entry) -> EntryForm {
+        EntryForm {
+            dn: e.dn.clone(),
+            attributes: e
+                .attributes()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|b| b64().encode(b)).collect()))
+                .collect(),
+        }
+    }
+
+    fn entry(self, place: &str) -> Result<Entry, String> {
+        let mut entry = Entry::new(self.dn);
+        for (name, values) in self.attributes {
+            let bytes = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    b64().decode(v).map_err(|e| {
+                        format!(
+                            "{place} {}: attribute {name}: value {}: not base64 ({e})",
+                            entry.dn,
+                            i + 1
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            entry = entry.with(&name, bytes);
+        }
+        Ok(entry)
+    }
+}
+
+impl SavedSnapshot {
+    /// The file's bytes (pretty JSON: a person may want to read it).
+    pub fn to_json(&self) -> Result<Vec<u8>, String> {
+        let form = FileForm {
+            format: FORMAT,
+            taken_at: self.taken_at,
+            url: self.url.clone(),
+            naming: NamingForm {
+                default: self.raw.naming.default.clone(),
+                configuration: self.raw.naming.configuration.clone(),
+            },
+            account: EntryForm::of(&self.raw.account),
+            groups: self.raw.groups.iter().map(EntryForm::of).collect(),
+            entries: self.raw.entries.iter().map(EntryForm::of).collect(),
+        };
+        serde_json::to_vec_pretty(&form).map_err(|e| format!("cannot encode the snapshot: {e}"))
+    }
+
+    /// Reads a file written by [`SavedSnapshot::to_json`]; anything else is an
+    /// error saying what is wrong and where (never quoting values).
+    pub fn parse(bytes: &[u8]) -> Result<SavedSnapshot, String> {
+        if bytes.len() > MAX_BYTES {
+            return Err(format!(
+                "{} bytes, more than the {MAX_BYTES} a snapshot may have",
+                bytes.len()
+            ));
+        }
+        let form: FileForm = serde_json::from_slice(bytes).map_err(|e| {
+            format!(
+                "not a directory snapshot (line {}, column {}: {})",
+                e.line(),
+                e.column(),
+                describe(&e)
+            )
+        })?;
+        if form.format != FORMAT {
+            return Err(format!(
+                "format {} is not the format {FORMAT} this version reads",
+                form.format
+            ));
+        }
+        if form.entries.len() + form.groups.len() > MAX_ENTRIES {
+            return Err(format!("more than {MAX_ENTRIES} entries"));
+        }
+        let account = form.account.entry("account")?;
+        let groups = form
+            .groups
+            .into_iter()
+            .map(|g| g.entry("group"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let entries = form
+            .entries
+            .into_iter()
+            .map(|g| g.entry("entry"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SavedSnapshot {
+            taken_at: form.taken_at,
+            url: form.url,
+            raw: RawSnapshot {
+                naming: NamingContexts {
+                    default: form.naming.default,
+                    configuration: form.naming.configuration,
+                },
+                account,
+                groups,
+                entries,
+            },
+        })
+    }
+}
+
+/// serde_json's message without the value it quotes (a value could be
+/// anything a person pasted in).
+fn describe(e: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Io => "cannot be read",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "a field is missing, unknown or of the wrong type",
+        Category::Eof => "it ends too early",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SavedSnapshot {
+        SavedSnapshot {
+            taken_at: time::macros::datetime!(2026-12-01 10:00 UTC),
+            url: "ldap://dc01.corp.example".into(),
+            raw: RawSnapshot {
+                naming: NamingContexts {
+                    default: "DC=corp,DC=example".into(),
+                    configuration: "CN=Configuration,DC=corp,DC=example".into(),
+                },
+                account: Entry::new("CN=WS01,CN=Computers,DC=corp,DC=example")
+                    .with("objectSid", [vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0]])
+                    .with("sAMAccountName", [b"WS01$".to_vec()]),
+                groups: vec![Entry::new("CN=G,DC=corp,DC=example").with("cn", [b"G".to_vec()])],
+                entries: vec![
+                    Entry::new("CN=T,CN=Public Key Services")
+                        .with("nTSecurityDescriptor", [vec![0u8, 255, 10, 13], Vec::new()]),
+                ],
+            },
+        }
+    }
+
+    #[test]
+    fn what_is_written_reads_back_the_same() {
+        let s = sample();
+        let bytes = s.to_json().unwrap();
+        assert_eq!(SavedSnapshot::parse(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn bad_files_are_errors_that_say_what_is_wrong() {
+        let good = String::from_utf8(sample().to_json().unwrap()).unwrap();
+        let cases: Vec<(String, &str)> = vec![
+            (String::new(), "ends too early"),
+            ("{".into(), "ends too early"),
+            ("[1,2]".into(), "wrong type"),
+            ("not json".into(), "not valid JSON"),
+            (good.replace("\"format\": 1", "\"format\": 2"), "format 2"),
+            (
+                good.replace(
+                    "\"taken_at\": \"2026-12-01T10:00:00Z\"",
+                    "\"taken_at\": \"soon\"",
+                ),
+                "wrong type",
+            ),
+            (good.replacen("\"AP8KDQ==\"", "\"%%%\"", 1), "not base64"),
+            (
+                good.replacen("\"url\"", "\"extra\": 1, \"url\"", 1),
+                "unknown",
+            ),
+            (
+                good.replacen("\"groups\"", "\"groupz\"", 1),
+                "missing, unknown",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = SavedSnapshot::parse(text.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{text:.60}: {err}");
+            assert!(!err.contains("%%%"), "the error quotes the value: {err}");
+        }
+    }
+}
