@@ -14,6 +14,7 @@ pub mod pki;
 pub mod planner;
 pub mod policy;
 pub mod pulse;
+pub mod rpc;
 pub mod store;
 pub mod worker;
 pub mod wstep;

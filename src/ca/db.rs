@@ -159,6 +159,8 @@ pub enum Authentication {
     /// No credentials: a renewal signed by a certificate this CA issued,
     /// whose requester is that certificate's.
     Renewal,
+    /// ICertPassage over DCE/RPC, Kerberos at packet privacy.
+    Rpc,
 }
 
 impl Authentication {
@@ -168,6 +170,7 @@ impl Authentication {
             Authentication::Kerberos => "kerberos",
             Authentication::Password => "password",
             Authentication::Renewal => "renewal",
+            Authentication::Rpc => "rpc-kerberos",
         }
     }
 
@@ -176,6 +179,7 @@ impl Authentication {
             Authentication::Kerberos,
             Authentication::Password,
             Authentication::Renewal,
+            Authentication::Rpc,
         ]
         .into_iter()
         .find(|a| a.name() == name)
