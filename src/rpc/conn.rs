@@ -271,7 +271,7 @@ impl Association {
                     self.peer
                 )));
             };
-            let third = s.ctx.finish(&token)?;
+            let third = s.ctx.step(&token)?;
             // The third leg of DCE style: auth3 for raw Kerberos as Windows
             // sends it ([MS-RPCE] 3.3.1.5.2.2: no answer), alter_context for
             // SPNEGO (whose acceptor answers with its final token).
@@ -305,6 +305,13 @@ impl Association {
                             answer.name()
                         )));
                     }
+                    // SPNEGO's accept-completed, which proves the server
+                    // ran the mechanism to its end.
+                    if let Some(a) = answer.auth.as_ref().filter(|a| !a.value.is_empty())
+                        && !s.ctx.is_complete()
+                    {
+                        s.ctx.step(&a.value)?;
+                    }
                 } else {
                     write_pdu(
                         &mut self.stream,
@@ -319,6 +326,7 @@ impl Association {
                     .await?;
                 }
             }
+            s.ctx.check_ready()?;
             self.security = Some(s);
         }
         Ok(())

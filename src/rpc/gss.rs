@@ -89,10 +89,9 @@ impl Initiator {
         ))
     }
 
-    /// Feeds the server's token (from the bind_ack) and returns the third
-    /// leg for auth3 / alter_context. The context must then be complete,
-    /// mutually authenticated and able to seal.
-    pub fn finish(&mut self, token: &[u8]) -> Result<Option<Vec<u8>>, KrbError> {
+    /// Feeds the server's token (from the bind_ack, or SPNEGO's final one
+    /// from the alter_context_resp) and returns the next leg, if any.
+    pub fn step(&mut self, token: &[u8]) -> Result<Option<Vec<u8>>, KrbError> {
         let cx = Context {
             client: Some(&self.principal),
             service: Some(&self.spn),
@@ -102,6 +101,16 @@ impl Initiator {
             .ctx
             .step(Some(token), None)
             .map_err(|e| gss_error(e, &cx))?;
+        Ok(out.map(|b| b.to_vec()).filter(|t| !t.is_empty()))
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.ctx.is_complete()
+    }
+
+    /// The context must be complete, mutually authenticated and able to
+    /// seal before any call is sent.
+    pub fn check_ready(&mut self) -> Result<(), KrbError> {
         if !self.ctx.is_complete() {
             return Err(KrbError::new(
                 Kind::Other,
@@ -111,6 +120,11 @@ impl Initiator {
                 ),
             ));
         }
+        let cx = Context {
+            client: Some(&self.principal),
+            service: Some(&self.spn),
+            source: Some(&self.source),
+        };
         let flags = self.ctx.flags().map_err(|e| gss_error(e, &cx))?;
         for (flag, what) in [
             (CtxFlags::GSS_C_MUTUAL_FLAG, "mutual authentication"),
@@ -123,7 +137,7 @@ impl Initiator {
                 ));
             }
         }
-        Ok(out.map(|b| b.to_vec()))
+        Ok(())
     }
 
     pub fn seal(&mut self, data: &mut [u8]) -> Result<Vec<u8>, KrbError> {

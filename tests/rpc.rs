@@ -1,0 +1,354 @@
+//! MS-ICPR end to end against the lab's KDC, slapd and CA: ws01 enrolls,
+//! renews (CMS) and retrieves a pending request over DCE/RPC with the CA
+//! publishing no CES URL at all; a denial over RPC carries the HRESULT the
+//! CES endpoint gives; unauthenticated and integrity-only associations are
+//! refused; the endpoint mapper answers for ICertPassage; a CA whose RPC
+//! port is closed is passed over for the next.
+//!
+//! MIT krb5 reads `KRB5_CONFIG` per process, so this binary runs one lab
+//! (one realm) and one test.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoenroll::ca::db::{Authentication, Disposition, ListFilter, RequestRecord};
+use autoenroll::ca::icpr::IcprSettings;
+use autoenroll::ca::{Authority, CaConfig};
+use autoenroll::clock::ManualClock;
+use autoenroll::enroll::route::Auth;
+use autoenroll::enroll::rpc::RpcTarget;
+use autoenroll::enroll::{EnrollmentClient, Outcome as CaOutcome};
+use autoenroll::krb::{CredentialSource, Credentials};
+use autoenroll::lab::LabOptions;
+use autoenroll::policy::Policy;
+use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
+use autoenroll::rpc::ICERT_PASSAGE;
+use autoenroll::rpc::conn::{Association, ClientAuth, Level, RpcError, map_endpoint};
+use autoenroll::rpc::icpr::{CertServerRequest, OPNUM_CERT_SERVER_REQUEST};
+use time::OffsetDateTime;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const CA_DN: &str = "CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+
+fn events(report: &Report, event: Event) -> Vec<String> {
+    let mut t: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.event == event)
+        .map(|o| o.template.clone().unwrap_or_default())
+        .collect();
+    t.sort();
+    t
+}
+
+fn requests(ca: &Authority) -> Vec<RequestRecord> {
+    ca.db().list(ListFilter::All).expect("requests listed")
+}
+
+fn by(records: &[RequestRecord], requester: &str) -> Vec<RequestRecord> {
+    records
+        .iter()
+        .filter(|r| r.requester.eq_ignore_ascii_case(requester))
+        .cloned()
+        .collect()
+}
+
+async fn pulse_at(policy: &Policy, clock: &ManualClock, at: OffsetDateTime) -> Report {
+    clock.set(at);
+    pulse(policy, PulseOptions::at(at))
+        .await
+        .expect("pulse runs")
+}
+
+/// A copy of a lab policy that reaches the CA host over RPC on loopback.
+fn rpc_policy(lab_dir: &Path, account: &str, epm: SocketAddr, extra: &str) -> Policy {
+    let text = std::fs::read_to_string(lab_dir.join(format!("{account}.toml"))).unwrap();
+    let path = lab_dir.join(format!("{account}-rpc.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[enrollment]\nrpc_port = {}\nrpc_hosts = {{ \"ca.corp.example\" = \"127.0.0.1\", \"dead.corp.example\" = \"127.0.0.2\" }}\n{extra}",
+            epm.port()
+        ),
+    )
+    .unwrap();
+    Policy::load(&path).unwrap()
+}
+
+fn is_access_denied(e: &RpcError) -> bool {
+    matches!(e, RpcError::Fault { status: 5 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icpr_end_to_end() {
+    let lab = common::start_with(LabOptions {
+        kerberos: true,
+        ..LabOptions::default()
+    });
+    let kdc = lab.lab.kdc.as_ref().expect("the lab has a KDC");
+    autoenroll::krb::use_config(&kdc.krb5_conf).unwrap();
+    let host_keytab = kdc.dir.join("ca-host.keytab");
+
+    let t0 = common::start_time();
+    let ca_toml = lab
+        .lab
+        .write_ca_config(common::free_port(), common::free_port())
+        .unwrap();
+    let config = CaConfig::load(&ca_toml).unwrap();
+    autoenroll::ca::init::init(&config, t0)
+        .await
+        .expect("ca init");
+    let clock = Arc::new(ManualClock::new(t0));
+    let ca = Arc::new(Authority::open(config.clone(), clock.clone()).unwrap());
+    let https = autoenroll::ca::server::start(ca.clone())
+        .await
+        .expect("CA serves CES");
+    let rpc = autoenroll::ca::icpr::start(
+        ca.clone(),
+        IcprSettings {
+            epm_listen: "127.0.0.1:0".parse().unwrap(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            keytab: host_keytab.clone(),
+            rcache: lab.tmp.path().join("rpc-rcache"),
+        },
+    )
+    .await
+    .expect("CA serves ICertPassage");
+
+    // The CA publishes no enrollment URL: only RPC can reach it.
+    lab.admin(
+        "ldapmodify",
+        &format!("dn: {CA_DN}\nchangetype: modify\ndelete: msPKI-Enrollment-Servers\n"),
+    );
+
+    // The endpoint mapper answers for ICertPassage with its port.
+    let port = map_endpoint(rpc.epm, ICERT_PASSAGE, MINUTE)
+        .await
+        .expect("ept_map answers");
+    assert_eq!(port, rpc.icpr.port());
+
+    // ws01, keytab only: enrolls over RPC.
+    let ws01 = rpc_policy(&lab.lab.dir, "ws01", rpc.epm, "");
+    let first = pulse_at(&ws01, &clock, t0).await;
+    assert!(first.ok, "{first:#?}");
+    assert_eq!(
+        events(&first, Event::Installed),
+        ["ShortLived", "WorkstationAuth"],
+        "{first:#?}"
+    );
+    assert_eq!(
+        events(&first, Event::Pending),
+        ["PendingMachine"],
+        "{first:#?}"
+    );
+    let records = by(&requests(&ca), "WS01$");
+    assert_eq!(records.len(), 3, "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.authentication == Some(Authentication::Rpc)),
+        "{records:#?}"
+    );
+
+    // Renewal at the 80% point of ShortLived: a CMS signed by the old key.
+    let r = pulse_at(&ws01, &clock, t0 + 49 * MINUTE).await;
+    assert_eq!(events(&r, Event::Replaced), ["ShortLived"], "{r:#?}");
+    let renewal = by(&requests(&ca), "WS01$")
+        .into_iter()
+        .rfind(|r| r.template.as_deref() == Some("ShortLived"))
+        .unwrap();
+    assert!(renewal.renewal_of.is_some(), "{renewal:#?}");
+    assert_eq!(renewal.authentication, Some(Authentication::Rpc));
+    assert_eq!(renewal.disposition, Disposition::Issued);
+
+    // The administrator approves PendingMachine: retrieved over RPC.
+    let pending = by(&requests(&ca), "WS01$")
+        .into_iter()
+        .find(|r| r.disposition == Disposition::Pending)
+        .expect("a pending request");
+    ca.approve(pending.id).await.unwrap();
+    let r = pulse_at(&ws01, &clock, t0 + 120 * MINUTE).await;
+    assert_eq!(events(&r, Event::Installed), ["PendingMachine"], "{r:#?}");
+    let retrieved = requests(&ca)
+        .into_iter()
+        .find(|r| r.id == pending.id)
+        .unwrap();
+    assert_eq!(retrieved.disposition, Disposition::Issued);
+
+    // A denial over RPC carries the HRESULT the CES endpoint gives for the
+    // same request: ws01 may not enroll for the User template.
+    let creds = Credentials::acquire(&CredentialSource::Keytab {
+        keytab: autoenroll::lab::kdc::keytab_path(&lab.lab.dir, "ws01"),
+        principal: None,
+        ccache: lab.tmp.path().join("test-ccache"),
+    })
+    .unwrap();
+    let csr = common::openssl_csr(lab.tmp.path(), "rsa:2048");
+    let target = RpcTarget {
+        host: "ca.corp.example".into(),
+        mapper: rpc.epm,
+        ca_name: "corp-CA".into(),
+    };
+    let over_rpc = autoenroll::enroll::rpc::submit(&creds, &target, &csr, "User", false, MINUTE)
+        .await
+        .expect("the CA answers over RPC");
+    let ces = EnrollmentClient::new(&[ca.signer().certificate_der().to_vec()], None, MINUTE)
+        .unwrap()
+        .with_kerberos(Some(creds.clone()));
+    let url = config.kerberos_endpoint_url().expect("a Kerberos endpoint");
+    let over_ces = ces
+        .submit_as(&url, Auth::Kerberos, &csr, "User", MINUTE)
+        .await
+        .expect("the CA answers over CES");
+    let hresult = |o: &CaOutcome| match o {
+        CaOutcome::Denied { hresult, .. } => *hresult,
+        other => panic!("expected a denial, got {other:?}"),
+    };
+    assert_eq!(hresult(&over_rpc), 0x8009_4012, "{over_rpc:?}");
+    assert_eq!(hresult(&over_rpc), hresult(&over_ces), "{over_ces:?}");
+
+    // Below packet privacy, nothing is done: unauthenticated and
+    // integrity-only associations get rpc_s_access_denied, and nothing is
+    // recorded.
+    let count = requests(&ca).len();
+    let fresh = common::openssl_csr(lab.tmp.path(), "rsa:2048");
+    assert_ne!(fresh, csr);
+    let request = CertServerRequest {
+        flags: 0,
+        authority: Some("corp-CA".into()),
+        request_id: 0,
+        attributes: vec![("CertificateTemplate".into(), "WorkstationAuth".into())],
+        request: fresh,
+    }
+    .encode();
+    let mut open = Association::connect(rpc.icpr, ICERT_PASSAGE, None)
+        .await
+        .expect("an unauthenticated bind is accepted, as Windows does");
+    let e = open
+        .call(OPNUM_CERT_SERVER_REQUEST, &request)
+        .await
+        .unwrap_err();
+    assert!(is_access_denied(&e), "{e}");
+    let mut signed = Association::connect(
+        rpc.icpr,
+        ICERT_PASSAGE,
+        Some(ClientAuth {
+            credentials: creds.clone(),
+            spn: "host/ca.corp.example".into(),
+            spnego: false,
+            level: Level::Integrity,
+        }),
+    )
+    .await
+    .expect("an integrity-only bind completes");
+    let e = signed
+        .call(OPNUM_CERT_SERVER_REQUEST, &request)
+        .await
+        .unwrap_err();
+    assert!(is_access_denied(&e), "{e}");
+    assert_eq!(requests(&ca).len(), count);
+
+    // The same call at packet privacy, over SPNEGO (auth type 9, the third
+    // leg in alter_context as impacket sends it), is served.
+    let mut private = Association::connect(
+        rpc.icpr,
+        ICERT_PASSAGE,
+        Some(ClientAuth {
+            credentials: creds.clone(),
+            spn: "host/ca.corp.example".into(),
+            spnego: true,
+            level: Level::Privacy,
+        }),
+    )
+    .await
+    .expect("a SPNEGO bind at packet privacy");
+    let answer = private
+        .call(OPNUM_CERT_SERVER_REQUEST, &request)
+        .await
+        .expect("served");
+    let answer = autoenroll::rpc::icpr::CertServerResponse::decode(&answer).unwrap();
+    assert_eq!(answer.disposition, 3, "{}", answer.message);
+    assert_eq!(requests(&ca).len(), count + 1);
+
+    // Failover: corp-CA's host is moved to an address where nothing
+    // listens, and a second service object for the same CA keeps the real
+    // host. web01 enrolls through the second.
+    let ca_certificate = ca.signer().certificate_der().to_vec();
+    let forest = include_str!("../ldif/forest.ldif");
+    let block = forest
+        .split("\n\n")
+        .find(|b| b.contains(&format!("dn: {CA_DN}")))
+        .expect("corp-CA in the forest");
+    let mut backup: Vec<String> = block
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.split_once(": ") {
+            Some(("dn" | "cn" | "name" | "displayName", v)) => {
+                format!(
+                    "{}: {}",
+                    l.split_once(':').unwrap().0,
+                    v.replacen("corp-CA", "corp-CA-backup", 1)
+                )
+            }
+            Some(("objectGUID:", _)) => "objectGUID:: Ujw+JEcpsVCIEdrflYarSw==".to_string(),
+            _ => l.to_string(),
+        })
+        .collect();
+    backup.push(format!(
+        "cACertificate:: {}",
+        base64_encode(&ca_certificate)
+    ));
+    let backup = backup.join("\n") + "\n";
+    lab.admin("ldapadd", &backup);
+    lab.admin(
+        "ldapmodify",
+        &format!("dn: {CA_DN}\nchangetype: modify\nreplace: dNSHostName\ndNSHostName: dead.corp.example\n"),
+    );
+    // The pulse asks CAs in directory order: the unreachable one first.
+    let order = common::run(
+        std::process::Command::new("ldapsearch")
+            .env("LDAPTLS_CACERT", &lab.lab.tls_ca_file)
+            .args(["-x", "-Z", "-LLL", "-H", &lab.lab.url, "-D", &lab.lab.admin_dn, "-y"])
+            .arg(lab.lab.dir.join("admin.secret"))
+            .args([
+                "-b",
+                "CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example",
+                "(objectClass=pKIEnrollmentService)",
+                "dNSHostName",
+            ]),
+    );
+    let dead_at = order.find("dead.corp.example").expect("corp-CA listed");
+    let live_at = order
+        .find("ca.corp.example")
+        .expect("corp-CA-backup listed");
+    assert!(dead_at < live_at, "{order}");
+    let web01 = rpc_policy(&lab.lab.dir, "web01", rpc.epm, "");
+    let r = pulse_at(&web01, &clock, t0 + 121 * MINUTE).await;
+    let installed: Vec<_> = r
+        .outcomes
+        .iter()
+        .filter(|o| o.event == Event::Installed && o.template.as_deref() == Some("WorkstationAuth"))
+        .collect();
+    assert_eq!(installed.len(), 1, "{r:#?}");
+    assert!(
+        installed[0].message.contains("corp-CA-backup issued"),
+        "{r:#?}"
+    );
+    assert!(
+        by(&requests(&ca), "WEB01$")
+            .iter()
+            .all(|r| r.authentication == Some(Authentication::Rpc)),
+    );
+
+    rpc.stop().await;
+    https.stop().await;
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
