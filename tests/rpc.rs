@@ -3,7 +3,8 @@
 //! publishing no CES URL at all; a denial over RPC carries the HRESULT the
 //! CES endpoint gives; unauthenticated and integrity-only associations are
 //! refused; the endpoint mapper answers for ICertPassage; a CA whose RPC
-//! port is closed is passed over for the next.
+//! port is closed is passed over for the next; impacket decodes our
+//! request's NDR, the CA's answers and its endpoint mapper's towers.
 //!
 //! MIT krb5 reads `KRB5_CONFIG` per process, so this binary runs one lab
 //! (one realm) and one test.
@@ -211,6 +212,43 @@ async fn icpr_end_to_end() {
     assert_eq!(hresult(&over_rpc), 0x8009_4012, "{over_rpc:?}");
     assert_eq!(hresult(&over_rpc), hresult(&over_ces), "{over_ces:?}");
 
+    // Wall time of one issuance by each door, printed for the record (no
+    // assertion on it: timing goals live in benches/). Each request is a
+    // fresh association (RPC: ept_map, bind, three legs, the call) or a
+    // fresh HTTPS connection (CES: TLS, Negotiate, SOAP).
+    let mut rpc_times = Vec::new();
+    let mut ces_times = Vec::new();
+    for _ in 0..5 {
+        let one = common::openssl_csr(lab.tmp.path(), "rsa:2048");
+        let started = std::time::Instant::now();
+        let o = autoenroll::enroll::rpc::submit(
+            &creds,
+            &target,
+            &one,
+            "WorkstationAuth",
+            false,
+            MINUTE,
+        )
+        .await
+        .unwrap();
+        rpc_times.push(started.elapsed());
+        assert!(matches!(o, CaOutcome::Issued { .. }), "{o:?}");
+        let one = common::openssl_csr(lab.tmp.path(), "rsa:2048");
+        let started = std::time::Instant::now();
+        let o = ces
+            .submit_as(&url, Auth::Kerberos, &one, "WorkstationAuth", MINUTE)
+            .await
+            .unwrap();
+        ces_times.push(started.elapsed());
+        assert!(matches!(o, CaOutcome::Issued { .. }), "{o:?}");
+    }
+    rpc_times.sort();
+    ces_times.sort();
+    eprintln!(
+        "issuance wall time, median of 5: RPC {:?} (min {:?}), CES Kerberos {:?} (min {:?})",
+        rpc_times[2], rpc_times[0], ces_times[2], ces_times[0]
+    );
+
     // Below packet privacy, nothing is done: unauthenticated and
     // integrity-only associations get rpc_s_access_denied, and nothing is
     // recorded.
@@ -266,11 +304,11 @@ async fn icpr_end_to_end() {
     )
     .await
     .expect("a SPNEGO bind at packet privacy");
-    let answer = private
+    let answer_stub = private
         .call(OPNUM_CERT_SERVER_REQUEST, &request)
         .await
         .expect("served");
-    let answer = autoenroll::rpc::icpr::CertServerResponse::decode(&answer).unwrap();
+    let answer = autoenroll::rpc::icpr::CertServerResponse::decode(&answer_stub).unwrap();
     assert_eq!(answer.disposition, 3, "{}", answer.message);
     assert_eq!(requests(&ca).len(), count + 1);
 
@@ -342,6 +380,66 @@ async fn icpr_end_to_end() {
         by(&requests(&ca), "WEB01$")
             .iter()
             .all(|r| r.authentication == Some(Authentication::Rpc)),
+    );
+
+    // impacket, a DCE/RPC we did not write: our request's bytes decode
+    // with its NDR definitions, and so do the CA's answers.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    common::run(&mut std::process::Command::new(
+        root.join("scripts/python-tools.sh"),
+    ));
+    let venv = std::env::var_os("AUTOENROLL_PYTHON_TOOLS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target/python-tools"));
+    let python = venv.join("bin/python");
+    let script = root.join("tests/interop/impacket_icpr.py");
+    let ours = autoenroll::enroll::rpc::request_for(&csr, "WorkstationAuth", false, "corp-CA");
+    let hex: String = ours.encode().iter().map(|b| format!("{b:02x}")).collect();
+    let decoded: serde_json::Value = serde_json::from_str(&common::run(
+        std::process::Command::new(&python)
+            .arg(&script)
+            .args(["decode-request", &hex]),
+    ))
+    .unwrap();
+    assert_eq!(decoded["flags"], 0x102, "{decoded}");
+    assert_eq!(decoded["authority"], "corp-CA", "{decoded}");
+    assert_eq!(decoded["request_id"], 0, "{decoded}");
+    assert_eq!(
+        decoded["attributes"], "CertificateTemplate:WorkstationAuth",
+        "{decoded}"
+    );
+    assert_eq!(decoded["request"], base64_encode(&csr), "{decoded}");
+
+    // The CA's answer (the one to the SPNEGO call above) decodes in
+    // impacket to the same fields.
+    let hex: String = answer_stub.iter().map(|b| format!("{b:02x}")).collect();
+    let theirs: serde_json::Value = serde_json::from_str(&common::run(
+        std::process::Command::new(&python)
+            .arg(&script)
+            .args(["decode-response", &hex]),
+    ))
+    .unwrap();
+    assert_eq!(theirs["disposition"], 3, "{theirs}");
+    assert_eq!(theirs["request_id"], answer.request_id, "{theirs}");
+    assert_eq!(
+        theirs["certificate"],
+        base64_encode(&answer.certificate),
+        "{theirs}"
+    );
+    assert_eq!(theirs["chain"], base64_encode(&answer.chain), "{theirs}");
+    assert_eq!(theirs["message"], answer.message, "{theirs}");
+
+    // impacket's ept_map (hept_map) reads our endpoint mapper's tower.
+    let mapped = common::run(std::process::Command::new(&python).arg("-c").arg(format!(
+        "from impacket.dcerpc.v5 import epm, icpr, transport\n\
+         t = transport.DCERPCTransportFactory('ncacn_ip_tcp:127.0.0.1[{}]')\n\
+         d = t.get_dce_rpc(); d.connect()\n\
+         print(epm.hept_map('ca.corp.example', icpr.MSRPC_UUID_ICPR, protocol='ncacn_ip_tcp', dce=d))",
+        rpc.epm.port()
+    )));
+    assert_eq!(
+        mapped.trim(),
+        format!("ncacn_ip_tcp:ca.corp.example[{}]", rpc.icpr.port())
     );
 
     rpc.stop().await;

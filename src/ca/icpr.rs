@@ -30,6 +30,7 @@ use crate::rpc::icpr::{
     OPNUM_CERT_SERVER_REQUEST,
 };
 use crate::rpc::pdu::{self, Auth, Bind, BindAck, ContextResult, Pdu, Request};
+use crate::rpc::spnego;
 use crate::rpc::{EPMAPPER, ICERT_PASSAGE, NDR20, SyntaxId};
 use crate::wstep::Disposition;
 
@@ -180,6 +181,10 @@ async fn accept_loop(
 /// The security of one association.
 struct Security {
     ctx: AcceptorCtx,
+    /// Auth type 9: the SPNEGO framing read and written here
+    /// (`rpc::spnego`), with whether the client named Kerberos by
+    /// Microsoft's OID.
+    spnego: Option<bool>,
     auth_type: u8,
     level: u8,
     context_id: u32,
@@ -288,12 +293,26 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, service: &Service) -> Re
                         Some(s) if pdu.ptype == pdu::ALTER_CONTEXT => s,
                         _ => security.insert(Security {
                             ctx: AcceptorCtx::new(acceptor),
+                            spnego: None,
                             auth_type: a.auth_type,
                             level: a.level,
                             context_id: a.context_id,
                         }),
                     };
-                    let token = a.value.clone();
+                    let (token, first) = match (a.auth_type, s.spnego) {
+                        (pdu::AUTHN_GSS_NEGOTIATE, None) => match spnego::parse_init(&a.value) {
+                            Some(init) => {
+                                s.spnego = Some(init.microsoft_oid);
+                                (init.mech_token, true)
+                            }
+                            None => (Vec::new(), true),
+                        },
+                        (pdu::AUTHN_GSS_NEGOTIATE, Some(_)) => (
+                            spnego::parse_resp_token(&a.value).unwrap_or_default(),
+                            false,
+                        ),
+                        _ => (a.value.clone(), false),
+                    };
                     let out = match s.ctx.step(&token) {
                         Ok(out) => out,
                         Err(e) => {
@@ -310,12 +329,27 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, service: &Service) -> Re
                             return Ok(());
                         }
                     };
+                    let value = match s.spnego {
+                        Some(microsoft) if first => {
+                            spnego::resp(spnego::ACCEPT_INCOMPLETE, Some(microsoft), out.as_deref())
+                        }
+                        Some(_) => spnego::resp(
+                            if s.ctx.is_complete() {
+                                spnego::ACCEPT_COMPLETED
+                            } else {
+                                spnego::ACCEPT_INCOMPLETE
+                            },
+                            None,
+                            out.as_deref(),
+                        ),
+                        None => out.unwrap_or_default(),
+                    };
                     answer_auth = Some(Auth {
                         auth_type: s.auth_type,
                         level: s.level,
                         pad_len: 0,
                         context_id: s.context_id,
-                        value: out.unwrap_or_default(),
+                        value,
                     });
                 }
                 let ack = BindAck {
@@ -347,7 +381,11 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, service: &Service) -> Re
                 let (Some(s), Some(a)) = (&mut security, &pdu.auth) else {
                     return Ok(());
                 };
-                if let Err(e) = s.ctx.step(&a.value) {
+                let token = match s.spnego {
+                    Some(_) => spnego::parse_resp_token(&a.value).unwrap_or_default(),
+                    None => a.value.clone(),
+                };
+                if let Err(e) = s.ctx.step(&token) {
                     tracing::info!(%peer, "RPC auth3 refused: {e}");
                     return Ok(());
                 }

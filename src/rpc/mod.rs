@@ -15,6 +15,7 @@ pub mod gss;
 pub mod icpr;
 pub mod ndr;
 pub mod pdu;
+pub mod spnego;
 
 use std::fmt;
 
