@@ -4,7 +4,8 @@
 //! CES endpoint gives; unauthenticated and integrity-only associations are
 //! refused; the endpoint mapper answers for ICertPassage; a CA whose RPC
 //! port is closed is passed over for the next; impacket decodes our
-//! request's NDR, the CA's answers and its endpoint mapper's towers.
+//! request's NDR, the CA's answers and its endpoint mapper's towers, and
+//! obtains a certificate for ws01 over RPC with a ticket of the lab's KDC.
 //!
 //! MIT krb5 reads `KRB5_CONFIG` per process, so this binary runs one lab
 //! (one realm) and one test.
@@ -440,6 +441,59 @@ async fn icpr_end_to_end() {
     assert_eq!(
         mapped.trim(),
         format!("ncacn_ip_tcp:ca.corp.example[{}]", rpc.icpr.port())
+    );
+
+    // impacket obtains a certificate for ws01 from the CA over RPC, with
+    // its ticket for host/ca.corp.example from the lab's KDC.
+    let ccache = lab.tmp.path().join("impacket-ccache");
+    let ccache_name = format!("FILE:{}", ccache.display());
+    let keytab = autoenroll::lab::kdc::keytab_path(&lab.lab.dir, "ws01");
+    let mut kinit = std::process::Command::new("kinit");
+    kdc.env(&mut kinit);
+    common::run(
+        kinit
+            .env("KRB5CCNAME", &ccache_name)
+            .arg("-k")
+            .arg("-t")
+            .arg(&keytab)
+            .arg("WS01$"),
+    );
+    let mut kvno = std::process::Command::new("kvno");
+    kdc.env(&mut kvno);
+    common::run(
+        kvno.env("KRB5CCNAME", &ccache_name)
+            .arg("host/ca.corp.example"),
+    );
+    let csr_path = lab.tmp.path().join("impacket.csr");
+    std::fs::write(&csr_path, common::openssl_csr(lab.tmp.path(), "rsa:2048")).unwrap();
+    let mut enroll = std::process::Command::new(&python);
+    kdc.env(&mut enroll);
+    let answer: serde_json::Value = serde_json::from_str(&common::run(
+        enroll
+            .env("KRB5CCNAME", &ccache)
+            .arg(&script)
+            .args([
+                "enroll",
+                "ca.corp.example",
+                "127.0.0.1",
+                &rpc.epm.port().to_string(),
+                "corp-CA",
+                "WorkstationAuth",
+            ])
+            .arg(&csr_path),
+    ))
+    .unwrap();
+    assert_eq!(answer["port"], rpc.icpr.port(), "{answer}");
+    assert_eq!(answer["disposition"], 3, "{answer}");
+    let id = answer["request_id"].as_u64().expect("a request ID");
+    let record = ca.db().get(id).unwrap().expect("recorded");
+    assert_eq!(record.requester, "WS01$");
+    assert_eq!(record.authentication, Some(Authentication::Rpc));
+    assert_eq!(record.disposition, Disposition::Issued);
+    assert_eq!(
+        Some(answer["certificate"].as_str().unwrap().to_string()),
+        record.certificate.as_deref().map(base64_encode),
+        "{answer}"
     );
 
     rpc.stop().await;

@@ -313,6 +313,13 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, service: &Service) -> Re
                         ),
                         _ => (a.value.clone(), false),
                     };
+                    // A framed first token is handed to MIT raw (rpc::spnego).
+                    let token = match spnego::unframe_ap_req(&token) {
+                        Some(raw) if first || a.auth_type == pdu::AUTHN_GSS_KERBEROS => {
+                            raw.to_vec()
+                        }
+                        _ => token,
+                    };
                     let out = match s.ctx.step(&token) {
                         Ok(out) => out,
                         Err(e) => {

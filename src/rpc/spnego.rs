@@ -101,6 +101,24 @@ pub fn parse_init(token: &[u8]) -> Option<Init> {
     })
 }
 
+/// The raw AP-REQ inside a GSS-framed Kerberos token ([RFC 1964] 1.1:
+/// `0x60`, the mech OID, TOK_ID 01 00), or `None` when the token is not
+/// framed. MIT's acceptor takes a DCE-style context's AP-REQ only raw, as
+/// DCE-style initiators are meant to send it ([MS-KILE] 3.4.5.1); impacket
+/// frames it, and Windows takes both.
+pub fn unframe_ap_req(token: &[u8]) -> Option<&[u8]> {
+    let (0x60, body, _) = element(token)? else {
+        return None;
+    };
+    let (0x06, oid, rest) = element(body)? else {
+        return None;
+    };
+    if oid != KRB5 && oid != MS_KRB5 {
+        return None;
+    }
+    rest.strip_prefix(&[0x01, 0x00])
+}
+
 /// The responseToken of a NegTokenResp, if any.
 pub fn parse_resp_token(token: &[u8]) -> Option<Vec<u8>> {
     let (0xa1, inner, _) = element(token)? else {
@@ -183,6 +201,19 @@ mod tests {
         assert_eq!(parse_init(b"garbage"), None);
         let t = init(KRB5, &long);
         assert_eq!(parse_init(&t[..t.len() - 1]), None);
+    }
+
+    #[test]
+    fn framed_ap_reqs_are_unframed() {
+        let ap_req = [0x6e, 0x03, 0x30, 0x01, 0x00];
+        let mut body = der(0x06, KRB5);
+        body.extend_from_slice(&[0x01, 0x00]);
+        body.extend_from_slice(&ap_req);
+        assert_eq!(unframe_ap_req(&der(0x60, &body)), Some(&ap_req[..]));
+        assert_eq!(unframe_ap_req(&ap_req), None, "already raw");
+        let mut ap_rep = der(0x06, KRB5);
+        ap_rep.extend_from_slice(&[0x02, 0x00, 0x6f]);
+        assert_eq!(unframe_ap_req(&der(0x60, &ap_rep)), None, "not an AP-REQ");
     }
 
     #[test]

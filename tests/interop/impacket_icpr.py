@@ -9,11 +9,7 @@ autoenroll's MS-ICPR, for tests/rpc.rs.
                           ept_map on ADDR:EPM, then CertServerRequest over
                           Kerberos (the ticket cache in KRB5CCNAME, its
                           host/HOST ticket) at packet privacy; prints the
-                          answer as impacket decodes it, as JSON. Not in
-                          the suite yet: the CA's MIT acceptor refuses
-                          impacket's DCE-style authenticator
-                          (GSS_S_DEFECTIVE_TOKEN after decrypting the
-                          AP-REQ), which Windows accepts.
+                          answer as impacket decodes it, as JSON
 """
 
 import base64
