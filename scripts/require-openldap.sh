@@ -12,7 +12,7 @@ packages=(slapd ldap-utils openssl krb5-kdc krb5-admin-server krb5-user
   libsasl2-modules-gssapi-mit dnsmasq-base faketime mmdebstrap
   samba samba-ad-dc samba-ad-provision ldb-tools winbind iproute2
   libkrb5-dev clang libclang-dev pkg-config curl scep
-  softhsm2 libnss3-tools ca-certificates dpkg-dev binutils procps)
+  softhsm2 libnss3-tools ca-certificates dpkg-dev binutils procps python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/require-openldap.sh
+# impacket in a virtualenv, for the interoperability checks of tests/rpc.rs.
+scripts/python-tools.sh
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked

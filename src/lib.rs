@@ -15,6 +15,7 @@ pub mod pki;
 pub mod planner;
 pub mod policy;
 pub mod pulse;
+pub mod rpc;
 pub mod scep;
 pub mod store;
 pub mod worker;

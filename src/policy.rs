@@ -49,12 +49,33 @@ pub struct Policy {
     /// authentication`, default all: Kerberos preferred when there are
     /// Kerberos credentials).
     pub enrollment: crate::enroll::route::Allowed,
+    /// Where CA hosts' endpoint mappers are (`[enrollment] rpc_port`,
+    /// `rpc_hosts`).
+    pub rpc: RpcSettings,
     pub autoenrollment: Autoenrollment,
     pub schedule: Schedule,
     /// Per-template settings, by template cn.
     pub templates: BTreeMap<String, TemplateSettings>,
     /// SCEP profiles (`[scep.<name>]`), by name.
     pub scep: BTreeMap<String, crate::scep::profile::ScepProfile>,
+}
+
+/// How the client reaches CA hosts over DCE/RPC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcSettings {
+    /// The endpoint mapper's TCP port (135; a lab's CA listens elsewhere).
+    pub port: u16,
+    /// Addresses of CA host names (lower case), used instead of DNS.
+    pub hosts: BTreeMap<String, std::net::IpAddr>,
+}
+
+impl Default for RpcSettings {
+    fn default() -> RpcSettings {
+        RpcSettings {
+            port: 135,
+            hosts: BTreeMap::new(),
+        }
+    }
 }
 
 /// The autoenrollment switches of Windows' `AEPolicy`, named in words.
@@ -357,6 +378,12 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawEnrollment {
     authentication: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The endpoint mapper's port on CA hosts (135).
+    rpc_port: Option<Spanned<i64>>,
+    /// CA host names and the addresses to reach them at, before DNS (a lab
+    /// on loopback: `{ "ca.corp.example" = "127.0.0.1" }`).
+    #[serde(default)]
+    rpc_hosts: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -813,26 +840,53 @@ impl Policy {
             enrollment = crate::enroll::route::Allowed {
                 kerberos: false,
                 password: false,
+                rpc: false,
             };
             for method in list.get_ref() {
                 match method.get_ref().as_str() {
                     "kerberos" => enrollment.kerberos = true,
                     "password" => enrollment.password = true,
+                    "rpc" => enrollment.rpc = true,
                     other => {
                         return Err(src.invalid(
                             method.span(),
                             "enrollment.authentication",
-                            format!("\"kerberos\" or \"password\", found {other:?}"),
+                            format!("\"rpc\", \"kerberos\" or \"password\", found {other:?}"),
                         ));
                     }
                 }
             }
-            if !enrollment.kerberos && !enrollment.password {
+            if !enrollment.kerberos && !enrollment.password && !enrollment.rpc {
                 return Err(src.invalid(
                     list.span(),
                     "enrollment.authentication",
-                    "at least one of \"kerberos\" and \"password\"".into(),
+                    "at least one of \"rpc\", \"kerberos\" and \"password\"".into(),
                 ));
+            }
+        }
+        let mut rpc = RpcSettings::default();
+        if let Some(e) = &raw.enrollment {
+            if let Some(port) = &e.rpc_port {
+                rpc.port = match u16::try_from(*port.get_ref()) {
+                    Ok(p) if p > 0 => p,
+                    _ => {
+                        return Err(src.invalid(
+                            port.span(),
+                            "enrollment.rpc_port",
+                            format!("a TCP port (1 to 65535), found {}", port.get_ref()),
+                        ));
+                    }
+                };
+            }
+            for (host, address) in &e.rpc_hosts {
+                let parsed = address.get_ref().parse::<std::net::IpAddr>().map_err(|_| {
+                    src.invalid(
+                        address.span(),
+                        "enrollment.rpc_hosts",
+                        format!("an IP address for {host}, found {:?}", address.get_ref()),
+                    )
+                })?;
+                rpc.hosts.insert(host.to_ascii_lowercase(), parsed);
             }
         }
         let mut autoenrollment = Autoenrollment::default();
@@ -954,6 +1008,7 @@ impl Policy {
             metrics_file: raw.metrics_file.as_ref().map(|p| resolve(p)),
             krb5_conf: raw.krb5_conf.as_ref().map(|p| resolve(p)),
             enrollment,
+            rpc,
             autoenrollment,
             schedule,
             templates,
@@ -1273,7 +1328,7 @@ password_file = "ws01.secret"
             ),
             (
                 "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\n[enrollment]\nauthentication = [\"kerberos\", \"ntlm\"]\n",
-                "machine.toml:6: enrollment.authentication: \"kerberos\" or \"password\", found \"ntlm\"",
+                "machine.toml:6: enrollment.authentication: \"rpc\", \"kerberos\" or \"password\", found \"ntlm\"",
             ),
             (
                 "context = \"machine\"\n[directory]\nurl = \"ldap://x\"\nbind = \"kerberos\"\n[enrollment]\nauthentication = []\n",
@@ -1608,20 +1663,67 @@ mod example_tests {
             allowed("[enrollment]\nauthentication = [\"password\"]\n"),
             Allowed {
                 kerberos: false,
-                password: true
+                password: true,
+                rpc: false,
             }
         );
         assert_eq!(
             allowed("[enrollment]\nauthentication = [\"kerberos\"]\n"),
             Allowed {
                 kerberos: true,
-                password: false
+                password: false,
+                rpc: false,
             }
         );
         assert_eq!(
-            allowed("[enrollment]\nauthentication = [\"password\", \"kerberos\"]\n"),
+            allowed("[enrollment]\nauthentication = [\"rpc\"]\n"),
+            Allowed {
+                kerberos: false,
+                password: false,
+                rpc: true,
+            }
+        );
+        assert_eq!(
+            allowed("[enrollment]\nauthentication = [\"password\", \"rpc\", \"kerberos\"]\n"),
             Allowed::default()
         );
+    }
+
+    #[test]
+    fn rpc_settings_take_a_port_and_host_addresses() {
+        let base = "context = \"machine\"\nstore = \"/s\"\n[directory]\nurl = \"ldap://dc01\"\nbind = \"kerberos\"\n";
+        let parse = |extra: &str| {
+            Policy::parse(
+                &format!("{base}{extra}"),
+                Path::new("/etc/autoenroll/p.toml"),
+            )
+        };
+        let p = parse("").unwrap();
+        assert_eq!(p.rpc, RpcSettings::default());
+        assert_eq!(p.rpc.port, 135);
+        let p = parse(
+            "[enrollment]\nrpc_port = 10135\nrpc_hosts = { \"CA.corp.example\" = \"127.0.0.1\" }\n",
+        )
+        .unwrap();
+        assert_eq!(p.rpc.port, 10135);
+        assert_eq!(
+            p.rpc.hosts.get("ca.corp.example"),
+            Some(&"127.0.0.1".parse().unwrap())
+        );
+        for (extra, expected) in [
+            (
+                "[enrollment]\nrpc_port = 0\n",
+                "enrollment.rpc_port: a TCP port",
+            ),
+            ("[enrollment]\nrpc_port = 70000\n", "found 70000"),
+            (
+                "[enrollment]\nrpc_hosts = { \"ca\" = \"not an address\" }\n",
+                "enrollment.rpc_hosts: an IP address for ca",
+            ),
+        ] {
+            let e = parse(extra).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
     }
 
     #[test]

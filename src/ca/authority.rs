@@ -122,6 +122,9 @@ pub enum Caller<'a> {
     /// The Kerberos endpoint: the client principal HTTP Negotiate
     /// authenticated (`WS01$@CORP.EXAMPLE`).
     Kerberos(&'a str),
+    /// ICertPassage over DCE/RPC ([MS-ICPR]): the client principal the
+    /// Kerberos security context at packet privacy authenticated.
+    Rpc(&'a str),
 }
 
 /// What a WSTEP exchange ends with.
@@ -413,6 +416,13 @@ impl Authority {
                 };
                 (dn, renewed(&parsed), Authentication::Kerberos)
             }
+            (_, Caller::Rpc(principal)) => {
+                let dn = match self.resolve_principal(principal).await {
+                    Ok(dn) => dn,
+                    Err(e) => return e.answer(),
+                };
+                (dn, renewed(&parsed), Authentication::Rpc)
+            }
             (
                 Ok(RequestToken::Renewal {
                     signer_certificate, ..
@@ -589,7 +599,9 @@ impl Authority {
                 return fault(failure::ACCESS_DENIED, NO_CREDENTIALS.into());
             }
             Caller::Token(Some(creds)) => self.check_password(creds).await,
-            Caller::Kerberos(principal) => self.resolve_principal(principal).await,
+            Caller::Kerberos(principal) | Caller::Rpc(principal) => {
+                self.resolve_principal(principal).await
+            }
         };
         let dn = match found {
             Ok(dn) => dn,

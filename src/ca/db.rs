@@ -81,6 +81,10 @@ const MIGRATIONS: &[&str] = &[
     // the column existed).
     "ALTER TABLE requests ADD COLUMN authentication TEXT
         CHECK (authentication IS NULL OR authentication IN ('kerberos', 'password', 'renewal'));",
+    // 2 -> 3: the front door a request came through (NULL: the enrollment
+    // web service, or recorded before the column existed; 'rpc':
+    // ICertPassage over DCE/RPC, whose authentication is 'kerberos').
+    "ALTER TABLE requests ADD COLUMN method TEXT CHECK (method IS NULL OR method IN ('rpc'));",
 ];
 
 /// The schema version this code reads and writes.
@@ -159,6 +163,8 @@ pub enum Authentication {
     /// No credentials: a renewal signed by a certificate this CA issued,
     /// whose requester is that certificate's.
     Renewal,
+    /// ICertPassage over DCE/RPC, Kerberos at packet privacy.
+    Rpc,
 }
 
 impl Authentication {
@@ -168,6 +174,16 @@ impl Authentication {
             Authentication::Kerberos => "kerberos",
             Authentication::Password => "password",
             Authentication::Renewal => "renewal",
+            Authentication::Rpc => "rpc-kerberos",
+        }
+    }
+
+    /// The `authentication` and `method` columns of a request authenticated
+    /// this way.
+    fn columns(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Authentication::Rpc => ("kerberos", Some("rpc")),
+            other => (other.name(), None),
         }
     }
 
@@ -415,7 +431,7 @@ impl fmt::Debug for Database {
 /// The columns of `requests`, in the order [`record_from_row`] reads them.
 const COLUMNS: &str = "id, fingerprint, requester, requester_sid, template, request, \
      disposition, hresult, reason, certificate, serial, profile, renewal_of, approved, \
-     submitted_at, resolved_at, not_after, revoked_at, revocation_reason, authentication";
+     submitted_at, resolved_at, not_after, revoked_at, revocation_reason, authentication, method";
 
 impl Database {
     /// Opens the database at `path`, creating the file (mode 0600: it holds
@@ -572,8 +588,8 @@ impl Database {
             }
             tx.execute(
                 "INSERT INTO requests (fingerprint, requester, requester_sid, template, \
-                 request, disposition, renewal_of, submitted_at, authentication) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)",
+                 request, disposition, renewal_of, submitted_at, authentication, method) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9)",
                 params![
                     fp,
                     new.requester,
@@ -582,7 +598,8 @@ impl Database {
                     new.request,
                     renewal_of,
                     now.unix_timestamp(),
-                    new.authentication.map(Authentication::name)
+                    new.authentication.map(|a| a.columns().0),
+                    new.authentication.and_then(|a| a.columns().1)
                 ],
             )
             .map_err(self.sql("inserting the request"))?;
@@ -623,8 +640,8 @@ impl Database {
         self.write("recording a refused authentication", |tx| {
             tx.execute(
                 "INSERT INTO requests (fingerprint, requester, template, request, disposition, \
-                 hresult, reason, submitted_at, resolved_at, authentication) \
-                 VALUES (?1, ?2, ?3, ?4, 'denied', ?5, ?6, ?7, ?7, ?8)",
+                 hresult, reason, submitted_at, resolved_at, authentication, method) \
+                 VALUES (?1, ?2, ?3, ?4, 'denied', ?5, ?6, ?7, ?7, ?8, ?9)",
                 params![
                     fp,
                     UNAUTHENTICATED,
@@ -633,7 +650,8 @@ impl Database {
                     hresult,
                     reason,
                     now.unix_timestamp(),
-                    authentication.name()
+                    authentication.columns().0,
+                    authentication.columns().1
                 ],
             )
             .map_err(self.sql("inserting the refused request"))?;
@@ -979,7 +997,14 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRecord> {
         not_after: optional_time_column(row, 16)?,
         revoked_at: optional_time_column(row, 17)?,
         revocation_reason: row.get(18)?,
-        authentication: row.get(19)?,
+        authentication: {
+            let authentication: Option<Authentication> = row.get(19)?;
+            let method: Option<String> = row.get(20)?;
+            match (authentication, method.as_deref()) {
+                (Some(Authentication::Kerberos), Some("rpc")) => Some(Authentication::Rpc),
+                (a, _) => a,
+            }
+        },
     })
 }
 
@@ -1042,6 +1067,36 @@ mod tests {
             [rec.id as i64],
         );
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn rpc_requests_are_kerberos_through_the_rpc_door() {
+        let (_d, db) = open_temp();
+        let mut new = request("WS01$", b"rpc request");
+        new.authentication = Some(Authentication::Rpc);
+        let (rec, _) = db.submit(new, T0).unwrap();
+        assert_eq!(rec.authentication, Some(Authentication::Rpc));
+        let (auth, method): (String, Option<String>) = db
+            .conn
+            .query_row(
+                "SELECT authentication, method FROM requests WHERE id = ?1",
+                [rec.id as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (auth.as_str(), method.as_deref()),
+            ("kerberos", Some("rpc"))
+        );
+        let mut ces = request("WS01$", b"ces request");
+        ces.authentication = Some(Authentication::Kerberos);
+        let (rec, _) = db.submit(ces, T0).unwrap();
+        assert_eq!(rec.authentication, Some(Authentication::Kerberos));
+        let bad = db.conn.execute(
+            "UPDATE requests SET method = 'dcom' WHERE id = ?1",
+            [rec.id as i64],
+        );
+        assert!(bad.is_err(), "the CHECK constraint keeps unknown doors out");
     }
 
     #[test]

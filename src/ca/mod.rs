@@ -6,6 +6,7 @@ pub mod authority;
 pub mod config;
 pub mod crl;
 pub mod db;
+pub mod icpr;
 pub mod init;
 pub mod issue;
 pub mod policy;

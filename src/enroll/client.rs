@@ -20,12 +20,24 @@ pub enum ClientError {
     Protocol { url: String, source: WstepError },
     #[error("{url}: {what}")]
     Answer { url: String, what: String },
+    /// An MS-ICPR exchange failed (`enroll::rpc`).
+    #[error("{target}: {source}")]
+    Rpc {
+        target: String,
+        source: crate::rpc::conn::RpcError,
+    },
 }
 
 impl ClientError {
     /// Whether the CA did not answer within the limit.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, ClientError::Transport(t) if t.is_timeout())
+        match self {
+            ClientError::Transport(t) => t.is_timeout(),
+            ClientError::Rpc { source, .. } => {
+                matches!(source, crate::rpc::conn::RpcError::Timeout(_))
+            }
+            _ => false,
+        }
     }
 }
 
@@ -191,12 +203,18 @@ impl EnrollmentClient {
             to: Some(url.to_string()),
             credentials: match auth {
                 Auth::Password => self.credentials.clone(),
-                Auth::Kerberos | Auth::None => None,
+                Auth::Kerberos | Auth::None | Auth::Rpc => None,
             },
             kind,
             context,
         };
         let body = match auth {
+            Auth::Rpc => {
+                return Err(ClientError::Answer {
+                    url: url.to_string(),
+                    what: "an RPC target is not a WSTEP endpoint (enroll::rpc sends to it)".into(),
+                });
+            }
             Auth::Kerberos => {
                 let Some(kerberos) = &self.kerberos else {
                     return Err(ClientError::Answer {

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod request;
 pub mod route;
+pub mod rpc;
 pub mod transport;
 
 pub use client::{ClientError, EnrollmentClient, Outcome};

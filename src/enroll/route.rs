@@ -25,6 +25,9 @@ pub const AUTH_USERNAME_PASSWORD: u32 = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Auth {
+    /// MS-ICPR over DCE/RPC to the CA host (its `dNSHostName`), Kerberos
+    /// at packet privacy: what Windows autoenrollment uses, preferred.
+    Rpc,
     /// HTTP Negotiate (SPNEGO with Kerberos), no UsernameToken.
     Kerberos,
     /// A WS-Security UsernameToken with the account's password.
@@ -37,6 +40,7 @@ pub enum Auth {
 impl Auth {
     pub fn name(self) -> &'static str {
         match self {
+            Auth::Rpc => "rpc",
             Auth::Kerberos => "kerberos",
             Auth::Password => "password",
             Auth::None => "none",
@@ -56,6 +60,8 @@ pub struct Have {
 pub struct Allowed {
     pub kerberos: bool,
     pub password: bool,
+    /// MS-ICPR over DCE/RPC (`"rpc"`).
+    pub rpc: bool,
 }
 
 impl Default for Allowed {
@@ -63,8 +69,18 @@ impl Default for Allowed {
         Allowed {
             kerberos: true,
             password: true,
+            rpc: true,
         }
     }
+}
+
+/// Whether a CA is asked over RPC, before any of its CES endpoints: the
+/// policy allows it, has Kerberos credentials (ICertPassage takes nothing
+/// else) and the CA has a host name to reach and to name in the service
+/// principal (`host/<dNSHostName>`). Every enterprise CA serves
+/// ICertPassage, whether or not it publishes enrollment URLs.
+pub fn uses_rpc(dns_host_name: Option<&str>, have: Have, allowed: Allowed) -> bool {
+    allowed.rpc && have.kerberos && dns_host_name.is_some_and(|h| !h.is_empty())
 }
 
 /// The endpoints of one CA to try, in order, each with its authentication:
@@ -186,14 +202,17 @@ mod tests {
     const ALL: Allowed = Allowed {
         kerberos: true,
         password: true,
+        rpc: true,
     };
     const ONLY_PASSWORD: Allowed = Allowed {
         kerberos: false,
         password: true,
+        rpc: false,
     };
     const ONLY_KERBEROS: Allowed = Allowed {
         kerberos: true,
         password: false,
+        rpc: false,
     };
 
     /// What, the CA's entries, the credentials, the methods allowed, whether
@@ -324,6 +343,38 @@ mod tests {
         ];
         for (what, servers, have, allowed, renewal, expected) in cases {
             assert_eq!(choose(servers, have, allowed, renewal), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn rpc_needs_kerberos_a_host_name_and_the_policy() {
+        let cases = [
+            (
+                "a Kerberos host, a CA host name",
+                Some("ca.corp.example"),
+                K,
+                ALL,
+                true,
+            ),
+            (
+                "no Kerberos credentials",
+                Some("ca.corp.example"),
+                P,
+                ALL,
+                false,
+            ),
+            ("no dNSHostName", None, K, ALL, false),
+            ("an empty dNSHostName", Some(""), K, ALL, false),
+            (
+                "the policy leaves RPC out",
+                Some("ca.corp.example"),
+                BOTH,
+                ONLY_KERBEROS,
+                false,
+            ),
+        ];
+        for (what, host, have, allowed, expected) in cases {
+            assert_eq!(uses_rpc(host, have, allowed), expected, "{what}");
         }
     }
 

@@ -454,6 +454,12 @@ impl Acceptor {
         })
     }
 
+    /// The accepting credential handle, for contexts of more than one
+    /// round (DCE/RPC's three legs, `rpc::gss`).
+    pub fn gss(&self) -> Cred {
+        self.cred.clone()
+    }
+
     /// Accepts a client's SPNEGO token (one round: Kerberos needs no more).
     /// A bad, expired or replayed authenticator is an error. Blocking (no
     /// network; the replay cache is a file).

@@ -296,7 +296,15 @@ pub struct Realm {
     pub ldap_keytab: PathBuf,
     /// `HTTP/localhost`, read by the CA for its Kerberos endpoint.
     pub http_keytab: PathBuf,
+    /// `host/<CA host>` ([`CA_HOST`]), read by the CA for ICertPassage over
+    /// DCE/RPC (Windows clients ask for the CA computer's host principal).
+    pub host_keytab: PathBuf,
 }
+
+/// The lab CA's host name: its enrollment service's `dNSHostName`, the host
+/// of its RPC service principal. The lab's processes reach it on loopback
+/// through the policy's `[enrollment] rpc_hosts` override, not DNS.
+pub const CA_HOST: &str = "ca.corp.example";
 
 /// The Kerberos principal of a sample account: computers by their
 /// sAMAccountName (`WS01$`, as AD and adcli name them), users by theirs.
@@ -331,7 +339,8 @@ impl Kdc {
         let ldap = format!("ldap/{SERVICE_HOST}");
         let http = format!("HTTP/{SERVICE_HOST}");
         let mut queries = Vec::new();
-        for service in [&ldap, &http] {
+        let ca_host = format!("host/{CA_HOST}");
+        for service in [&ldap, &http, &ca_host] {
             queries.push(format!("addprinc -randkey {service}"));
         }
         for account in super::SAMPLE_ACCOUNTS {
@@ -354,7 +363,9 @@ impl Kdc {
         let realm = Realm {
             ldap_keytab: self.dir.join("ldap.keytab"),
             http_keytab: self.dir.join("http.keytab"),
+            host_keytab: self.dir.join("ca-host.keytab"),
         };
+        self.write_keytab(&realm.host_keytab, &[&ca_host])?;
         self.write_keytab(&realm.ldap_keytab, &[&ldap])?;
         self.write_keytab(&realm.http_keytab, &[&http])?;
         for account in super::SAMPLE_ACCOUNTS {

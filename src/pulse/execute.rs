@@ -50,6 +50,15 @@ enum Ask<'t> {
     Query { request_id: u64 },
 }
 
+/// How an RPC target is named in reports: `rpc://<dNSHostName>:<port>`.
+fn rpc_url(service: &EnrollmentService, policy: &Policy) -> String {
+    format!(
+        "rpc://{}:{}",
+        service.dns_host_name.as_deref().unwrap_or(""),
+        policy.rpc.port
+    )
+}
+
 /// How a CA's answer was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -348,6 +357,14 @@ impl<'a> Executor<'a> {
         let mut out = Vec::new();
         let mut unusable = Vec::new();
         for service in services {
+            // MS-ICPR first, as Windows does: every enterprise CA serves it.
+            if route::uses_rpc(service.dns_host_name.as_deref(), have, allowed) {
+                out.push(Endpoint {
+                    service,
+                    url: rpc_url(service, self.policy),
+                    auth: Auth::Rpc,
+                });
+            }
             let chosen = route::choose(&service.enrollment_servers, have, allowed, renewal);
             if chosen.is_empty() && !service.enrollment_servers.is_empty() {
                 unusable.push(format!(
@@ -467,7 +484,9 @@ impl<'a> Executor<'a> {
         ask: Ask<'_>,
         report: &mut Report,
     ) -> Result<CaOutcome, String> {
-        if let Err(e) = require_https(url) {
+        if auth != Auth::Rpc
+            && let Err(e) = require_https(url)
+        {
             if self.refused.insert(url.to_string()) {
                 report.note(Outcome::new(
                     Event::EndpointRefused,
@@ -497,11 +516,15 @@ impl<'a> Executor<'a> {
         }
         let limit = left.min(self.options.ca_timeout);
         let started = tokio::time::Instant::now();
-        let result = match ask {
-            Ask::Submit { token, template } => {
-                client.submit_as(url, auth, token, template, limit).await
+        let result = if auth == Auth::Rpc {
+            self.ask_rpc(service, ask, limit).await
+        } else {
+            match ask {
+                Ask::Submit { token, template } => {
+                    client.submit_as(url, auth, token, template, limit).await
+                }
+                Ask::Query { request_id } => client.query_as(url, auth, request_id, limit).await,
             }
-            Ask::Query { request_id } => client.query_as(url, auth, request_id, limit).await,
         };
         self.ca_spent += started.elapsed();
         result.map_err(|e| {
@@ -510,6 +533,59 @@ impl<'a> Executor<'a> {
             }
             e.to_string()
         })
+    }
+
+    /// One `CertServerRequest` to the CA's host over DCE/RPC
+    /// (`enroll::rpc`), with the policy's Kerberos credentials.
+    async fn ask_rpc(
+        &self,
+        service: &EnrollmentService,
+        ask: Ask<'_>,
+        limit: std::time::Duration,
+    ) -> Result<CaOutcome, crate::enroll::ClientError> {
+        use crate::enroll::ClientError;
+        use crate::enroll::rpc::{self, RpcTarget};
+        let answer = |what: String| ClientError::Answer {
+            url: rpc_url(service, self.policy),
+            what,
+        };
+        let Some(creds) = &self.credentials.kerberos else {
+            return Err(answer("RPC needs Kerberos credentials".into()));
+        };
+        let host = service.dns_host_name.clone().unwrap_or_default();
+        let port = self.policy.rpc.port;
+        let ip = match self.policy.rpc.hosts.get(&host.to_ascii_lowercase()) {
+            Some(ip) => *ip,
+            None => {
+                let found =
+                    tokio::time::timeout(limit, tokio::net::lookup_host((host.as_str(), port)))
+                        .await
+                        .map_err(|_| answer(format!("resolving {host} timed out")))?
+                        .map_err(|e| answer(format!("{host} cannot be resolved: {e}")))?
+                        .map(|a| a.ip())
+                        .next();
+                found.ok_or_else(|| answer(format!("{host} has no address")))?
+            }
+        };
+        let target = RpcTarget {
+            host,
+            mapper: std::net::SocketAddr::new(ip, port),
+            ca_name: service.cn.clone(),
+        };
+        match ask {
+            Ask::Submit { token, template } => {
+                rpc::submit(
+                    creds,
+                    &target,
+                    token,
+                    template,
+                    is_signed_data(token),
+                    limit,
+                )
+                .await
+            }
+            Ask::Query { request_id } => rpc::query(creds, &target, request_id, limit).await,
+        }
     }
 
     /// Acts on a CA's answer.
@@ -726,11 +802,23 @@ impl<'a> Executor<'a> {
                 };
                 // A query needs the account's credentials whatever the
                 // request was: chosen as for a new request.
-                let servers = route::choose(
-                    &service.enrollment_servers,
+                let mut servers: Vec<(String, Auth)> = Vec::new();
+                if route::uses_rpc(
+                    service.dns_host_name.as_deref(),
                     self.credentials.have(),
                     self.policy.enrollment,
-                    false,
+                ) {
+                    servers.push((rpc_url(service, self.policy), Auth::Rpc));
+                }
+                servers.extend(
+                    route::choose(
+                        &service.enrollment_servers,
+                        self.credentials.have(),
+                        self.policy.enrollment,
+                        false,
+                    )
+                    .into_iter()
+                    .map(|(i, auth)| (service.enrollment_servers[i].url.clone(), auth)),
                 );
                 if servers.is_empty() {
                     return self.fail(
@@ -749,8 +837,7 @@ impl<'a> Executor<'a> {
                     .is_ok_and(|t| is_signed_data(&t));
                 let mut errors = Vec::new();
                 let ask = Ask::Query { request_id: ca_id };
-                for (i, auth) in servers {
-                    let url = service.enrollment_servers[i].url.clone();
+                for (url, auth) in servers {
                     match self.ask(&client, service, &url, auth, ask, report).await {
                         Ok(CaOutcome::Pending { .. }) => {
                             let _ = self.store.update_request(
