@@ -9,6 +9,7 @@ pub mod db;
 pub mod init;
 pub mod issue;
 pub mod policy;
+pub mod pool;
 pub mod profile;
 pub mod publish;
 pub mod server;

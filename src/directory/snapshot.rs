@@ -224,6 +224,22 @@ impl Directory {
         Ok(snap)
     }
 
+    /// The account part of a snapshot (the account, its token and the names
+    /// of its groups) without Public Key Services: for a reader that keeps
+    /// that part behind a change marker (the CA). `account` in any form
+    /// [`Directory::snapshot`] takes.
+    pub async fn account_view(
+        &mut self,
+        account: &str,
+        naming: &NamingContexts,
+    ) -> Result<(Account, BTreeMap<Sid, String>), DirectoryError> {
+        let dn = match super::connection::NameForm::of(account) {
+            super::connection::NameForm::Dn => account.to_string(),
+            _ => self.resolve_account(account, naming).await?.dn,
+        };
+        self.read_account(&dn).await
+    }
+
     async fn read_account(
         &mut self,
         dn: &str,
