@@ -556,6 +556,47 @@ impl Lab {
         Ok(written)
     }
 
+    /// Writes `<name>.toml` and its password file for an account of the
+    /// lab's directory other than the samples (the fleet benchmark's
+    /// hosts): the same simple bind over StartTLS as [`Lab::write_policies`].
+    pub fn write_password_policy(
+        &self,
+        name: &str,
+        dn: &str,
+        context: Context,
+        password: &str,
+    ) -> Result<PathBuf, LabError> {
+        let secrets = self.dir.join("secrets");
+        if !secrets.is_dir() {
+            fs::create_dir_all(&secrets).map_err(|e| io(secrets.display(), e))?;
+            fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700))
+                .map_err(|e| io(secrets.display(), e))?;
+        }
+        write_private(&secrets.join(format!("{name}.secret")), password.as_bytes())?;
+        let policy = format!(
+            "# Lab policy for {name}: {context} context, simple bind over StartTLS.\n\
+             context = \"{context}\"\n\
+             store = \"stores/{name}\"\n\n\
+             [directory]\n\
+             url = \"{url}\"\n\
+             starttls = true\n\
+             ca_file = \"tls/ca.pem\"\n\
+             timeout = \"30s\"\n\
+             bind = \"simple\"\n\
+             user = \"{dn}\"\n\
+             password_file = \"secrets/{name}.secret\"\n",
+            url = self.url,
+        );
+        let path = self.policy_path(name);
+        fs::write(&path, policy).map_err(|e| io(path.display(), e))?;
+        Ok(path)
+    }
+
+    /// The pid of the lab's slapd (None for an attached or Samba lab).
+    pub fn slapd_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Writes `ca.toml` for the lab's CA (`corp-CA`, bound as `ca-svc`),
     /// listening on loopback ports (0 picks free ones) with its state in
     /// `ca/`. The forest's `certificateTemplates` are left as they are.
@@ -832,6 +873,47 @@ pub fn template_variant_ldif(
     Some(out.join("\n") + "\n\n")
 }
 
+/// LDIF for a computer account `CN=<name>,CN=Computers,DC=corp,DC=example`
+/// of the sample domain with relative identifier `rid` (its objectSid is
+/// `S-1-5-21-1000-2000-3000-<rid>`), primary group `primary_rid`, a DNS
+/// name `<name>.corp.example` and the password `password`: the fleet
+/// benchmark's hosts. The security descriptor is web01's.
+pub fn computer_account_ldif(name: &str, rid: u32, primary_rid: u32, password: &str) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut sid = vec![1u8, 5, 0, 0, 0, 0, 0, 5];
+    for sub in [21u32, 1000, 2000, 3000, rid] {
+        sid.extend_from_slice(&sub.to_le_bytes());
+    }
+    // A GUID unique within the lab: a fixed prefix and the RID.
+    let mut guid = *b"\x5e\x1f\x7a\x70fleetlab\0\0\0\0";
+    guid[12..].copy_from_slice(&rid.to_be_bytes());
+    let sd = "AQAEhIwAAACoAAAAAAAAABQAAAACAHgABAAAAAAAJAD/AQ8AAQUAAAAAAAUVAAAA6AMAANAHAAC4CwAAAAIAAAAAJAD/AQ8AAQUAAAAAAAUVAAAA6AMAANAHAAC4CwAABwIAAAAAFAD/AQ8AAQEAAAAAAAUSAAAAAAAUAJQAAgABAQAAAAAABQsAAAABBQAAAAAABRUAAADoAwAA0AcAALgLAAAAAgAAAQUAAAAAAAUVAAAA6AMAANAHAAC4CwAAAAIAAA==";
+    format!(
+        "dn: CN={name},CN=Computers,DC=corp,DC=example\n\
+         objectClass: top\n\
+         objectClass: user\n\
+         objectClass: computer\n\
+         objectClass: adEmulatedObject\n\
+         cn: {name}\n\
+         name: {name}\n\
+         sAMAccountName: {upper}$\n\
+         sAMAccountType: 805306369\n\
+         primaryGroupID: {primary_rid}\n\
+         userAccountControl: 4096\n\
+         dNSHostName: {name}.corp.example\n\
+         userPassword: {password}\n\
+         objectGUID:: {guid}\n\
+         objectSid:: {sid}\n\
+         whenCreated: 20250106092200.0Z\n\
+         whenChanged: 20250106092200.0Z\n\
+         nTSecurityDescriptor:: {sd}\n\n",
+        upper = name.to_ascii_uppercase(),
+        guid = b64(&guid),
+        sid = b64(&sid),
+    )
+}
+
 fn slapadd(tools: &Tools, conf: &Path, ldif: &Path) -> Result<(), LabError> {
     let out = Command::new(&tools.slapadd)
         .arg("-q")
@@ -875,5 +957,22 @@ mod tests {
             ldapi_url(Path::new("/tmp/lab 1/ldapi")),
             "ldapi://%2Ftmp%2Flab%201%2Fldapi"
         );
+    }
+
+    #[test]
+    fn computer_accounts_have_the_sid_of_their_rid() {
+        let ldif = computer_account_ldif("host00007", 20007, 1101, "pw");
+        use base64::Engine;
+        let sid_line = ldif
+            .lines()
+            .find(|l| l.starts_with("objectSid:: "))
+            .expect("objectSid");
+        let sid = base64::engine::general_purpose::STANDARD
+            .decode(&sid_line["objectSid:: ".len()..])
+            .expect("base64");
+        let sid = crate::model::Sid::from_bytes(&sid).expect("a SID");
+        assert_eq!(sid.to_string(), "S-1-5-21-1000-2000-3000-20007");
+        assert!(ldif.contains("sAMAccountName: HOST00007$\n"));
+        assert!(ldif.contains("primaryGroupID: 1101\n"));
     }
 }

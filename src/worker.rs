@@ -27,6 +27,8 @@ use tokio::time::Instant;
 
 use crate::directory::Directory;
 use crate::policy::Policy;
+
+mod watch;
 use crate::pulse::{self, PulseError, PulseOptions, Report};
 
 /// Why a pulse ran (logged with it).
@@ -270,6 +272,12 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
     let watchdog = watchdog_period();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The policy file's changes are notified (inotify); `policy_check` is
+    // the polling period only where notification is unavailable.
+    let policy_watch = watch::PolicyWatch::new(policy_path);
+    if policy_watch.is_none() {
+        tracing::warn!("cannot watch the policy file's folder; reading it every policy_check");
+    }
     let mut policy_tick = tokio::time::interval(policy.schedule.policy_check);
     let mut directory_tick = tokio::time::interval(policy.schedule.directory_check);
     policy_tick.reset();
@@ -325,7 +333,14 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = watchdog_tick.tick(), if watchdog.is_some() => sd_notify("WATCHDOG=1"),
-            _ = policy_tick.tick() => {
+            _ = async {
+                match &policy_watch {
+                    Some(w) => w.changed().await,
+                    None => {
+                        policy_tick.tick().await;
+                    }
+                }
+            } => {
                 let bytes = file_fingerprint(policy_path);
                 if bytes != policy_bytes {
                     policy_bytes = bytes;

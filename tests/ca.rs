@@ -762,3 +762,56 @@ fn ca_objects_as_ad(lab: &TestLab, ca: &TestCa) {
     let everything = search("(objectClass=*)", &["objectClass"]);
     assert!(!everything.contains("pkiCA"), "{everything}");
 }
+
+/// The CA keeps what it read of Public Key Services behind the directory's
+/// change marker: a change there reaches the very next request, and
+/// requests at once each work on a connection of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_public_key_services_reaches_the_next_request() {
+    let lab = common::start(None);
+    let ca = lab.start_ca(start_time()).await;
+    let (first, _) = enroll(&lab, &ca, "ws01", "WorkstationAuth", rsa()).await;
+    issued(&first);
+
+    let t = template(&lab, "WorkstationAuth").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (client, endpoint) = (ca.client("ws01"), ca.endpoint.clone());
+        let csr = enrollment_request(&t, &rsa(), None).unwrap();
+        tasks.spawn(async move {
+            client
+                .submit(&endpoint, &csr, "WorkstationAuth")
+                .await
+                .unwrap()
+        });
+    }
+    let mut serials = std::collections::BTreeSet::new();
+    while let Some(out) = tasks.join_next().await {
+        let der = issued(&out.unwrap());
+        serials.insert(CertificateInfo::from_der(&der).unwrap().serial);
+    }
+    assert_eq!(serials.len(), 4, "four requests at once, four certificates");
+
+    // The CA stops publishing WorkstationAuth: the next request is refused.
+    lab.admin(
+        "ldapmodify",
+        "dn: CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example\n\
+         changetype: modify\n\
+         delete: certificateTemplates\n\
+         certificateTemplates: WorkstationAuth\n",
+    );
+    let (after, _) = enroll(&lab, &ca, "ws01", "WorkstationAuth", rsa()).await;
+    let (code, reason) = denial(&after);
+    assert_ne!(code, 0, "{reason}");
+
+    // And published again, issued again.
+    lab.admin(
+        "ldapmodify",
+        "dn: CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example\n\
+         changetype: modify\n\
+         add: certificateTemplates\n\
+         certificateTemplates: WorkstationAuth\n",
+    );
+    let (again, _) = enroll(&lab, &ca, "ws01", "WorkstationAuth", rsa()).await;
+    issued(&again);
+}

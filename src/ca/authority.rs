@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rcgen::{Issuer, KeyPair};
 use time::OffsetDateTime;
-use tokio::sync::Mutex as AsyncMutex;
 
 use super::config::CaConfig;
 use super::crl::{CrlInput, build_crl};
@@ -21,6 +20,7 @@ use super::db::{
 use super::init::{random_serial, read_file};
 use super::issue::{IssuerUrls, build_certificate};
 use super::policy::{CaFacts, Decision, IssuanceRequest, RenewalFacts, decide, hresult};
+use super::pool::Pool;
 use super::profile::CertificateProfile;
 use super::publish::{PublishError, aia_ldap_url, cdp_ldap_url, publish_crl};
 use crate::clock::Clock;
@@ -140,12 +140,21 @@ pub struct Authority {
     signer: Signer,
     db: Mutex<Database>,
     clock: Arc<dyn Clock>,
-    /// Connection bound as the CA's service account (reads templates and accounts).
-    service: AsyncMutex<Option<Directory>>,
-    /// Connection used only to check requesters' passwords by binding.
-    login: AsyncMutex<Option<Directory>>,
+    /// Connections bound as the CA's service account (read templates and
+    /// accounts), one per request at a time.
+    service: Pool,
+    /// Connections used only to check requesters' passwords by binding.
+    login: Pool,
     naming: Mutex<Option<NamingContexts>>,
+    /// The last snapshot read in full, with the change marker of Public Key
+    /// Services it was read at: while the marker is the same, a request reads
+    /// only its account and takes templates, CAs and CRLs from here.
+    pks: Mutex<Option<(String, Arc<DirectorySnapshot>)>>,
 }
+
+/// Idle directory connections kept per pool: about the number of requests a
+/// CA on a small host works on at once.
+const IDLE_CONNECTIONS: usize = 8;
 
 impl Authority {
     /// Opens the CA's state. The directory is connected on first use, so the
@@ -159,9 +168,10 @@ impl Authority {
             signer,
             db: Mutex::new(db),
             clock,
-            service: AsyncMutex::new(None),
-            login: AsyncMutex::new(None),
+            service: Pool::new(IDLE_CONNECTIONS),
+            login: Pool::new(IDLE_CONNECTIONS),
             naming: Mutex::new(None),
+            pks: Mutex::new(None),
         })
     }
 
@@ -188,36 +198,77 @@ impl Authority {
         read_file(&self.config.crl_path(), "CRL")
     }
 
+    /// A service account connection: an idle one, or a new one when
+    /// `fresh` or none is idle.
+    async fn service_connection(&self, fresh: bool) -> Result<Directory, DirectoryError> {
+        if !fresh && let Some(dir) = self.service.take() {
+            return Ok(dir);
+        }
+        Directory::connect(&self.config.directory).await
+    }
+
     /// Reads the directory as the service account, reconnecting once if the
     /// pooled connection broke.
     async fn snapshot(&self, account: &str) -> Result<DirectorySnapshot, DirectoryError> {
-        let mut guard = self.service.lock().await;
         for attempt in 0..2 {
-            if guard.is_none() {
-                *guard = Some(Directory::connect(&self.config.directory).await?);
-            }
-            let dir = guard.as_mut().ok_or_else(|| DirectoryError::Setup {
-                url: self.config.directory.url.clone(),
-                what: "no connection".into(),
-            })?;
-            match dir.snapshot(account).await {
+            let mut dir = self.service_connection(attempt == 1).await?;
+            match self.snapshot_on(&mut dir, account).await {
                 Ok(s) => {
-                    if let Ok(mut n) = self.naming.lock() {
-                        *n = Some(s.naming.clone());
-                    }
+                    self.service.give(dir);
                     return Ok(s);
                 }
                 Err(e @ DirectoryError::Content { .. }) => {
+                    self.service.give(dir);
                     return Err(e);
                 }
-                Err(e) if attempt == 1 || !is_broken_connection(&e) => {
-                    *guard = None;
-                    return Err(e);
-                }
-                Err(_) => *guard = None,
+                Err(e) if attempt == 1 || !is_broken_connection(&e) => return Err(e),
+                Err(_) => {}
             }
         }
         unreachable!("the loop returns on its second attempt")
+    }
+
+    /// A snapshot for `account`: Public Key Services from the cache while
+    /// its change marker stands still (one search of three small attributes
+    /// instead of every template's entry), the account always read anew.
+    /// The marker is read before the full search, so a change made while
+    /// reading shows as a new marker on the next request.
+    async fn snapshot_on(
+        &self,
+        dir: &mut Directory,
+        account: &str,
+    ) -> Result<DirectorySnapshot, DirectoryError> {
+        let naming = match self.naming.lock().ok().and_then(|n| n.clone()) {
+            Some(n) => n,
+            None => {
+                let n = dir.naming_contexts().await?;
+                if let Ok(mut cached) = self.naming.lock() {
+                    *cached = Some(n.clone());
+                }
+                n
+            }
+        };
+        let marker = dir.change_marker(&naming.public_key_services()).await?;
+        let cached = self.pks.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(m, _)| *m == marker)
+                .map(|(_, s)| s.clone())
+        });
+        if let Some(base) = cached {
+            let (account, sid_names) = dir.account_view(account, &naming).await?;
+            let mut snapshot = DirectorySnapshot::clone(&base);
+            snapshot.account = account;
+            snapshot.sid_names = sid_names;
+            return Ok(snapshot);
+        }
+        let snapshot = dir.snapshot(account).await?;
+        if let Ok(mut n) = self.naming.lock() {
+            *n = Some(snapshot.naming.clone());
+        }
+        if let Ok(mut c) = self.pks.lock() {
+            *c = Some((marker, Arc::new(snapshot.clone())));
+        }
+        Ok(snapshot)
     }
 
     /// Checks a UsernameToken and returns the DN of its account. The name
@@ -277,19 +328,16 @@ impl Authority {
                 what: other.to_string(),
             }),
         })?;
-        let mut guard = self.service.lock().await;
         for attempt in 0..2 {
-            if guard.is_none() {
-                *guard = Some(
-                    Directory::connect(&self.config.directory)
-                        .await
-                        .map_err(LoginFailure::Unavailable)?,
-                );
+            let mut dir = self
+                .service_connection(attempt == 1)
+                .await
+                .map_err(LoginFailure::Unavailable)?;
+            let found = dir.resolve_account(name, &naming).await;
+            if found.is_ok() || matches!(found, Err(DirectoryError::Content { .. })) {
+                self.service.give(dir);
             }
-            let Some(dir) = guard.as_mut() else {
-                continue;
-            };
-            match dir.resolve_account(name, &naming).await {
+            match found {
                 Ok(found) => return Ok(found.dn),
                 Err(DirectoryError::Content { what, .. }) => {
                     tracing::info!(
@@ -300,10 +348,9 @@ impl Authority {
                     return Err(LoginFailure::Refused);
                 }
                 Err(e) if attempt == 1 || !is_broken_connection(&e) => {
-                    *guard = None;
                     return Err(LoginFailure::Unavailable(e));
                 }
-                Err(_) => *guard = None,
+                Err(_) => {}
             }
         }
         unreachable!("the loop returns on its second attempt")
@@ -312,16 +359,18 @@ impl Authority {
     /// Checks `password` by a simple bind as `dn` on the pooled login
     /// connection (never the service account's).
     async fn bind_as(&self, dn: &str, password: &str) -> Result<(), LoginFailure> {
-        let mut guard = self.login.lock().await;
-        if let Some(dir) = guard.as_mut() {
+        if let Some(mut dir) = self.login.take() {
             match dir.rebind(dn, password).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.login.give(dir);
+                    return Ok(());
+                }
                 Err(e) => {
                     let failure = LoginFailure::of(e);
                     if matches!(failure, LoginFailure::Refused) {
+                        self.login.give(dir);
                         return Err(failure);
                     }
-                    *guard = None;
                     // A pooled connection the server closed is retried once
                     // on a new one; a directory that did not answer in time
                     // is not waited for a second time.
@@ -334,7 +383,7 @@ impl Authority {
         let dir = Directory::connect_as(&self.config.directory, dn, password)
             .await
             .map_err(LoginFailure::of)?;
-        *guard = Some(dir);
+        self.login.give(dir);
         Ok(())
     }
 
@@ -342,14 +391,9 @@ impl Authority {
         if let Some(n) = self.naming.lock().ok().and_then(|n| n.clone()) {
             return Ok(n);
         }
-        let mut guard = self.service.lock().await;
-        if guard.is_none() {
-            *guard = Some(Directory::connect(&self.config.directory).await?);
-        }
-        let dir = guard
-            .as_mut()
-            .ok_or_else(|| CaError::State("no directory connection".into()))?;
+        let mut dir = self.service_connection(false).await?;
         let naming = dir.naming_contexts().await?;
+        self.service.give(dir);
         if let Ok(mut n) = self.naming.lock() {
             *n = Some(naming.clone());
         }
@@ -744,11 +788,18 @@ impl Authority {
     /// `userCertificate`. A failure is logged, not fatal: the certificate is
     /// issued either way, as on AD CS.
     async fn publish_user_certificate(&self, dn: &str, cert: &[u8]) {
-        let mut guard = self.service.lock().await;
-        if let Some(dir) = guard.as_mut()
-            && let Err(e) = super::publish::add_user_certificate(dir, dn, cert).await
-        {
-            tracing::warn!(account = dn, error = %e, "cannot publish the certificate to the directory");
+        let Some(mut dir) = self.service.take() else {
+            tracing::warn!(
+                account = dn,
+                "cannot publish the certificate to the directory: no connection"
+            );
+            return;
+        };
+        match super::publish::add_user_certificate(&mut dir, dn, cert).await {
+            Ok(_) => self.service.give(dir),
+            Err(e) => {
+                tracing::warn!(account = dn, error = %e, "cannot publish the certificate to the directory")
+            }
         }
     }
 
@@ -835,21 +886,16 @@ impl Authority {
             .replace(&self.config.crl_path(), &crl, 0o644)
             .map_err(|e| CaError::State(format!("CRL: {e}")))?;
         let naming = self.naming().await?;
-        let mut guard = self.service.lock().await;
-        if guard.is_none() {
-            *guard = Some(Directory::connect(&self.config.directory).await?);
-        }
-        let dir = guard
-            .as_mut()
-            .ok_or_else(|| CaError::State("no directory connection".into()))?;
+        let mut dir = self.service_connection(false).await?;
         publish_crl(
-            dir,
+            &mut dir,
             &naming,
             &self.config.name,
             &self.config.dns_host_name,
             &crl,
         )
         .await?;
+        self.service.give(dir);
         Ok(crl)
     }
 }

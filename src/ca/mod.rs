@@ -10,6 +10,7 @@ pub mod icpr;
 pub mod init;
 pub mod issue;
 pub mod policy;
+pub mod pool;
 pub mod profile;
 pub mod publish;
 pub mod server;

@@ -227,6 +227,26 @@ impl Directory {
         Ok((snap, raw))
     }
 
+    /// The account part of a snapshot (the account, its token and the names
+    /// of its groups) without Public Key Services: for a reader that keeps
+    /// that part behind a change marker (the CA). `account` in any form
+    /// [`Directory::snapshot`] takes.
+    pub async fn account_view(
+        &mut self,
+        account: &str,
+        naming: &NamingContexts,
+    ) -> Result<(Account, BTreeMap<Sid, String>), DirectoryError> {
+        let dn = match super::connection::NameForm::of(account) {
+            super::connection::NameForm::Dn => account.to_string(),
+            _ => self.resolve_account(account, naming).await?.dn,
+        };
+        let (entry, groups) = self.read_account(&dn).await?;
+        account_from_entries(&entry, &groups).map_err(|what| DirectoryError::Content {
+            url: self.url().to_string(),
+            what,
+        })
+    }
+
     /// The account's entry and the entries of its groups (names and SIDs).
     async fn read_account(&mut self, dn: &str) -> Result<(Entry, Vec<Entry>), DirectoryError> {
         let url = self.url().to_string();
