@@ -858,7 +858,11 @@ fn a_fleet_of_twenty_hosts_enrolls_once_each_across_a_ca_restart() {
         .iter()
         .zip(&binds)
         .map(|(n, b)| {
-            let how = if *b == "kerberos" { "kerberos" } else { "password" };
+            let how = if *b == "kerberos" {
+                "kerberos"
+            } else {
+                "password"
+            };
             (format!("{}$", n.to_uppercase()), how)
         })
         .collect();
