@@ -15,4 +15,5 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
 scripts/fuzz.sh check
 scripts/test-package.sh
-scripts/compose-test.sh
+# The release binary test-package.sh built goes into the images.
+scripts/compose-test.sh --release
