@@ -48,6 +48,26 @@ pub struct CaConfig {
     pub directory: DirectorySettings,
     /// The Kerberos endpoint (`<CA>_CES_Kerberos`), when configured.
     pub kerberos: Option<KerberosEndpoint>,
+    /// MS-ICPR over DCE/RPC (`ICertPassage` and an endpoint mapper), when
+    /// configured.
+    pub rpc: Option<RpcEndpoint>,
+    /// `krb5_conf`: the krb5.conf of the CA process's Kerberos endpoints
+    /// (the lab's), else `KRB5_CONFIG` or `/etc/krb5.conf`.
+    pub krb5_conf: Option<PathBuf>,
+}
+
+/// Where `ca serve` answers MS-ICPR ([MS-ICPR] 2.1: ncacn_ip_tcp, the port
+/// told by the endpoint mapper) and with whose keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcEndpoint {
+    /// Keytab holding `host/<dns_host_name>`, the principal Windows clients
+    /// and impacket ask the KDC for.
+    pub keytab: PathBuf,
+    /// ICertPassage's listener (`0.0.0.0:0` by default: a free port, which
+    /// the endpoint mapper tells).
+    pub listen: SocketAddr,
+    /// The endpoint mapper ([MS-RPCE] 2.1.1.1: port 135 by default).
+    pub epm_listen: SocketAddr,
 }
 
 /// The CA's Kerberos (HTTP Negotiate) endpoint: its `HTTP/<host>` keys and
@@ -84,6 +104,9 @@ struct RawCaConfig {
     kerberos_keytab: Option<Spanned<PathBuf>>,
     kerberos_url: Option<Spanned<String>>,
     krb5_conf: Option<Spanned<PathBuf>>,
+    rpc_keytab: Option<Spanned<PathBuf>>,
+    rpc_listen: Option<Spanned<String>>,
+    rpc_epm_listen: Option<Spanned<String>>,
 }
 
 /// The path of the WSTEP endpoint, the one AD CS's enrollment web service
@@ -221,15 +244,43 @@ impl CaConfig {
                     "kerberos_keytab as well: the endpoint needs the keys of HTTP/<host>".into(),
                 ));
             }
-            (None, None, Some(c)) => {
+            (None, None, Some(c)) if raw.rpc_keytab.is_none() => {
                 return Err(src.invalid(
                     c.span(),
                     "krb5_conf",
-                    "kerberos_keytab as well: only the Kerberos endpoint uses it".into(),
+                    "kerberos_keytab or rpc_keytab as well: only the Kerberos endpoints use it"
+                        .into(),
+                ));
+            }
+            (None, None, _) => None,
+        };
+        let rpc = match (&raw.rpc_keytab, &raw.rpc_listen, &raw.rpc_epm_listen) {
+            (Some(keytab), l, e) => Some(RpcEndpoint {
+                keytab: src.resolve(keytab.get_ref()),
+                listen: match l {
+                    Some(l) => address(l, "rpc_listen")?,
+                    None => SocketAddr::from(([0, 0, 0, 0], 0)),
+                },
+                epm_listen: match e {
+                    Some(e) => address(e, "rpc_epm_listen")?,
+                    None => SocketAddr::from(([0, 0, 0, 0], 135)),
+                },
+            }),
+            (None, Some(v), _) | (None, None, Some(v)) => {
+                return Err(src.invalid(
+                    v.span(),
+                    if raw.rpc_listen.is_some() {
+                        "rpc_listen"
+                    } else {
+                        "rpc_epm_listen"
+                    },
+                    "rpc_keytab as well: ICertPassage needs the keys of host/<dns_host_name>"
+                        .into(),
                 ));
             }
             (None, None, None) => None,
         };
+        let krb5_conf_for_rpc = raw.krb5_conf.as_ref().map(|c| src.resolve(c.get_ref()));
         Ok(CaConfig {
             source: path.to_path_buf(),
             name,
@@ -246,6 +297,8 @@ impl CaConfig {
             templates: raw.templates,
             directory,
             kerberos,
+            rpc,
+            krb5_conf: krb5_conf_for_rpc,
         })
     }
 

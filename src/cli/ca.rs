@@ -54,12 +54,7 @@ pub fn init(config: &Path, json: bool) -> Result<ExitCode, CliError> {
 pub fn serve(config: &Path) -> Result<ExitCode, CliError> {
     let authority = Arc::new(open(config)?);
     // Before the runtime's threads exist (MIT krb5 reads it per context).
-    if let Some(conf) = authority
-        .config()
-        .kerberos
-        .as_ref()
-        .and_then(|k| k.krb5_conf.as_ref())
-    {
+    if let Some(conf) = authority.config().krb5_conf.as_ref() {
         autoenroll::krb::use_config(conf).map_err(config_error)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -69,6 +64,18 @@ pub fn serve(config: &Path) -> Result<ExitCode, CliError> {
     rt.block_on(async move {
         let endpoint = authority.config().endpoint_url();
         let kerberos = authority.config().kerberos_endpoint_url();
+        let rpc = match authority.config().rpc.clone() {
+            Some(rpc) => {
+                let settings = autoenroll::ca::icpr::IcprSettings {
+                    epm_listen: rpc.epm_listen,
+                    listen: rpc.listen,
+                    keytab: rpc.keytab,
+                    rcache: authority.config().state_dir.join("rpc-replay.rcache"),
+                };
+                Some(autoenroll::ca::icpr::start(authority.clone(), settings).await?)
+            }
+            None => None,
+        };
         let listening = server::start(authority).await?;
         outln!("listening on https://{} ({endpoint})", listening.https);
         if let Some(k) = kerberos {
@@ -77,6 +84,13 @@ pub fn serve(config: &Path) -> Result<ExitCode, CliError> {
         if let Some(http) = listening.http {
             outln!("downloads on http://{http}/CertEnroll/");
         }
+        if let Some(rpc) = &rpc {
+            outln!(
+                "MS-ICPR (ICertPassage) on {}, endpoint mapper on {}",
+                rpc.icpr,
+                rpc.epm
+            );
+        }
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).map_err(internal)?;
         tokio::select! {
@@ -84,6 +98,9 @@ pub fn serve(config: &Path) -> Result<ExitCode, CliError> {
             _ = tokio::signal::ctrl_c() => {}
         }
         listening.stop().await;
+        if let Some(rpc) = rpc {
+            rpc.stop().await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
