@@ -565,23 +565,8 @@ async fn respond(
     stub: Vec<u8>,
     mut security: Option<&mut Security>,
 ) -> Result<(), RpcError> {
-    let chunk = 4096;
-    let parts: Vec<&[u8]> = if stub.is_empty() {
-        vec![&[]]
-    } else {
-        stub.chunks(chunk).collect()
-    };
-    let mut remaining = stub.len();
-    for (i, part) in parts.iter().enumerate() {
-        let mut flags = 0;
-        if i == 0 {
-            flags |= pdu::PFC_FIRST_FRAG;
-        }
-        if i + 1 == parts.len() {
-            flags |= pdu::PFC_LAST_FRAG;
-        }
-        let mut body = pdu::response_head(remaining as u32, context_id);
-        remaining -= part.len();
+    for (flags, hint, part) in pdu::fragments(&stub, 4096) {
+        let mut body = pdu::response_head(hint, context_id);
         let mut data = part.to_vec();
         let auth = match security.as_deref_mut() {
             Some(s) if s.level == pdu::AUTHN_LEVEL_PKT_PRIVACY && s.ctx.is_complete() => {

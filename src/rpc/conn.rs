@@ -360,22 +360,8 @@ impl Association {
         } else {
             self.max_xmit - 24
         };
-        let chunks: Vec<&[u8]> = if stub.is_empty() {
-            vec![&[]]
-        } else {
-            stub.chunks(chunk).collect()
-        };
-        let mut remaining = stub.len();
-        for (i, part) in chunks.iter().enumerate() {
-            let mut flags = 0;
-            if i == 0 {
-                flags |= pdu::PFC_FIRST_FRAG;
-            }
-            if i + 1 == chunks.len() {
-                flags |= pdu::PFC_LAST_FRAG;
-            }
-            let mut body = Request::encode_head(remaining as u32, self.context_id, opnum);
-            remaining -= part.len();
+        for (flags, hint, part) in pdu::fragments(stub, chunk) {
+            let mut body = Request::encode_head(hint, self.context_id, opnum);
             let mut data = part.to_vec();
             let auth = match &mut self.security {
                 None => None,

@@ -488,6 +488,36 @@ pub fn status_text(status: u32) -> String {
     format!("{name} (0x{status:08x})")
 }
 
+/// A call's stub cut into fragments of at most `chunk` bytes (C706 12.6.3.1:
+/// the first carries PFC_FIRST_FRAG, the last PFC_LAST_FRAG, an empty stub is
+/// one fragment with both): `(flags, alloc_hint, part)`, where `alloc_hint`
+/// is what remains of the stub from this fragment on.
+pub fn fragments(stub: &[u8], chunk: usize) -> Vec<(u8, u32, &[u8])> {
+    let parts: Vec<&[u8]> = if stub.is_empty() {
+        vec![&[]]
+    } else {
+        stub.chunks(chunk.max(1)).collect()
+    };
+    let last = parts.len() - 1;
+    let mut remaining = stub.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut flags = 0;
+            if i == 0 {
+                flags |= PFC_FIRST_FRAG;
+            }
+            if i == last {
+                flags |= PFC_LAST_FRAG;
+            }
+            let hint = remaining as u32;
+            remaining -= part.len();
+            (flags, hint, part)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{ICERT_PASSAGE, NDR20};
@@ -639,5 +669,27 @@ mod tests {
         };
         assert_eq!(fault_status(&pdu).unwrap(), 5);
         assert_eq!(status_text(5), "rpc_s_access_denied (0x00000005)");
+    }
+
+    #[test]
+    fn fragments_carry_first_last_and_what_remains() {
+        let stub: Vec<u8> = (0..10).collect();
+        let f = fragments(&stub, 4);
+        let seen: Vec<(u8, u32, usize)> = f.iter().map(|(fl, h, p)| (*fl, *h, p.len())).collect();
+        assert_eq!(
+            seen,
+            [(PFC_FIRST_FRAG, 10, 4), (0, 6, 4), (PFC_LAST_FRAG, 2, 2)]
+        );
+        assert_eq!(
+            f.iter()
+                .flat_map(|(_, _, p)| p.iter().copied())
+                .collect::<Vec<u8>>(),
+            stub
+        );
+        assert_eq!(
+            fragments(&[], 4),
+            [(PFC_FIRST_FRAG | PFC_LAST_FRAG, 0, &[][..])]
+        );
+        assert_eq!(fragments(&stub, 16).len(), 1);
     }
 }
