@@ -173,10 +173,21 @@ fn one_key(name: &str, lines: &[String]) -> Secret {
     assert!(der.len() >= 64, "{name}: a private key is longer");
     let window = secret_window(&der);
     let hex: String = window.iter().map(|b| format!("{b:02x}")).collect();
+    // A PEM line of 64 characters carries 48 bytes of the DER. Only the lines
+    // over the secret window are needles: the others may hold the public key
+    // (an RSA key's modulus), which every certificate of the key carries too,
+    // base64-encoded in the same characters when its offset falls alike (as
+    // in a saved directory snapshot's JSON).
+    let start = der
+        .windows(window.len())
+        .position(|w| w == window)
+        .expect("the window is inside the key");
+    let end = start + window.len();
     let mut needles: Vec<Vec<u8>> = lines
         .iter()
-        .filter(|l| l.len() >= 40)
-        .map(|l| l.clone().into_bytes())
+        .enumerate()
+        .filter(|(i, l)| l.len() >= 40 && i * 48 < end && (i + 1) * 48 > start)
+        .map(|(_, l)| l.clone().into_bytes())
         .collect();
     needles.push(hex.clone().into_bytes());
     needles.push(hex.to_uppercase().into_bytes());
