@@ -434,7 +434,18 @@ password_file = "ca-svc.secret"
                 "kerberos_url = \"https://x\"\n",
                 "kerberos_url: kerberos_keytab as well",
             ),
-            ("krb5_conf = \"k\"\n", "krb5_conf: kerberos_keytab as well"),
+            (
+                "krb5_conf = \"k\"\n",
+                "krb5_conf: kerberos_keytab or rpc_keytab as well",
+            ),
+            (
+                "rpc_listen = \"127.0.0.1:0\"\n",
+                "rpc_listen: rpc_keytab as well",
+            ),
+            (
+                "rpc_keytab = \"h\"\nrpc_epm_listen = \"nowhere\"\n",
+                "rpc_epm_listen: an address and port",
+            ),
             (
                 "kerberos_keytab = \"k\"\nkerberos_url = \"http://x\"\n",
                 "kerberos_url: a https:// base URL",
