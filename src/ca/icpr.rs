@@ -264,7 +264,12 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, service: &Service) -> Re
                 }
                 let mut answer_auth = None;
                 if let Some(a) = &pdu.auth {
-                    let Service::Icpr { acceptor, .. } = service else {
+                    // [MS-RPCE] 2.2.2.5: authentication type not recognized
+                    // (the endpoint mapper takes none; ICertPassage Kerberos,
+                    // raw or through SPNEGO).
+                    let known = a.auth_type == pdu::AUTHN_GSS_NEGOTIATE
+                        || a.auth_type == pdu::AUTHN_GSS_KERBEROS;
+                    let (Service::Icpr { acceptor, .. }, true) = (service, known) else {
                         reply(
                             &mut stream,
                             pdu::BIND_NAK,
@@ -275,20 +280,6 @@ async fn serve(mut stream: TcpStream, peer: SocketAddr, service: &Service) -> Re
                         .await?;
                         return Ok(());
                     };
-                    if a.auth_type != pdu::AUTHN_GSS_NEGOTIATE
-                        && a.auth_type != pdu::AUTHN_GSS_KERBEROS
-                    {
-                        // [MS-RPCE] 2.2.2.5: authentication type not recognized.
-                        reply(
-                            &mut stream,
-                            pdu::BIND_NAK,
-                            pdu.call_id,
-                            pdu::bind_nak(8),
-                            None,
-                        )
-                        .await?;
-                        return Ok(());
-                    }
                     let s = match &mut security {
                         Some(s) if pdu.ptype == pdu::ALTER_CONTEXT => s,
                         _ => security.insert(Security {
