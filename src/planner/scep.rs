@@ -75,6 +75,59 @@ pub enum ArchiveWhy {
 }
 
 impl ScepAction {
+    /// The action's kind, named as template actions are (`plan --json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScepAction::Enroll { why: EnrollWhy::NothingHeld, .. } => "enroll",
+            ScepAction::Enroll { .. } => "reenroll",
+            ScepAction::Renew { .. } => "renew",
+            ScepAction::Poll { .. } => "retrieve",
+            ScepAction::Archive { why: ArchiveWhy::Replaced, .. } => "archive",
+            ScepAction::Archive { .. } => "remove",
+            ScepAction::Keep { .. } => "keep",
+        }
+    }
+
+    /// The stable code of the reason (documented with the others).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ScepAction::Enroll { why, .. } => match why {
+                EnrollWhy::NothingHeld => "scep_no_certificate",
+                EnrollWhy::Expired => "scep_expired",
+                EnrollWhy::Revoked => "scep_revoked",
+            },
+            ScepAction::Renew { .. } => "scep_renewal_threshold",
+            ScepAction::Poll { .. } => "scep_pending",
+            ScepAction::Archive { why, .. } => match why {
+                ArchiveWhy::ProfileRemoved => "scep_profile_removed",
+                ArchiveWhy::Replaced => "scep_replaced",
+                ArchiveWhy::Revoked => "scep_certificate_revoked",
+            },
+            ScepAction::Keep { .. } => "scep_valid",
+        }
+    }
+
+    /// The profile the action is about.
+    pub fn profile(&self) -> &str {
+        match self {
+            ScepAction::Enroll { profile, .. }
+            | ScepAction::Renew { profile, .. }
+            | ScepAction::Poll { profile }
+            | ScepAction::Archive { profile, .. }
+            | ScepAction::Keep { profile, .. } => profile,
+        }
+    }
+
+    /// The certificate the action is about, if any.
+    pub fn certificate(&self) -> Option<&str> {
+        match self {
+            ScepAction::Renew { thumbprint, .. }
+            | ScepAction::Archive { thumbprint, .. }
+            | ScepAction::Keep { thumbprint, .. } => Some(thumbprint),
+            _ => None,
+        }
+    }
+
     /// A sentence a person can act on.
     pub fn reason(&self) -> String {
         match self {

@@ -16,6 +16,7 @@
 //! - `client`: GetCACaps, GetCACert and PKIOperation over GET or POST.
 
 pub mod cacert;
+pub mod challenge;
 pub mod caps;
 pub mod client;
 pub mod envelope;
