@@ -78,11 +78,17 @@ impl ScepAction {
     /// The action's kind, named as template actions are (`plan --json`).
     pub fn kind(&self) -> &'static str {
         match self {
-            ScepAction::Enroll { why: EnrollWhy::NothingHeld, .. } => "enroll",
+            ScepAction::Enroll {
+                why: EnrollWhy::NothingHeld,
+                ..
+            } => "enroll",
             ScepAction::Enroll { .. } => "reenroll",
             ScepAction::Renew { .. } => "renew",
             ScepAction::Poll { .. } => "retrieve",
-            ScepAction::Archive { why: ArchiveWhy::Replaced, .. } => "archive",
+            ScepAction::Archive {
+                why: ArchiveWhy::Replaced,
+                ..
+            } => "archive",
             ScepAction::Archive { .. } => "remove",
             ScepAction::Keep { .. } => "keep",
         }

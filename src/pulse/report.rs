@@ -40,12 +40,7 @@ impl Outcome {
     }
 
     /// An outcome of a SCEP profile.
-    pub fn scep(
-        event: Event,
-        profile: &str,
-        thumbprint: Option<&str>,
-        message: String,
-    ) -> Outcome {
+    pub fn scep(event: Event, profile: &str, thumbprint: Option<&str>, message: String) -> Outcome {
         Outcome {
             profile: Some(profile.to_string()),
             ..Outcome::new(event, None, thumbprint, message)

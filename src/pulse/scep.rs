@@ -407,7 +407,12 @@ impl ScepExecutor<'_> {
             let files = request
                 .replaces
                 .as_deref()
-                .and_then(|t| self.held.certificates.iter().find(|c| c.info.thumbprint == t))
+                .and_then(|t| {
+                    self.held
+                        .certificates
+                        .iter()
+                        .find(|c| c.info.thumbprint == t)
+                })
                 .ok_or_else(|| "the renewed certificate is gone".to_string())
                 .and_then(|c| self.store.held_files(c).map_err(|e| e.to_string()))
                 .and_then(|f| PrivateKey::from_pem(&f.key_pem).map_err(|e| e.to_string()));
@@ -512,7 +517,8 @@ impl ScepExecutor<'_> {
                 let why = format!(
                     "{url} refused the request: {}{}",
                     fail_info.describe(),
-                    text.map(|t| format!(" ({})", sanitize(&t))).unwrap_or_default()
+                    text.map(|t| format!(" ({})", sanitize(&t)))
+                        .unwrap_or_default()
                 );
                 let _ = self.store.abandon_request(self.lock, id, &why, self.now);
                 report.note(Outcome::scep(
@@ -533,10 +539,7 @@ impl ScepExecutor<'_> {
 
 /// A server's failInfoText as one line of printable text, bounded.
 fn sanitize(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// SCEP has no revocation request (RFC 8894 defines none): the CA's

@@ -16,8 +16,8 @@
 //! - `client`: GetCACaps, GetCACert and PKIOperation over GET or POST.
 
 pub mod cacert;
-pub mod challenge;
 pub mod caps;
+pub mod challenge;
 pub mod client;
 pub mod envelope;
 pub mod exchange;

@@ -165,15 +165,7 @@ impl Store {
         replaces: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<PendingRequest, StoreError> {
-        self.create_request_for(
-            lock,
-            profile,
-            Some(state),
-            key_pem,
-            message,
-            replaces,
-            now,
-        )
+        self.create_request_for(lock, profile, Some(state), key_pem, message, replaces, now)
     }
 
     #[allow(clippy::too_many_arguments)]
