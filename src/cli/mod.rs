@@ -24,6 +24,7 @@ pub mod ca;
 pub mod error;
 pub mod plan;
 pub mod pulse;
+pub mod unenroll;
 mod table;
 
 /// Logs to stderr, filtered by `AUTOENROLL_LOG` (default `default_level`).

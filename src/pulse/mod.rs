@@ -21,6 +21,7 @@ pub mod observe;
 pub mod report;
 pub mod scep;
 pub mod system_trust;
+pub mod unenroll;
 
 use std::time::Duration;
 
@@ -390,7 +391,7 @@ impl CaCredentials {
 /// password (a UsernameToken), a Kerberos bind's keytab or ticket cache
 /// (HTTP Negotiate). With SASL EXTERNAL there is neither: only renewals
 /// (signed by the current certificate) can be sent.
-async fn credentials(policy: &Policy) -> Result<CaCredentials, String> {
+pub(crate) async fn credentials(policy: &Policy) -> Result<CaCredentials, String> {
     match &policy.directory.bind {
         Bind::Simple {
             user,
