@@ -24,8 +24,8 @@ pub mod ca;
 pub mod error;
 pub mod plan;
 pub mod pulse;
-pub mod unenroll;
 mod table;
+pub mod unenroll;
 
 /// Logs to stderr, filtered by `AUTOENROLL_LOG` (default `default_level`).
 /// Under systemd (`JOURNAL_STREAM` set) lines carry no timestamp or colour:

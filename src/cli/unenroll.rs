@@ -70,7 +70,10 @@ fn print_report(report: &UnenrollReport) {
                     .unwrap_or_default(),
                 s.certificate.clone().unwrap_or_default(),
                 s.serial.clone().unwrap_or_default(),
-                s.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                s.path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
             ]);
         }
         out!("{t}");
@@ -93,6 +96,10 @@ fn print_report(report: &UnenrollReport) {
     outln!(
         "unenrolled the {} context{}",
         report.context,
-        if report.ok { "" } else { "; not everything could be done (above)" }
+        if report.ok {
+            ""
+        } else {
+            "; not everything could be done (above)"
+        }
     );
 }

@@ -178,6 +178,44 @@ impl ScepAction {
     }
 }
 
+/// The health of a held certificate of a profile as `status` shows it,
+/// read from the plan's decision about it: `healthy` (kept; with its
+/// renewal time), `due` (to be renewed), `expired`, `revoked`, `replaced`
+/// (a newer one is held) or `orphaned` (its profile left the policy).
+pub fn health(
+    actions: &[ScepAction],
+    held: &HeldScep,
+    now: OffsetDateTime,
+) -> (&'static str, Option<OffsetDateTime>) {
+    for a in actions {
+        match a {
+            ScepAction::Keep {
+                thumbprint,
+                renew_at,
+                ..
+            } if *thumbprint == held.thumbprint => return ("healthy", Some(*renew_at)),
+            ScepAction::Renew { thumbprint, .. } if *thumbprint == held.thumbprint => {
+                return ("due", None);
+            }
+            ScepAction::Archive {
+                thumbprint, why, ..
+            } if *thumbprint == held.thumbprint => {
+                return match why {
+                    ArchiveWhy::ProfileRemoved => ("orphaned", None),
+                    ArchiveWhy::Replaced => ("replaced", None),
+                    ArchiveWhy::Revoked => ("revoked", None),
+                };
+            }
+            _ => {}
+        }
+    }
+    if now >= held.not_after {
+        ("expired", None)
+    } else {
+        ("healthy", None)
+    }
+}
+
 /// When a certificate with this validity renews: when `percent` of its
 /// lifetime remains, i.e. at `notBefore + (100 - percent)%` of the lifetime.
 /// An empty or inverted validity renews at `notAfter`.
@@ -400,6 +438,38 @@ mod tests {
             for a in &actions {
                 assert!(a.reason().starts_with("SCEP profile "), "{}", a.reason());
             }
+        }
+    }
+
+    #[test]
+    fn health_follows_the_decision() {
+        let mut gone = held("vpn", "V");
+        gone.revoke_on_remove = true;
+        let cases: &[(u8, OffsetDateTime, &HeldScep, &str)] = &[
+            (
+                20,
+                datetime!(2026-01-03 00:00 UTC),
+                &held("wifi", "A"),
+                "healthy",
+            ),
+            (
+                20,
+                datetime!(2026-01-09 12:00 UTC),
+                &held("wifi", "A"),
+                "due",
+            ),
+            (
+                20,
+                datetime!(2026-01-12 00:00 UTC),
+                &held("wifi", "A"),
+                "expired",
+            ),
+            (20, datetime!(2026-01-03 00:00 UTC), &gone, "orphaned"),
+        ];
+        for (threshold, now, h, want) in cases {
+            let all = [(*h).clone()];
+            let (actions, _) = plan(&profiles(*threshold), &all, &[], *now);
+            assert_eq!(health(&actions, h, *now).0, *want, "{now}");
         }
     }
 

@@ -249,10 +249,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
 }
 
 /// The earlier of two due times.
-pub(crate) fn earliest(
-    a: Option<OffsetDateTime>,
-    b: Option<OffsetDateTime>,
-) -> Option<OffsetDateTime> {
+pub fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

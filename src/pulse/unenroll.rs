@@ -63,12 +63,11 @@ impl Step {
 
     fn of(kind: &'static str, c: &HeldCertificate) -> Step {
         Step {
-            template: c.meta.template.clone().or_else(|| {
-                c.info
-                    .template
-                    .as_ref()
-                    .and_then(|t| t.name.clone())
-            }),
+            template: c
+                .meta
+                .template
+                .clone()
+                .or_else(|| c.info.template.as_ref().and_then(|t| t.name.clone())),
             profile: c.meta.scep_profile.clone(),
             certificate: Some(c.info.thumbprint.clone()),
             serial: Some(c.info.serial.clone()),
@@ -110,11 +109,7 @@ fn managed(c: &HeldCertificate) -> bool {
 /// certificate leaves `my/`), then the store, then what lies outside it.
 /// Refused when the store holds entries that cannot be read: whether they
 /// are managed cannot be known.
-pub fn plan(
-    policy: &Policy,
-    store: &StoreSnapshot,
-    revoke: bool,
-) -> Result<Vec<Step>, String> {
+pub fn plan(policy: &Policy, store: &StoreSnapshot, revoke: bool) -> Result<Vec<Step>, String> {
     if let Some(u) = store.unparseable.first() {
         return Err(format!(
             "{} entries of the store cannot be read (first: {}: {}); repair them first",
@@ -139,9 +134,14 @@ pub fn plan(
     }
     for (cn, t) in &policy.templates {
         let Some(export) = &t.export else { continue };
-        for file in [&export.certificate, &export.key, &export.chain, &export.pkcs12]
-            .into_iter()
-            .flatten()
+        for file in [
+            &export.certificate,
+            &export.key,
+            &export.chain,
+            &export.pkcs12,
+        ]
+        .into_iter()
+        .flatten()
         {
             steps.push(Step {
                 template: Some(cn.clone()),
@@ -187,12 +187,19 @@ pub async fn unenroll(
         Some(
             tokio::task::spawn_blocking(move || Store::open(&root)?.lock())
                 .await
-                .map_err(|e| UnenrollError::Refused(format!("waiting for the store lock: {e}")))??,
+                .map_err(|e| {
+                    UnenrollError::Refused(format!("waiting for the store lock: {e}"))
+                })??,
         )
     };
     if let Some(lock) = &lock {
         for r in store.recover(lock)? {
-            report.note(Outcome::new(Event::Skipped, None, None, format!("recovered: {r}")));
+            report.note(Outcome::new(
+                Event::Skipped,
+                None,
+                None,
+                format!("recovered: {r}"),
+            ));
         }
     }
     let snapshot = store.snapshot()?;
@@ -211,8 +218,16 @@ pub async fn unenroll(
     };
     // The CAs and credentials revocation needs, before anything changes: a
     // directory that cannot be read stops everything.
-    let revoker = if options.revoke && steps.iter().any(|s| s.kind == "revoke" && s.profile.is_none()) {
-        Some(Revoker::new(policy, options.timeout).await.map_err(UnenrollError::Refused)?)
+    let revoker = if options.revoke
+        && steps
+            .iter()
+            .any(|s| s.kind == "revoke" && s.profile.is_none())
+    {
+        Some(
+            Revoker::new(policy, options.timeout)
+                .await
+                .map_err(UnenrollError::Refused)?,
+        )
     } else {
         None
     };
@@ -318,7 +333,11 @@ pub async fn unenroll(
                 }
             }
             "clear_trust" => {
-                for kind in [TrustKind::Roots, TrustKind::NtAuth, TrustKind::Intermediates] {
+                for kind in [
+                    TrustKind::Roots,
+                    TrustKind::NtAuth,
+                    TrustKind::Intermediates,
+                ] {
                     if let Err(e) = store.write_trust(&lock, kind, &[]) {
                         report.note(Outcome::new(
                             Event::Failed,
@@ -336,7 +355,12 @@ pub async fn unenroll(
                     ..State::default()
                 };
                 if let Err(e) = store.write_state(&lock, &state) {
-                    report.note(Outcome::new(Event::Failed, None, None, format!("state: {e}")));
+                    report.note(Outcome::new(
+                        Event::Failed,
+                        None,
+                        None,
+                        format!("state: {e}"),
+                    ));
                 }
             }
             _ => {}
@@ -373,7 +397,10 @@ fn remove_export(file: &ExportFile, template: Option<&str>, report: &mut Report)
             Event::Failed,
             template,
             None,
-            format!("{} is not a file autoenroll wrote; left alone", path.display()),
+            format!(
+                "{} is not a file autoenroll wrote; left alone",
+                path.display()
+            ),
         )
     } else {
         match std::fs::remove_file(path) {
@@ -437,7 +464,12 @@ impl Revoker {
                 .is_some_and(|ca| ca.eq_ignore_ascii_case(&s.cn))
         });
         let Some(service) = service else {
-            return administrator(template, thumbprint, serial, "its CA is not published in the directory");
+            return administrator(
+                template,
+                thumbprint,
+                serial,
+                "its CA is not published in the directory",
+            );
         };
         // The endpoint is on the origin of an enrollment URL used with the
         // credentials this host has: Kerberos (2) or password (4).
@@ -457,7 +489,10 @@ impl Revoker {
                 template,
                 thumbprint,
                 serial,
-                &format!("{} has no HTTPS endpoint for this host's credentials", service.cn),
+                &format!(
+                    "{} has no HTTPS endpoint for this host's credentials",
+                    service.cn
+                ),
             );
         };
         let body = serde_json::to_string(&RevocationRequest {
@@ -465,7 +500,11 @@ impl Revoker {
             reason: CESSATION_OF_OPERATION,
         })
         .unwrap_or_default();
-        let (negotiate, basic) = if auth == 2 { (kerberos, None) } else { (None, basic) };
+        let (negotiate, basic) = if auth == 2 {
+            (kerberos, None)
+        } else {
+            (None, basic)
+        };
         match self
             .https
             .post_json(&url, body, self.timeout, negotiate, basic)

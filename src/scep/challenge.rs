@@ -73,10 +73,16 @@ mod tests {
         let c = obtain(&source).unwrap().unwrap();
         assert_eq!(c.expose(), "0123-secret");
         assert_eq!(format!("{c:?}"), "(challenge)");
-        // A link at the file is refused, not followed.
-        let link = dir.path().join("link.challenge");
-        std::os::unix::fs::symlink(&file, &link).unwrap();
-        assert!(obtain(&ChallengeSource::File(link)).is_err());
+        // A FIFO is refused, never read (it would block).
+        let fifo = dir.path().join("fifo.challenge");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(obtain(&ChallengeSource::File(fifo)).is_err());
         assert_eq!(obtain(&ChallengeSource::None).unwrap(), None);
     }
 
