@@ -201,10 +201,13 @@ fn wifi_profile(lab: &TestLab, mm: &Micromdm) -> String {
          san = [\"dns:{{{{FullyQualifiedDomainName}}}}\", \"dns:{{{{DeviceName}}}}.wifi.{{{{Domain}}}}\"]\n\
          ekus = [\"client_auth\"]\nroot = \"{}\"\nurls = [\"{}\"]\n\
          renewal_threshold_percent = 25\nchallenge = \"file\"\nchallenge_file = \"{}\"\n\
-         revoke_on_remove = true\n",
+         revoke_on_remove = true\n\
+         post_install = 'echo \"$AUTOENROLL_SCEP_PROFILE $AUTOENROLL_CERTIFICATE\" > {hook}'\n\n\
+         [scep.wifi.export]\ncertificate = \"out/wifi.pem\"\nkey = \"out/wifi.key\"\n",
         mm.ca_pem.display(),
         mm.url,
-        challenge.display()
+        challenge.display(),
+        hook = lab.lab.dir.join("hook.out").display(),
     )
 }
 
@@ -286,6 +289,23 @@ async fn a_pulse_enrolls_renews_and_archives_a_scep_profile() {
         subject.trim(),
         r#"subject=CN=WS01 (WS01$),OU=Mobile\, Lab,O=Finance \"Group\" \+ Co,L=corp.example,C=US"#
     );
+    // Exported for services, and the hook told which profile.
+    let out = lab.lab.dir.join("out");
+    assert_eq!(
+        std::fs::read(out.join("wifi.pem")).unwrap(),
+        std::fs::read(&cert).unwrap()
+    );
+    let key_mode = std::fs::metadata(out.join("wifi.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    let hook = std::fs::read_to_string(lab.lab.dir.join("hook.out")).unwrap();
+    assert_eq!(
+        hook.trim(),
+        format!("wifi {}", out.join("wifi.pem").display())
+    );
+    assert_eq!(wifi(&report, Event::Exported).len(), 1);
     let san = openssl_text(&["x509", "-noout", "-ext", "subjectAltName", "-in"], &cert);
     assert!(
         san.contains("DNS:ws01.corp.example, DNS:ws01.wifi.corp.example"),

@@ -79,7 +79,8 @@ async fn unenroll_leaves_nothing_managed_and_revokes_then_a_pulse_starts_over() 
         &format!(
             "[templates.WorkstationAuth.export]\ncertificate = \"out/ws.pem\"\nkey = \"out/ws.key\"\n\n\
              [scep.wifi]\ntype = \"device\"\nsubject = \"CN={{{{DeviceName}}}}\"\nroot = \"{}\"\n\
-             urls = [\"{}\"]\nchallenge = \"file\"\nchallenge_file = \"{}\"\n",
+             urls = [\"{}\"]\nchallenge = \"file\"\nchallenge_file = \"{}\"\n\n\
+             [scep.wifi.export]\ncertificate = \"out/wifi.pem\"\n",
             mm.ca_pem.display(),
             mm.url,
             challenge.display()
@@ -91,6 +92,7 @@ async fn unenroll_leaves_nothing_managed_and_revokes_then_a_pulse_starts_over() 
     let held = managed(&policy);
     assert!(held.len() >= 3, "templates and the SCEP profile: {held:?}");
     assert!(dir.join("out/ws.pem").exists() && dir.join("out/ws.key").exists());
+    assert!(dir.join("out/wifi.pem").exists());
     assert!(!anchors(&dir.join("anchors")).is_empty());
     let pending_before = autoenroll::store::Store::open(&policy.store)
         .unwrap()
@@ -200,6 +202,7 @@ async fn unenroll_leaves_nothing_managed_and_revokes_then_a_pulse_starts_over() 
         .unwrap();
     assert!(snap.pending.is_empty());
     assert!(!dir.join("out/ws.pem").exists() && !dir.join("out/ws.key").exists());
+    assert!(!dir.join("out/wifi.pem").exists());
     assert!(anchors(&dir.join("anchors")).is_empty());
     assert_eq!(
         std::fs::read_dir(policy.store.join("trust/roots"))
@@ -220,7 +223,7 @@ async fn unenroll_leaves_nothing_managed_and_revokes_then_a_pulse_starts_over() 
     let again = managed(&policy);
     assert_eq!(again.len(), held.len(), "{again:?}");
     assert!(again.iter().all(|a| !held.contains(a)));
-    assert!(dir.join("out/ws.pem").exists());
+    assert!(dir.join("out/ws.pem").exists() && dir.join("out/wifi.pem").exists());
     assert!(!anchors(&dir.join("anchors")).is_empty());
     drop(mm);
 }

@@ -230,7 +230,15 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     // outcome of this pulse, which the state then records.
     if let Some(path) = &policy.metrics_file {
         let status = planner::assess(&after.input(now));
-        metrics::write_reported(path, &mut report, &status, &after.store, &state);
+        let scep_metrics = scep::metrics(policy, &after, now);
+        metrics::write_reported(
+            path,
+            &mut report,
+            &status,
+            &after.store,
+            &scep_metrics,
+            &state,
+        );
     }
     state.last_pulse_ok = Some(report.ok);
     store.write_state(&lock, &state)?;
@@ -354,7 +362,7 @@ fn record_failed_pulse(policy: &Policy, account: &str, now: OffsetDateTime, why:
             ));
             report.ok = false;
             let held = store.snapshot().unwrap_or_default();
-            metrics::write_reported(path, &mut report, &[], &held, &state);
+            metrics::write_reported(path, &mut report, &[], &held, &[], &state);
         }
         let _ = store.write_state(&lock, &state);
     }

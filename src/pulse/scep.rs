@@ -120,6 +120,28 @@ pub fn planned(actions: &[ScepAction]) -> Vec<PlannedAction> {
         .collect()
 }
 
+/// The SCEP certificates' lines of the metrics file, from what the pulse left.
+pub fn metrics(
+    policy: &Policy,
+    observed: &super::Observation,
+    now: OffsetDateTime,
+) -> Vec<super::metrics::ScepMetric> {
+    let (actions, _) = observed.scep_plan(policy, now);
+    held(&observed.scep, &observed.revocations)
+        .iter()
+        .map(|h| {
+            let (health, renew_at) = rules::health(&actions, h, now);
+            super::metrics::ScepMetric {
+                profile: h.profile.clone(),
+                thumbprint: h.thumbprint.clone(),
+                not_after: h.not_after,
+                renew_at,
+                health,
+            }
+        })
+        .collect()
+}
+
 /// The variables a profile's names are made from: the host's (its name,
 /// and its serial number where the system lets it be read), then, when the
 /// host has a directory account, the account's, which take precedence.
@@ -367,8 +389,10 @@ impl ScepExecutor<'_> {
             renews,
             answer,
             Some(action),
+            &key,
             report,
-        );
+        )
+        .await;
     }
 
     async fn poll(&self, name: &str, report: &mut Report) {
@@ -450,13 +474,15 @@ impl ScepExecutor<'_> {
             renews.as_deref(),
             answer,
             None,
+            &key,
             report,
-        );
+        )
+        .await;
     }
 
     /// Records the server's answer: installs, keeps pending, or abandons.
     #[allow(clippy::too_many_arguments)]
-    fn settle(
+    async fn settle(
         &self,
         name: &str,
         profile: &ScepProfile,
@@ -465,10 +491,14 @@ impl ScepExecutor<'_> {
         renews: Option<&str>,
         answer: Result<ScepOutcome, crate::scep::ScepError>,
         action: Option<&ScepAction>,
+        key: &PrivateKey,
         report: &mut Report,
     ) {
         match answer {
-            Ok(ScepOutcome::Issued { certificate, .. }) => {
+            Ok(ScepOutcome::Issued {
+                certificate,
+                others,
+            }) => {
                 let meta = CertificateMeta {
                     ca: Some(url.to_string()),
                     installed_at: Some(self.now),
@@ -494,6 +524,17 @@ impl ScepExecutor<'_> {
                             Some(&thumbprint),
                             format!("{why}: {what} (from {url})"),
                         ));
+                        let mut chain = vec![certificate];
+                        chain.extend(others);
+                        super::export::after_scep_install(
+                            self.policy,
+                            profile,
+                            &thumbprint,
+                            &chain,
+                            key,
+                            report,
+                        )
+                        .await;
                     }
                     Err(e) => self.fail(name, format!("installing: {e}"), report),
                 }

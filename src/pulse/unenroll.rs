@@ -132,8 +132,17 @@ pub fn plan(policy: &Policy, store: &StoreSnapshot, revoke: bool) -> Result<Vec<
             ..Step::new("abandon_request")
         });
     }
-    for (cn, t) in &policy.templates {
-        let Some(export) = &t.export else { continue };
+    let exports = policy
+        .templates
+        .iter()
+        .filter_map(|(cn, t)| Some((Some(cn), None, t.export.as_ref()?)))
+        .chain(
+            policy
+                .scep
+                .iter()
+                .filter_map(|(name, p)| Some((None, Some(name), p.export.as_ref()?))),
+        );
+    for (cn, profile, export) in exports {
         for file in [
             &export.certificate,
             &export.key,
@@ -144,14 +153,16 @@ pub fn plan(policy: &Policy, store: &StoreSnapshot, revoke: bool) -> Result<Vec<
         .flatten()
         {
             steps.push(Step {
-                template: Some(cn.clone()),
+                template: cn.cloned(),
+                profile: profile.cloned(),
                 path: Some(file.path.clone()),
                 ..Step::new("remove_export")
             });
         }
         if let Some(nss) = &export.nss {
             steps.push(Step {
-                template: Some(cn.clone()),
+                template: cn.cloned(),
+                profile: profile.cloned(),
                 path: Some(nss.db.clone()),
                 ..Step::new("remove_nss")
             });
@@ -307,8 +318,12 @@ pub async fn unenroll(
                 }
             }
             "remove_nss" => {
-                let cn = step.template.clone().unwrap_or_default();
-                let nss = policy.template(&cn).export.and_then(|e| e.nss);
+                let cn = step
+                    .template
+                    .clone()
+                    .or_else(|| step.profile.clone())
+                    .unwrap_or_default();
+                let nss = export_of(policy, step).and_then(|e| e.nss.clone());
                 if let Some(nss) = nss {
                     match super::nss::remove(&nss, &cn).await {
                         Ok(true) => report.note(Outcome::new(
@@ -370,13 +385,22 @@ pub async fn unenroll(
     Ok(finish(report, steps))
 }
 
+/// The export settings of a step's template or profile.
+fn export_of<'p>(policy: &'p Policy, step: &Step) -> Option<&'p crate::policy::Export> {
+    match (&step.template, &step.profile) {
+        (Some(cn), _) => policy
+            .templates
+            .iter()
+            .find(|(k, _)| *k == cn)
+            .and_then(|(_, t)| t.export.as_ref()),
+        (None, Some(p)) => policy.scep.get(p).and_then(|p| p.export.as_ref()),
+        (None, None) => None,
+    }
+}
+
 /// The export file a `remove_export` step names.
 fn export_file<'p>(policy: &'p Policy, step: &Step) -> Option<&'p ExportFile> {
-    let (_, t) = policy
-        .templates
-        .iter()
-        .find(|(cn, _)| Some(cn.as_str()) == step.template.as_deref())?;
-    let e = t.export.as_ref()?;
+    let e = export_of(policy, step)?;
     [&e.certificate, &e.key, &e.chain, &e.pkcs12]
         .into_iter()
         .flatten()
