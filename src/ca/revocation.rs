@@ -69,7 +69,7 @@ fn basic_authorization(headers: &hyper::HeaderMap) -> Option<UsernameToken> {
 /// Answers one revocation request.
 pub(super) async fn serve(
     authority: &Authority,
-    acceptor: Option<&Acceptor>,
+    acceptor: Option<std::sync::Arc<Acceptor>>,
     req: Request<Incoming>,
 ) -> Reply {
     if req.method() != Method::POST {
@@ -97,16 +97,21 @@ pub(super) async fn serve(
     };
     // Who is asking, as the enrollment endpoints establish it.
     let mut mutual = None;
+    let kerberos = acceptor.is_some();
     let login = match (negotiate, basic, acceptor) {
         (Some(token), _, Some(acceptor)) => {
-            let accepted = STANDARD
-                .decode(token.as_bytes())
-                .map_err(|_| ())
-                .and_then(|bytes| {
-                    acceptor.accept(&bytes).map_err(|e| {
-                        tracing::info!(error = %e, "revocation: Kerberos authenticator refused");
-                    })
-                });
+            // GSS-API blocks: off the async threads, as the WSTEP endpoint does.
+            let accepted = match STANDARD.decode(token.as_bytes()) {
+                Err(_) => Err(()),
+                Ok(bytes) => tokio::task::spawn_blocking(move || acceptor.accept(&bytes))
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|r| {
+                        r.map_err(|e| {
+                            tracing::info!(error = %e, "revocation: Kerberos authenticator refused");
+                        })
+                    }),
+            };
             match accepted {
                 Ok(a) => {
                     mutual = a.reply.clone();
@@ -116,12 +121,12 @@ pub(super) async fn serve(
             }
         }
         (_, Some(token), _) => authority.check_password(&token).await,
-        _ => return challenge(authority, acceptor.is_some()),
+        _ => return challenge(authority, kerberos),
     };
     let finish = |r: Reply| with_negotiate_if(r, mutual.as_deref());
     let dn = match login {
         Ok(dn) => dn,
-        Err(LoginFailure::Refused) => return challenge(authority, acceptor.is_some()),
+        Err(LoginFailure::Refused) => return challenge(authority, kerberos),
         Err(LoginFailure::Unavailable(e)) => {
             tracing::warn!(error = %e, "revocation: the directory cannot be asked");
             return text(

@@ -438,7 +438,7 @@ async fn route(
         return Ok(download_or_refuse(&authority, req.method(), what));
     }
     if path == crate::pki::revocation::path(&authority.config().name) {
-        return Ok(super::revocation::serve(&authority, acceptor.as_deref(), req).await);
+        return Ok(super::revocation::serve(&authority, acceptor.clone(), req).await);
     }
     let kerberos = match &acceptor {
         Some(a) if path == kerberos_endpoint_path(&authority.config().name) => Some(a.clone()),
