@@ -47,6 +47,11 @@ pub enum ScepAction {
     Poll {
         profile: String,
     },
+    /// A request of a profile that left the policy: moved to
+    /// `archive/requests/` (its key is kept), never polled again.
+    Abandon {
+        profile: String,
+    },
     Archive {
         thumbprint: String,
         profile: String,
@@ -85,6 +90,7 @@ impl ScepAction {
             ScepAction::Enroll { .. } => "reenroll",
             ScepAction::Renew { .. } => "renew",
             ScepAction::Poll { .. } => "retrieve",
+            ScepAction::Abandon { .. } => "remove",
             ScepAction::Archive {
                 why: ArchiveWhy::Replaced,
                 ..
@@ -104,6 +110,7 @@ impl ScepAction {
             },
             ScepAction::Renew { .. } => "scep_renewal_threshold",
             ScepAction::Poll { .. } => "scep_pending",
+            ScepAction::Abandon { .. } => "scep_profile_removed",
             ScepAction::Archive { why, .. } => match why {
                 ArchiveWhy::ProfileRemoved => "scep_profile_removed",
                 ArchiveWhy::Replaced => "scep_replaced",
@@ -119,6 +126,7 @@ impl ScepAction {
             ScepAction::Enroll { profile, .. }
             | ScepAction::Renew { profile, .. }
             | ScepAction::Poll { profile }
+            | ScepAction::Abandon { profile }
             | ScepAction::Archive { profile, .. }
             | ScepAction::Keep { profile, .. } => profile,
         }
@@ -152,6 +160,9 @@ impl ScepAction {
             ScepAction::Poll { profile } => {
                 format!("SCEP profile {profile}: the request is pending at the CA; poll it")
             }
+            ScepAction::Abandon { profile } => format!(
+                "SCEP profile {profile}: the profile was removed from the policy; its pending request is abandoned"
+            ),
             ScepAction::Archive {
                 profile,
                 why,
@@ -309,6 +320,17 @@ pub fn plan(
             }
         }
     }
+    let mut gone: Vec<&String> = pending
+        .iter()
+        .filter(|p| !profiles.contains_key(*p))
+        .collect();
+    gone.sort();
+    gone.dedup();
+    for profile in gone {
+        actions.push(ScepAction::Abandon {
+            profile: profile.clone(),
+        });
+    }
     for h in held.iter().filter(|h| !profiles.contains_key(&h.profile)) {
         actions.push(ScepAction::Archive {
             thumbprint: h.thumbprint.clone(),
@@ -401,6 +423,7 @@ mod tests {
                 &["archive R Revoked false", "enroll Revoked"],
             ),
             (&[], &["wifi"], now, &["poll"]),
+            (&[], &["vpn"], now, &["enroll NothingHeld", "abandon vpn"]),
             (
                 &[held("wifi", "A"), older.clone()],
                 &[],
@@ -423,6 +446,7 @@ mod tests {
                     ScepAction::Enroll { why, .. } => format!("enroll {why:?}"),
                     ScepAction::Renew { thumbprint, .. } => format!("renew {thumbprint}"),
                     ScepAction::Poll { .. } => "poll".into(),
+                    ScepAction::Abandon { profile } => format!("abandon {profile}"),
                     ScepAction::Archive {
                         thumbprint,
                         why,

@@ -215,6 +215,27 @@ impl ScepExecutor<'_> {
                 thumbprint,
             } => self.enroll(profile, Some(thumbprint), action, report).await,
             ScepAction::Poll { profile } => self.poll(profile, report).await,
+            ScepAction::Abandon { profile } => {
+                for r in self
+                    .held
+                    .pending
+                    .iter()
+                    .filter(|r| r.scep_profile.as_deref() == Some(profile.as_str()))
+                {
+                    match self
+                        .store
+                        .abandon_request(self.lock, &r.id, action.code(), self.now)
+                    {
+                        Ok(()) => report.note(Outcome::scep(
+                            Event::Removed,
+                            profile,
+                            None,
+                            action.reason(),
+                        )),
+                        Err(e) => self.fail(profile, format!("request {}: {e}", r.id), report),
+                    }
+                }
+            }
         }
     }
 
