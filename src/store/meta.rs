@@ -34,6 +34,9 @@ pub(crate) struct EntryMeta {
         skip_serializing_if = "Option::is_none"
     )]
     pub installed_at: Option<OffsetDateTime>,
+    /// How the request was sent (`rpc`, `ces-kerberos`, `ces-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
     /// The `request/<id>` folder the certificate completed (its key came from there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_request: Option<String>,
@@ -57,6 +60,7 @@ impl EntryMeta {
             ca: m.ca.clone(),
             request_id: m.request_id.clone(),
             installed_at: m.installed_at,
+            method: m.method.clone(),
             ..EntryMeta::default()
         }
     }
@@ -67,6 +71,7 @@ impl EntryMeta {
             ca: self.ca.clone(),
             request_id: self.request_id.clone(),
             installed_at: self.installed_at,
+            method: self.method.clone(),
         }
     }
 }
@@ -81,6 +86,9 @@ pub(crate) struct RequestMeta {
     pub ca: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_request_id: Option<String>,
+    /// How it was sent to `ca` (`rpc`, `ces-kerberos`, `ces-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
@@ -106,6 +114,7 @@ impl RequestMeta {
             template: self.template.clone(),
             ca: self.ca.clone(),
             ca_request_id: self.ca_request_id.clone(),
+            method: self.method.clone(),
             created_at: self.created_at,
             last_poll: self.last_poll,
             replaces: self.replaces.clone(),
