@@ -747,7 +747,12 @@ fn request_life_create_update_complete() {
         .expect("nothing to update");
     let p = &store.snapshot().expect("snapshot").pending[0];
     assert_eq!(
-        (p.ca.as_deref(), p.ca_request_id.as_deref(), p.last_poll),
+        (
+            p.ca.as_deref(),
+            p.ca_request_id.as_deref(),
+            p.method.as_deref(),
+            p.last_poll
+        ),
         (Some("Lab CA"), Some("42"), Some("rpc"), Some(NOW))
     );
     assert_eq!(p.replaces.as_deref(), Some(old.as_str()));
