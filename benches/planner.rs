@@ -151,6 +151,7 @@ fn world(certs: usize, templates: usize) -> World {
             template: ts[i].cn.clone(),
             ca: Some("corp-CA".into()),
             ca_request_id: Some(i.to_string()),
+            method: None,
             created_at: NOW - time::Duration::days(1),
             last_poll: None,
             replaces: None,

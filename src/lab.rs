@@ -651,6 +651,56 @@ impl Lab {
         Ok(path)
     }
 
+    /// Serves MS-ICPR from the lab's CA and sends the Kerberos policies
+    /// there first: `ca.toml` gets `rpc_keytab` (the KDC's
+    /// `host/ca.corp.example` keys), `rpc_listen` and `rpc_epm_listen` on
+    /// loopback (the endpoint mapper on a free port: 135 needs privileges),
+    /// and every `<account>.toml` that binds with Kerberos an `[enrollment]`
+    /// table naming that port and the CA host's loopback address
+    /// (`rpc_hosts`: the lab has no DNS). Returns the endpoint mapper's
+    /// address; None without the lab's own KDC (Samba's realm has no
+    /// `host/ca.corp.example`), and then nothing is changed.
+    pub fn enable_rpc(&self) -> Result<Option<SocketAddr>, LabError> {
+        let Some(kdc) = &self.kdc else {
+            return Ok(None);
+        };
+        let epm = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let path = self.ca_config_path();
+        let text = fs::read_to_string(&path).map_err(|e| io(path.display(), e))?;
+        let lines = format!(
+            "# MS-ICPR (DCE/RPC) with the keys of host/{host}.\n\
+             rpc_keytab = \"{keytab}\"\n\
+             rpc_listen = \"127.0.0.1:0\"\n\
+             rpc_epm_listen = \"{epm}\"\n",
+            host = kdc::CA_HOST,
+            keytab = kdc.dir.join("ca-host.keytab").display(),
+        );
+        // Top-level keys go before the first table.
+        let text = match text.find("\n[") {
+            Some(i) => format!("{}\n{lines}{}", &text[..i], &text[i..]),
+            None => format!("{text}\n{lines}"),
+        };
+        fs::write(&path, text).map_err(|e| io(path.display(), e))?;
+        for account in SAMPLE_ACCOUNTS {
+            let path = self.policy_path(account.name);
+            let text = fs::read_to_string(&path).map_err(|e| io(path.display(), e))?;
+            if !text.contains("bind = \"kerberos\"") || text.contains("\n[enrollment]") {
+                continue;
+            }
+            let text = format!(
+                "{text}\n[enrollment]\n\
+                 # MS-ICPR first (the default order), at the lab CA's endpoint mapper.\n\
+                 methods = [\"rpc\", \"ces-kerberos\", \"ces-password\"]\n\
+                 rpc_port = {port}\n\
+                 rpc_hosts = {{ \"{host}\" = \"127.0.0.1\" }}\n",
+                port = epm.port(),
+                host = kdc::CA_HOST,
+            );
+            fs::write(&path, text).map_err(|e| io(path.display(), e))?;
+        }
+        Ok(Some(epm))
+    }
+
     /// The URL the Kerberos policies use when the lab has a realm: the
     /// directory by the name its SPN is registered under (`localhost` for
     /// the private KDC's `ldap/localhost`, the address for Samba's

@@ -45,9 +45,9 @@ pub struct Policy {
     /// A krb5.conf of its own (the lab's) instead of `KRB5_CONFIG` or
     /// `/etc/krb5.conf`; set for the whole process before the first pulse.
     pub krb5_conf: Option<PathBuf>,
-    /// The enrollment endpoint types the policy allows (`[enrollment]
-    /// authentication`, default all: Kerberos preferred when there are
-    /// Kerberos credentials).
+    /// The enrollment methods the policy allows, in its order of
+    /// preference (`[enrollment] methods`, or the older `authentication`;
+    /// default RPC, then CES Kerberos, then CES password).
     pub enrollment: crate::enroll::route::Allowed,
     /// Where CA hosts' endpoint mappers are (`[enrollment] rpc_port`,
     /// `rpc_hosts`).
@@ -372,11 +372,17 @@ struct RawPolicy {
     scep: BTreeMap<String, crate::scep::profile::RawProfile>,
 }
 
-/// `[enrollment]`: `authentication = ["kerberos", "password"]`, the types of
-/// enrollment endpoints (msPKI-Enrollment-Servers) the client may use.
+/// `[enrollment]`: `methods = ["rpc", "ces-kerberos", "ces-password"]`, how
+/// the client may send requests, in order of preference (or the older
+/// `authentication`), and where CA hosts' endpoint mappers are.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnrollment {
+    /// The methods in order of preference: `"rpc"`, `"ces-kerberos"`,
+    /// `"ces-password"`.
+    methods: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The older form: the methods allowed (`"rpc"`, `"kerberos"`,
+    /// `"password"`), always in the default order.
     authentication: Option<Spanned<Vec<Spanned<String>>>>,
     /// The endpoint mapper's port on CA hosts (135).
     rpc_port: Option<Spanned<i64>>,
@@ -384,6 +390,73 @@ struct RawEnrollment {
     /// on loopback: `{ "ca.corp.example" = "127.0.0.1" }`).
     #[serde(default)]
     rpc_hosts: BTreeMap<String, Spanned<String>>,
+}
+
+/// `[enrollment] methods` (in the policy's order) or the older
+/// `authentication` (the methods allowed, in the default order); not both.
+fn enrollment_methods(
+    src: &Source<'_>,
+    raw: Option<&RawEnrollment>,
+) -> Result<crate::enroll::route::Allowed, PolicyError> {
+    use crate::enroll::route::{Allowed, Method};
+    let Some(raw) = raw else {
+        return Ok(Allowed::default());
+    };
+    let (list, key, names, old) = match (&raw.methods, &raw.authentication) {
+        (Some(_), Some(a)) => {
+            return Err(src.invalid(
+                a.span(),
+                "enrollment.authentication",
+                "either methods or authentication (its older form), not both".into(),
+            ));
+        }
+        (Some(m), None) => (
+            m,
+            "enrollment.methods",
+            "\"rpc\", \"ces-kerberos\" or \"ces-password\"",
+            false,
+        ),
+        (None, Some(a)) => (
+            a,
+            "enrollment.authentication",
+            "\"rpc\", \"kerberos\" or \"password\"",
+            true,
+        ),
+        (None, None) => return Ok(Allowed::default()),
+    };
+    let mut methods = Vec::new();
+    for name in list.get_ref() {
+        let text = name.get_ref().as_str();
+        let method = match Method::parse(text) {
+            // The older key takes only its own names, the newer only its own.
+            Some(m) if old == matches!(text, "kerberos" | "password") || text == "rpc" => m,
+            _ => {
+                return Err(src.invalid(name.span(), key, format!("{names}, found {text:?}")));
+            }
+        };
+        if methods.contains(&method) {
+            return Err(src.invalid(
+                name.span(),
+                key,
+                format!("each method once, found {text:?} twice"),
+            ));
+        }
+        methods.push(method);
+    }
+    if old {
+        // `authentication` never set an order.
+        methods = Method::ALL
+            .into_iter()
+            .filter(|m| methods.contains(m))
+            .collect();
+    }
+    Allowed::new(&methods).map_err(|_| {
+        src.invalid(
+            list.span(),
+            key,
+            format!("at least one of {}", names.replace(" or ", " and ")),
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -831,39 +904,7 @@ impl Policy {
                 "prompts exist only in the user context".into(),
             ));
         }
-        let mut enrollment = crate::enroll::route::Allowed::default();
-        if let Some(list) = raw
-            .enrollment
-            .as_ref()
-            .and_then(|e| e.authentication.as_ref())
-        {
-            enrollment = crate::enroll::route::Allowed {
-                kerberos: false,
-                password: false,
-                rpc: false,
-            };
-            for method in list.get_ref() {
-                match method.get_ref().as_str() {
-                    "kerberos" => enrollment.kerberos = true,
-                    "password" => enrollment.password = true,
-                    "rpc" => enrollment.rpc = true,
-                    other => {
-                        return Err(src.invalid(
-                            method.span(),
-                            "enrollment.authentication",
-                            format!("\"rpc\", \"kerberos\" or \"password\", found {other:?}"),
-                        ));
-                    }
-                }
-            }
-            if !enrollment.kerberos && !enrollment.password && !enrollment.rpc {
-                return Err(src.invalid(
-                    list.span(),
-                    "enrollment.authentication",
-                    "at least one of \"rpc\", \"kerberos\" and \"password\"".into(),
-                ));
-            }
-        }
+        let enrollment = enrollment_methods(&src, raw.enrollment.as_ref())?;
         let mut rpc = RpcSettings::default();
         if let Some(e) = &raw.enrollment {
             if let Some(port) = &e.rpc_port {
@@ -1647,46 +1688,68 @@ mod example_tests {
     }
 
     #[test]
-    fn enrollment_authentication_lists_the_endpoint_types_allowed() {
-        use crate::enroll::route::Allowed;
+    fn enrollment_methods_in_the_policys_order() {
+        use crate::enroll::route::{Allowed, Method};
         let base = "context = \"machine\"\nstore = \"/s\"\n[directory]\nurl = \"ldap://dc01\"\nbind = \"kerberos\"\n";
-        let allowed = |extra: &str| {
+        let parse = |extra: &str| {
             Policy::parse(
                 &format!("{base}{extra}"),
                 Path::new("/etc/autoenroll/p.toml"),
             )
-            .unwrap()
-            .enrollment
         };
-        assert_eq!(allowed(""), Allowed::default());
-        assert_eq!(
-            allowed("[enrollment]\nauthentication = [\"password\"]\n"),
-            Allowed {
-                kerberos: false,
-                password: true,
-                rpc: false,
-            }
-        );
-        assert_eq!(
-            allowed("[enrollment]\nauthentication = [\"kerberos\"]\n"),
-            Allowed {
-                kerberos: true,
-                password: false,
-                rpc: false,
-            }
-        );
-        assert_eq!(
-            allowed("[enrollment]\nauthentication = [\"rpc\"]\n"),
-            Allowed {
-                kerberos: false,
-                password: false,
-                rpc: true,
-            }
-        );
-        assert_eq!(
-            allowed("[enrollment]\nauthentication = [\"password\", \"rpc\", \"kerberos\"]\n"),
-            Allowed::default()
-        );
+        let order =
+            |extra: &str| -> Vec<Method> { parse(extra).unwrap().enrollment.methods().collect() };
+        use Method::{CesKerberos as K, CesPassword as P, Rpc as R};
+        let cases: &[(&str, &[Method])] = &[
+            ("", &[R, K, P]),
+            (
+                "[enrollment]\nmethods = [\"ces-password\", \"rpc\"]\n",
+                &[P, R],
+            ),
+            (
+                "[enrollment]\nmethods = [\"ces-kerberos\", \"ces-password\", \"rpc\"]\n",
+                &[K, P, R],
+            ),
+            // The older key: the methods allowed, always in the default order.
+            ("[enrollment]\nauthentication = [\"password\"]\n", &[P]),
+            ("[enrollment]\nauthentication = [\"kerberos\"]\n", &[K]),
+            ("[enrollment]\nauthentication = [\"rpc\"]\n", &[R]),
+            (
+                "[enrollment]\nauthentication = [\"password\", \"rpc\", \"kerberos\"]\n",
+                &[R, K, P],
+            ),
+            ("[enrollment]\nrpc_port = 1135\n", &[R, K, P]),
+        ];
+        for (extra, expected) in cases {
+            assert_eq!(order(extra), expected.to_vec(), "{extra}");
+        }
+        assert_eq!(parse("").unwrap().enrollment, Allowed::default());
+        let refused = [
+            (
+                "[enrollment]\nmethods = [\"rpc\", \"kerberos\"]\n",
+                "p.toml:7: enrollment.methods: \"rpc\", \"ces-kerberos\" or \"ces-password\", found \"kerberos\"",
+            ),
+            (
+                "[enrollment]\nmethods = [\"rpc\", \"rpc\"]\n",
+                "p.toml:7: enrollment.methods: each method once, found \"rpc\" twice",
+            ),
+            (
+                "[enrollment]\nmethods = []\n",
+                "p.toml:7: enrollment.methods: at least one of \"rpc\", \"ces-kerberos\" and \"ces-password\"",
+            ),
+            (
+                "[enrollment]\nauthentication = [\"ces-password\"]\n",
+                "p.toml:7: enrollment.authentication: \"rpc\", \"kerberos\" or \"password\", found \"ces-password\"",
+            ),
+            (
+                "[enrollment]\nmethods = [\"rpc\"]\nauthentication = [\"rpc\"]\n",
+                "p.toml:8: enrollment.authentication: either methods or authentication",
+            ),
+        ];
+        for (extra, expected) in refused {
+            let e = parse(extra).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
     }
 
     #[test]

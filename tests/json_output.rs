@@ -139,6 +139,23 @@ async fn json_output_follows_the_schemas_in_docs() {
             .any(|a| a["action"] == "enroll" && a["reason_code"] == "not_held"),
         "{plan:#}"
     );
+    // The method: a simple bind's requests go to the password endpoints
+    // (no Kerberos credentials, so neither RPC nor CES Kerberos); actions
+    // that send nothing have none.
+    for a in actions {
+        let expected = if a["action"] == "enroll" {
+            serde_json::json!("ces-password")
+        } else {
+            Value::Null
+        };
+        assert_eq!(a["method"], expected, "{a:#}");
+    }
+    let mut bad = plan.clone();
+    set(&mut bad, "/actions/0/method", serde_json::json!("ntlm"));
+    assert!(
+        !validator("plan").is_valid(&bad),
+        "an unknown method is refused"
+    );
     for a in actions.iter().filter(|a| a["action"] == "skip") {
         let cn = a["template"].as_str().unwrap();
         if let Some((_, code)) = skipped.iter().find(|(c, _)| c == cn) {
@@ -208,6 +225,13 @@ async fn json_output_follows_the_schemas_in_docs() {
     assert_eq!(status["directory"], "reachable");
     assert_eq!(status["exit_code"], out.status.code().unwrap());
     mutations_are_refused("status", &status, "/certificates/0", "health");
+    mutations_are_refused("status", &status, "/certificates/0", "method");
+    // How each certificate came: the method its request was sent with.
+    for c in status["certificates"].as_array().unwrap() {
+        if c["certificate"].is_string() {
+            assert_eq!(c["method"], "ces-password", "{c:#}");
+        }
+    }
     mutations_are_refused("status", &status, "", "as_of");
 
     // A failure's JSON.

@@ -771,7 +771,14 @@ fn ws01_enrolls_and_retrieves_over_sealed_plain_ldap_and_negotiate_with_no_passw
     let plain = lab.dir.join("ws01-plain.toml");
     std::fs::write(
         &plain,
-        kerberos.replace("starttls = true", "starttls = false"),
+        // CES Kerberos (HTTP Negotiate) only: `lab up`'s policies would
+        // ask over MS-ICPR first.
+        kerberos
+            .replace("starttls = true", "starttls = false")
+            .replace(
+                "methods = [\"rpc\", \"ces-kerberos\", \"ces-password\"]",
+                "methods = [\"ces-kerberos\"]",
+            ),
     )
     .unwrap();
     assert!(
@@ -818,6 +825,26 @@ fn ws01_enrolls_and_retrieves_over_sealed_plain_ldap_and_negotiate_with_no_passw
     // And every later pulse over StartTLS has nothing left to do.
     let again = lab.pulse(&lab.dir.join("ws01.toml"), None);
     assert!(installed(&again).is_empty(), "{again:#}");
+
+    // `lab up` serves MS-ICPR and its Kerberos policies ask there first:
+    // web01, with its policy as written, enrolls over RPC.
+    let web01 = lab.pulse(&lab.dir.join("web01.toml"), None);
+    assert!(
+        installed(&web01).contains(&"WorkstationAuth".to_string()),
+        "{web01:#}"
+    );
+    let of_web01: Vec<_> = lab
+        .requests()
+        .into_iter()
+        .filter(|r| r["requester"] == "WEB01$")
+        .collect();
+    assert!(!of_web01.is_empty());
+    assert!(
+        of_web01
+            .iter()
+            .all(|r| r["authentication"] == "rpc-kerberos"),
+        "{of_web01:#?}"
+    );
 }
 
 /// The CA's Kerberos endpoint against an HTTP Negotiate client we did not

@@ -383,6 +383,41 @@ async fn icpr_end_to_end() {
             .all(|r| r.authentication == Some(Authentication::Rpc)),
     );
 
+    // Both CAs' hosts unreachable, RPC the only method: the first request
+    // finds each endpoint unreachable; the pulse's next requests do not
+    // ask them again, and say so.
+    lab.admin(
+        "ldapmodify",
+        &format!(
+            "dn: {}\nchangetype: modify\nreplace: dNSHostName\ndNSHostName: dead.corp.example\n",
+            CA_DN.replacen("corp-CA", "corp-CA-backup", 1)
+        ),
+    );
+    let nodns01 = rpc_policy(&lab.lab.dir, "nodns01", rpc.epm, "methods = [\"rpc\"]\n");
+    let r = pulse_at(&nodns01, &clock, t0 + 122 * MINUTE).await;
+    assert!(!r.ok, "{r:#?}");
+    let failed: Vec<&str> = r
+        .outcomes
+        .iter()
+        .filter(|o| o.event == Event::Failed)
+        .map(|o| o.message.as_str())
+        .collect();
+    assert!(failed.len() >= 2, "{r:#?}");
+    assert!(
+        !failed[0].contains("earlier in this pulse"),
+        "the first request tries both: {}",
+        failed[0]
+    );
+    for later in &failed[1..] {
+        assert_eq!(
+            later
+                .matches("could not be reached earlier in this pulse")
+                .count(),
+            2,
+            "neither CA is asked over RPC again: {later}"
+        );
+    }
+
     // impacket, a DCE/RPC we did not write: our request's bytes decode
     // with its NDR definitions, and so do the CA's answers.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

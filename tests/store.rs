@@ -110,7 +110,14 @@ fn with_request(store: &Store, lock: &StoreLock, fx: &Fixture) -> Setup {
         )
         .expect("create request");
     store
-        .update_request(lock, &pr.id, Some("Lab CA"), Some("42"), Some(NOW))
+        .update_request(
+            lock,
+            &pr.id,
+            Some("Lab CA"),
+            Some("42"),
+            Some("rpc"),
+            Some(NOW),
+        )
         .expect("update request");
     Setup {
         request: Some(pr.id),
@@ -123,6 +130,7 @@ fn meta() -> CertificateMeta {
         ca: Some("Lab CA".into()),
         request_id: Some("41".into()),
         installed_at: Some(NOW),
+        method: Some("ces-kerberos".into()),
         ..CertificateMeta::default()
     }
 }

@@ -258,6 +258,7 @@ pub fn lab_up(dir: &Path, directory: autoenroll::lab::DirectoryKind) -> Result<E
     .map_err(error::lab)?;
     let policies = lab.write_policies().map_err(error::lab)?;
     let ca_config = lab.write_ca_config(0, 0).map_err(error::lab)?;
+    let rpc = lab.enable_rpc().map_err(error::lab)?;
     let config = autoenroll::ca::CaConfig::load(&ca_config).map_err(error::lab)?;
     runtime()?
         .block_on(autoenroll::ca::init::init(
@@ -276,6 +277,13 @@ pub fn lab_up(dir: &Path, directory: autoenroll::lab::DirectoryKind) -> Result<E
     );
     if let Some(k) = config.kerberos_endpoint_url() {
         outln!("lab CA (Kerberos): {k}");
+    }
+    if let Some(epm) = rpc {
+        outln!(
+            "lab CA (MS-ICPR): {} at {epm} (endpoint mapper; the Kerberos policies map {} to 127.0.0.1)",
+            autoenroll::lab::kdc::CA_HOST,
+            autoenroll::lab::kdc::CA_HOST
+        );
     }
     outln!(
         "lab directory: {} ({:?}, StartTLS, CA {})",

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use autoenroll::planner::{self, ActionKind, Health, PlanInput};
-use autoenroll::policy::Policy;
+use autoenroll::enroll::route::{self, Have, Method};
+use autoenroll::planner::{self, Action, ActionKind, Health, PlanInput};
+use autoenroll::policy::{Bind, Policy};
 use autoenroll::store::{HeldCertificate, State, Store, StoreSnapshot};
 
 use super::error::{CliError, ErrorKind, directory, store, usage};
@@ -123,6 +124,21 @@ fn gather(policy_path: &Path, now: OffsetDateTime, offline: Offline) -> Result<G
 }
 
 impl Gathered {
+    /// How a certificate's request was sent (its `meta.toml`), or a pending
+    /// request's (its request folder's).
+    fn used_method(&self, s: &planner::CertificateStatus) -> Option<String> {
+        if let Some(held) = self.held(s) {
+            return held.meta.method.clone();
+        }
+        let id = s.request.as_deref()?;
+        self.observed
+            .store
+            .pending
+            .iter()
+            .find(|p| p.id == id)
+            .and_then(|p| p.method.clone())
+    }
+
     /// The store entry a status line is about.
     fn held(&self, s: &planner::CertificateStatus) -> Option<&HeldCertificate> {
         let th = s.thumbprint.as_deref()?;
@@ -135,6 +151,71 @@ impl Gathered {
 
     fn input(&self, now: OffsetDateTime) -> PlanInput<'_> {
         self.observed.input(now)
+    }
+
+    /// The method a request of `action` is sent with first
+    /// ([`route::first_route`]), from the credentials the policy's bind
+    /// gives; None for actions that send nothing or when no CA can take it.
+    fn method(&self, action: &Action) -> Option<Method> {
+        let have = match &self.policy.directory.bind {
+            Bind::Kerberos { .. } => Have {
+                kerberos: true,
+                password: false,
+            },
+            Bind::Simple { .. } => Have {
+                kerberos: false,
+                password: true,
+            },
+            Bind::SaslExternal => Have::default(),
+        };
+        let services = &self.observed.directory.services;
+        let allowed = self.policy.enrollment;
+        let issuer = |th: &Option<String>| {
+            let th = th.as_deref()?;
+            self.observed
+                .store
+                .certificates
+                .iter()
+                .find(|c| c.info.thumbprint == th)
+                .and_then(|c| c.meta.ca.clone())
+        };
+        let template = action.template.as_deref()?;
+        let (renewal, preferred) = match &action.kind {
+            ActionKind::Enroll => (false, None),
+            ActionKind::Renew => (true, issuer(&action.certificate)),
+            ActionKind::Reenroll(_) => (false, issuer(&action.certificate)),
+            ActionKind::Retrieve => {
+                let pending = self
+                    .observed
+                    .store
+                    .pending
+                    .iter()
+                    .find(|p| Some(&p.id) == action.request.as_ref())?;
+                // A query goes to the CA that holds the request; one never
+                // sent goes where a new one would (a renewal's CMS may also
+                // take an unauthenticated endpoint: not told apart here).
+                if let Some(ca) = &pending.ca {
+                    let held: Vec<_> = services
+                        .iter()
+                        .filter(|s| s.cn.eq_ignore_ascii_case(ca))
+                        .collect();
+                    let first =
+                        *route::routes(&route::offers(&held), have, allowed, false).first()?;
+                    return Some(first.method);
+                }
+                (false, None)
+            }
+            _ => return None,
+        };
+        route::first_route(
+            services,
+            template,
+            have,
+            allowed,
+            renewal,
+            preferred.as_deref(),
+        )
+        .map(|(_, m)| m)
     }
 }
 
@@ -166,9 +247,17 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
     let plan = planner::plan(&g.input(now));
     let (scep, scep_wake) = g.observed.scep_plan(&g.policy, now);
     let next_wake = autoenroll::pulse::earliest(plan.next_wake, scep_wake);
+    let methods: Vec<Option<Method>> = plan.actions.iter().map(|a| g.method(a)).collect();
     if json {
         let mut value = serde_json::to_value(&plan)
             .map_err(|e| super::error::internal(format!("the plan as JSON: {e}")))?;
+        if let Some(actions) = value.get_mut("actions").and_then(|a| a.as_array_mut()) {
+            for (a, m) in actions.iter_mut().zip(&methods) {
+                if let Some(obj) = a.as_object_mut() {
+                    obj.insert("method".into(), serde_json::json!(m.map(Method::name)));
+                }
+            }
+        }
         value["next_wake"] = serde_json::json!(next_wake.map(rfc3339));
         value["scep"] = scep
             .iter()
@@ -195,12 +284,13 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
         g.policy.context,
         rfc3339(now)
     );
-    let mut t = Table::new(["ACTION", "TEMPLATE", "CERTIFICATE", "REASON"]);
-    for a in &plan.actions {
+    let mut t = Table::new(["ACTION", "TEMPLATE", "CERTIFICATE", "METHOD", "REASON"]);
+    for (a, m) in plan.actions.iter().zip(&methods) {
         t.row([
             a.kind.name().to_string(),
             a.template.clone().unwrap_or_default(),
             short(&a.certificate),
+            m.map(Method::name).unwrap_or_default().to_string(),
             a.reason.clone(),
         ]);
     }
@@ -209,6 +299,7 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
             a.kind().to_string(),
             format!("scep:{}", a.profile()),
             short(&a.certificate().map(str::to_string)),
+            "scep".to_string(),
             a.reason(),
         ]);
     }
@@ -323,6 +414,7 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
                     "request": s.request,
                     "template": s.template,
                     "ca": held.and_then(|h| h.meta.ca.clone()),
+                    "method": g.used_method(s),
                     "subject": held.map(|h| h.info.subject.clone()),
                     "issuer": held.map(|h| h.info.issuer.clone()),
                     "not_before": held.map(|h| rfc3339(h.info.not_before)),
@@ -379,6 +471,7 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
         "CERTIFICATE",
         "TEMPLATE",
         "CA",
+        "METHOD",
         "SUBJECT",
         "NOT AFTER",
         "HEALTH",
@@ -391,6 +484,7 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
             short(&s.thumbprint),
             s.template.clone().unwrap_or_default(),
             held.and_then(|h| h.meta.ca.clone()).unwrap_or_default(),
+            g.used_method(s).unwrap_or_default(),
             held.map(|h| h.info.subject.clone()).unwrap_or_default(),
             held.map(|h| rfc3339(h.info.not_after)).unwrap_or_default(),
             s.health.name().to_string(),

@@ -29,6 +29,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// Whether an RPC endpoint could not be reached at all (no address,
+    /// nothing listening, no answer): not asked again in the same pulse.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Rpc { source, .. } if source.is_unreachable())
+    }
+
     /// Whether the CA did not answer within the limit.
     pub fn is_timeout(&self) -> bool {
         match self {

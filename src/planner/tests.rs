@@ -182,6 +182,7 @@ impl World {
             template: cn.to_string(),
             ca: Some("corp-CA".into()),
             ca_request_id: Some("17".into()),
+            method: None,
             created_at: T0,
             last_poll,
             replaces: None,

@@ -15,7 +15,7 @@ use super::export;
 use super::observe::Observation;
 use super::report::{Outcome, Report};
 use super::{CaCredentials, PulseError, PulseOptions};
-use crate::enroll::route::{self, Auth};
+use crate::enroll::route::{self, Auth, Method};
 use crate::enroll::transport::require_https;
 use crate::enroll::{EnrollmentClient, Outcome as CaOutcome, check_issued};
 use crate::enroll::{enrollment_request, renewal_refusal_needs_enrollment, renewal_request};
@@ -41,6 +41,10 @@ pub(super) struct Executor<'a> {
     ca_spent: Duration,
     /// Enrollment URLs refused in this pulse (reported once each).
     refused: BTreeSet<String>,
+    /// CAs (lower-case cn) whose RPC endpoint could not be reached in this
+    /// pulse (no address, nothing listening, no answer): their other
+    /// methods are still tried, RPC not again before the next pulse.
+    rpc_unreachable: BTreeSet<String>,
 }
 
 /// What is asked of a CA endpoint.
@@ -75,6 +79,7 @@ enum Settled {
 struct Endpoint<'a> {
     service: &'a EnrollmentService,
     url: String,
+    method: Method,
     auth: Auth,
 }
 
@@ -114,6 +119,7 @@ impl<'a> Executor<'a> {
             timed_out: BTreeSet::new(),
             ca_spent: Duration::ZERO,
             refused: BTreeSet::new(),
+            rpc_unreachable: BTreeSet::new(),
         })
     }
 
@@ -332,55 +338,47 @@ impl<'a> Executor<'a> {
     }
 
     /// Every CA publishing the template, in directory order (the one named
-    /// `preferred` first), each with the enrollment URLs this policy can
-    /// authenticate to ([`route::choose`]: Kerberos first when it has
-    /// Kerberos credentials, then by priority). The second value says, for
-    /// the report, why CAs publishing the template offer nothing usable.
+    /// `preferred` first), each with the ways this policy can send to it
+    /// ([`route::routes`]: the policy's order of methods, by default RPC,
+    /// CES Kerberos, CES password). The second value says, for the report,
+    /// why CAs publishing the template offer nothing usable.
     fn endpoints(
         &self,
         template: &str,
         renewal: bool,
         preferred: Option<&str>,
     ) -> (Vec<Endpoint<'a>>, Vec<String>) {
-        let mut services: Vec<&EnrollmentService> = self
-            .observed
-            .directory
-            .services
-            .iter()
-            .filter(|s| s.publishes(template))
-            .collect();
-        if let Some(p) = preferred {
-            services.sort_by_key(|s| !s.cn.eq_ignore_ascii_case(p));
-        }
+        let services = route::publishers(&self.observed.directory.services, template, preferred);
         let have = self.credentials.have();
         let allowed = self.policy.enrollment;
-        let mut out = Vec::new();
-        let mut unusable = Vec::new();
-        for service in services {
-            // MS-ICPR first, as Windows does: every enterprise CA serves it.
-            if route::uses_rpc(service.dns_host_name.as_deref(), have, allowed) {
-                out.push(Endpoint {
-                    service,
-                    url: rpc_url(service, self.policy),
-                    auth: Auth::Rpc,
-                });
-            }
-            let chosen = route::choose(&service.enrollment_servers, have, allowed, renewal);
-            if chosen.is_empty() && !service.enrollment_servers.is_empty() {
-                unusable.push(format!(
+        let routes = route::routes(&route::offers(&services), have, allowed, renewal);
+        let unusable = services
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| !s.enrollment_servers.is_empty() && !routes.iter().any(|r| r.ca == *i))
+            .map(|(_, s)| {
+                format!(
                     "{}: {}",
-                    service.cn,
-                    route::nothing_usable(&service.enrollment_servers, have, allowed)
-                ));
-            }
-            for (i, auth) in chosen {
-                out.push(Endpoint {
+                    s.cn,
+                    route::nothing_usable(&s.enrollment_servers, have, allowed)
+                )
+            })
+            .collect();
+        let out = routes
+            .into_iter()
+            .map(|r| {
+                let service = services[r.ca];
+                Endpoint {
                     service,
-                    url: service.enrollment_servers[i].url.clone(),
-                    auth,
-                });
-            }
-        }
+                    url: match r.server {
+                        Some(i) => service.enrollment_servers[i].url.clone(),
+                        None => rpc_url(service, self.policy),
+                    },
+                    method: r.method,
+                    auth: r.auth,
+                }
+            })
+            .collect();
         (out, unusable)
     }
 
@@ -450,6 +448,7 @@ impl<'a> Executor<'a> {
                             id,
                             key,
                             endpoint.service,
+                            endpoint.method,
                             outcome,
                             replaces,
                             renewal,
@@ -501,6 +500,12 @@ impl<'a> Executor<'a> {
             return Err(e.to_string());
         }
         let ca = service.cn.to_ascii_lowercase();
+        if auth == Auth::Rpc && self.rpc_unreachable.contains(&ca) {
+            return Err(format!(
+                "{}'s RPC endpoint could not be reached earlier in this pulse: not asked again before the next pulse",
+                service.cn
+            ));
+        }
         if self.timed_out.contains(&ca) {
             return Err(format!(
                 "{} did not answer in time earlier in this pulse: not asked again before the next pulse",
@@ -528,6 +533,9 @@ impl<'a> Executor<'a> {
         };
         self.ca_spent += started.elapsed();
         result.map_err(|e| {
+            if auth == Auth::Rpc && e.is_unreachable() {
+                self.rpc_unreachable.insert(ca.clone());
+            }
             if e.is_timeout() {
                 self.timed_out.insert(ca);
             }
@@ -545,6 +553,7 @@ impl<'a> Executor<'a> {
     ) -> Result<CaOutcome, crate::enroll::ClientError> {
         use crate::enroll::ClientError;
         use crate::enroll::rpc::{self, RpcTarget};
+        use crate::rpc::conn::RpcError;
         let answer = |what: String| ClientError::Answer {
             url: rpc_url(service, self.policy),
             what,
@@ -557,14 +566,29 @@ impl<'a> Executor<'a> {
         let ip = match self.policy.rpc.hosts.get(&host.to_ascii_lowercase()) {
             Some(ip) => *ip,
             None => {
+                // A name that does not resolve is an unreachable endpoint.
+                let unreachable = |source: RpcError| ClientError::Rpc {
+                    target: rpc_url(service, self.policy),
+                    source,
+                };
                 let found =
                     tokio::time::timeout(limit, tokio::net::lookup_host((host.as_str(), port)))
                         .await
-                        .map_err(|_| answer(format!("resolving {host} timed out")))?
-                        .map_err(|e| answer(format!("{host} cannot be resolved: {e}")))?
+                        .map_err(|_| unreachable(RpcError::Timeout(format!("resolving {host}"))))?
+                        .map_err(|source| {
+                            unreachable(RpcError::Io {
+                                what: format!("resolving {host}"),
+                                source,
+                            })
+                        })?
                         .map(|a| a.ip())
                         .next();
-                found.ok_or_else(|| answer(format!("{host} has no address")))?
+                found.ok_or_else(|| {
+                    unreachable(RpcError::Io {
+                        what: format!("resolving {host}"),
+                        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+                    })
+                })?
             }
         };
         let target = RpcTarget {
@@ -596,6 +620,7 @@ impl<'a> Executor<'a> {
         id: &str,
         key: &PrivateKey,
         service: &EnrollmentService,
+        method: Method,
         outcome: CaOutcome,
         replaces: Option<&str>,
         renewal: bool,
@@ -635,6 +660,7 @@ impl<'a> Executor<'a> {
                     ca: Some(service.cn.clone()),
                     request_id: Some(request_id.to_string()),
                     installed_at: Some(now),
+                    method: Some(method.name().to_string()),
                     ..CertificateMeta::default()
                 };
                 match self
@@ -698,6 +724,7 @@ impl<'a> Executor<'a> {
                     id,
                     Some(&service.cn),
                     Some(&id_text),
+                    Some(method.name()),
                     Some(now),
                 ) {
                     self.fail_template(
@@ -802,25 +829,26 @@ impl<'a> Executor<'a> {
                     Err(e) => return self.fail(report, action, &e),
                 };
                 // A query needs the account's credentials whatever the
-                // request was: chosen as for a new request.
-                let mut servers: Vec<(String, Auth)> = Vec::new();
-                if route::uses_rpc(
-                    service.dns_host_name.as_deref(),
+                // request was: chosen as for a new request, from this CA only.
+                let offer = route::CaOffer {
+                    dns_host_name: service.dns_host_name.as_deref(),
+                    servers: &service.enrollment_servers,
+                };
+                let servers: Vec<(String, Method, Auth)> = route::routes(
+                    &[offer],
                     self.credentials.have(),
                     self.policy.enrollment,
-                ) {
-                    servers.push((rpc_url(service, self.policy), Auth::Rpc));
-                }
-                servers.extend(
-                    route::choose(
-                        &service.enrollment_servers,
-                        self.credentials.have(),
-                        self.policy.enrollment,
-                        false,
-                    )
-                    .into_iter()
-                    .map(|(i, auth)| (service.enrollment_servers[i].url.clone(), auth)),
-                );
+                    false,
+                )
+                .into_iter()
+                .map(|r| {
+                    let url = match r.server {
+                        Some(i) => service.enrollment_servers[i].url.clone(),
+                        None => rpc_url(service, self.policy),
+                    };
+                    (url, r.method, r.auth)
+                })
+                .collect();
                 if servers.is_empty() {
                     return self.fail(
                         report,
@@ -838,7 +866,7 @@ impl<'a> Executor<'a> {
                     .is_ok_and(|t| is_signed_data(&t));
                 let mut errors = Vec::new();
                 let ask = Ask::Query { request_id: ca_id };
-                for (url, auth) in servers {
+                for (url, method, auth) in servers {
                     match self.ask(&client, service, &url, auth, ask, report).await {
                         Ok(CaOutcome::Pending { .. }) => {
                             let _ = self.store.update_request(
@@ -846,6 +874,7 @@ impl<'a> Executor<'a> {
                                 &request.id,
                                 None,
                                 None,
+                                Some(method.name()),
                                 Some(self.now()),
                             );
                             report.note(Outcome::new(
@@ -869,6 +898,7 @@ impl<'a> Executor<'a> {
                                     &request.id,
                                     &key,
                                     service,
+                                    method,
                                     outcome,
                                     replaces,
                                     renewal,

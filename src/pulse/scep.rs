@@ -561,9 +561,9 @@ impl ScepExecutor<'_> {
                 }
             }
             Ok(ScepOutcome::Pending(_)) => {
-                let _ = self
-                    .store
-                    .update_request(self.lock, id, Some(url), None, Some(self.now));
+                let _ =
+                    self.store
+                        .update_request(self.lock, id, Some(url), None, None, Some(self.now));
                 report.note(Outcome::scep(
                     if action.is_some() {
                         Event::Pending

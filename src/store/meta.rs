@@ -34,6 +34,9 @@ pub(crate) struct EntryMeta {
         skip_serializing_if = "Option::is_none"
     )]
     pub installed_at: Option<OffsetDateTime>,
+    /// How the request was sent (`rpc`, `ces-kerberos`, `ces-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
     /// The `request/<id>` folder the certificate completed (its key came from there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_request: Option<String>,
@@ -67,6 +70,7 @@ impl EntryMeta {
             installed_at: m.installed_at,
             scep_profile: m.scep_profile.clone(),
             revoke_on_remove: m.revoke_on_remove,
+            method: m.method.clone(),
             ..EntryMeta::default()
         }
     }
@@ -79,6 +83,7 @@ impl EntryMeta {
             installed_at: self.installed_at,
             scep_profile: self.scep_profile.clone(),
             revoke_on_remove: self.revoke_on_remove,
+            method: self.method.clone(),
         }
     }
 }
@@ -93,6 +98,9 @@ pub(crate) struct RequestMeta {
     pub ca: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_request_id: Option<String>,
+    /// How it was sent to `ca` (`rpc`, `ces-kerberos`, `ces-password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
@@ -124,6 +132,7 @@ impl RequestMeta {
             template: self.template.clone(),
             ca: self.ca.clone(),
             ca_request_id: self.ca_request_id.clone(),
+            method: self.method.clone(),
             created_at: self.created_at,
             last_poll: self.last_poll,
             replaces: self.replaces.clone(),

@@ -91,6 +91,7 @@ fn meta() -> CertificateMeta {
         ca: Some("Lab CA".into()),
         request_id: Some("17".into()),
         installed_at: Some(NOW),
+        method: Some("rpc".into()),
         ..CertificateMeta::default()
     }
 }
@@ -733,15 +734,27 @@ fn request_life_create_update_complete() {
     assert_eq!(snap.pending, vec![pr.clone()]);
 
     store
-        .update_request(&lock, &pr.id, Some("Lab CA"), Some("42"), Some(NOW))
+        .update_request(
+            &lock,
+            &pr.id,
+            Some("Lab CA"),
+            Some("42"),
+            Some("rpc"),
+            Some(NOW),
+        )
         .expect("update");
     store
-        .update_request(&lock, &pr.id, None, None, None)
+        .update_request(&lock, &pr.id, None, None, None, None)
         .expect("nothing to update");
     let p = &store.snapshot().expect("snapshot").pending[0];
     assert_eq!(
-        (p.ca.as_deref(), p.ca_request_id.as_deref(), p.last_poll),
-        (Some("Lab CA"), Some("42"), Some(NOW))
+        (
+            p.ca.as_deref(),
+            p.ca_request_id.as_deref(),
+            p.method.as_deref(),
+            p.last_poll
+        ),
+        (Some("Lab CA"), Some("42"), Some("rpc"), Some(NOW))
     );
     assert_eq!(p.replaces.as_deref(), Some(old.as_str()));
 

@@ -34,6 +34,9 @@ pub struct CertificateMeta {
     pub scep_profile: Option<String>,
     /// Ask for revocation when its profile leaves the policy.
     pub revoke_on_remove: bool,
+    /// How the request was sent (`rpc`, `ces-kerberos`, `ces-password`:
+    /// `enroll::route::Method`); absent in stores written before it was kept.
+    pub method: Option<String>,
 }
 
 /// A certificate in `my/` (the personal store).
@@ -82,6 +85,8 @@ pub struct PendingRequest {
     pub ca: Option<String>,
     /// The CA's request ID once the CA answered "under submission".
     pub ca_request_id: Option<String>,
+    /// How it was sent to that CA (`enroll::route::Method`'s name).
+    pub method: Option<String>,
     pub created_at: OffsetDateTime,
     /// When the engine last asked the CA about it.
     pub last_poll: Option<OffsetDateTime>,

@@ -208,6 +208,7 @@ impl Store {
             created_at: now,
             ca: None,
             ca_request_id: None,
+            method: None,
             last_poll: None,
             replaces: replaces.map(str::to_ascii_lowercase),
             abandoned_at: None,
@@ -233,13 +234,15 @@ impl Store {
     }
 
     /// Records what the CA said about a request: the CA it was sent to, the
-    /// CA's request ID, when it was last polled. None leaves a field as it is.
+    /// CA's request ID, how it was sent, when it was last polled. None leaves
+    /// a field as it is.
     pub fn update_request(
         &self,
         lock: &StoreLock,
         id: &str,
         ca: Option<&str>,
         ca_request_id: Option<&str>,
+        method: Option<&str>,
         last_poll: Option<OffsetDateTime>,
     ) -> Result<(), StoreError> {
         const OP: &str = "update request";
@@ -257,6 +260,9 @@ impl Store {
         }
         if let Some(r) = ca_request_id {
             updates.push(("ca_request_id", r.to_string()));
+        }
+        if let Some(m) = method {
+            updates.push(("method", m.to_string()));
         }
         if let Some(t) = last_poll {
             updates.push(("last_poll", meta::time_text(t)));
