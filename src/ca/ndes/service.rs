@@ -103,7 +103,7 @@ impl Ndes {
         authority: &Authority,
         der: &[u8],
     ) -> Result<Vec<u8>, String> {
-        let request = message::open(der, None).map_err(|e| e.to_string())?;
+        let request = message::open_request(der).map_err(|e| e.to_string())?;
         let tx = &request.transaction;
         let now = authority.now();
         let reply = match tx.message_type {
@@ -358,7 +358,10 @@ impl Ndes {
     ) -> Result<Vec<u8>, crate::scep::ScepError> {
         let (status, fail, text, content) = match reply {
             Reply::Success(cert) => {
-                let inner = certs_only(&[cert, self.ca_certificate.clone()])
+                // The issued certificate alone, as NDES answers: clients
+                // (micromdm's) take the first certificate of the set, and a
+                // SET OF is sorted, so a CA certificate could come first.
+                let inner = certs_only(&[cert])
                     .map_err(|e| crate::scep::ScepError::Reply(e.to_string()))?;
                 // The answer in the cipher the request came in.
                 let cipher = request
