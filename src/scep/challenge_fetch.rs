@@ -90,7 +90,7 @@ pub struct DynamicChallenge {
 /// is zero. Pure.
 pub fn decode_page(body: &[u8]) -> Result<String, ChallengeError> {
     let utf16 = |bytes: &[u8], le: bool| -> Result<String, ChallengeError> {
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return Err(ChallengeError::NoPassword(
                 "the UTF-16 page has an odd number of bytes".into(),
             ));
@@ -115,7 +115,7 @@ pub fn decode_page(body: &[u8]) -> Result<String, ChallengeError> {
             .map(str::to_string)
             .map_err(|_| ChallengeError::NoPassword("the page is not valid UTF-8".into())),
         _ if body.len() >= 4
-            && body.len() % 2 == 0
+            && body.len().is_multiple_of(2)
             && body.iter().skip(1).step_by(2).all(|b| *b == 0) =>
         {
             utf16(body, true)

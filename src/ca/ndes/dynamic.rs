@@ -228,7 +228,8 @@ mod tests {
             f(&mut b);
             b
         };
-        let cases: Vec<(&Result<Claims, String>, bool, Binding, i64, Diagnostic)> = vec![
+        type Opened = Result<Claims, String>;
+        let cases: Vec<(&Opened, bool, Binding, i64, Diagnostic)> = vec![
             (&ok, false, binding(), 1500, Diagnostic::Verified),
             (
                 &ok,
