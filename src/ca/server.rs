@@ -466,10 +466,10 @@ async fn route(
             return Ok(ndes::http::mscep(&authority, n, req).await);
         }
         if path.eq_ignore_ascii_case(ndes::ADMIN_PATH) {
-            return Ok(ndes::http::admin(&authority, n, req).await);
+            return Ok(ndes::http::admin(&authority, acceptor.as_ref(), n, req).await);
         }
         if path.eq_ignore_ascii_case(ndes::CHALLENGE_PATH) {
-            return Ok(ndes::http::dynamic(&authority, n, req).await);
+            return Ok(ndes::http::dynamic(&authority, acceptor.as_ref(), n, req).await);
         }
     }
     let kerberos = match &acceptor {

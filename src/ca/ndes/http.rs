@@ -1,6 +1,8 @@
 //! The NDES paths over HTTP. `mscep.dll` is served over plain HTTP (as NDES
 //! serves it: SCEP messages are enveloped and signed) and HTTPS; the two
-//! challenge paths take credentials and are served over HTTPS only.
+//! challenge paths take credentials (HTTP Negotiate where the CA has
+//! Kerberos keys, or Basic against the directory) and are served over HTTPS
+//! only.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -11,7 +13,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::challenge::{self, Kind};
 use super::dynamic::Binding;
 use super::service::{CAPS, Ndes};
+use std::sync::Arc;
+
 use crate::ca::authority::Authority;
+use crate::krb::Acceptor;
 use crate::model::Account;
 use crate::scep::message::MAX_MESSAGE_BYTES;
 
@@ -124,11 +129,18 @@ fn basic(req: &Request<Incoming>) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-fn unauthorized() -> Reply {
+fn unauthorized(negotiate: bool) -> Reply {
     let mut r = text(StatusCode::UNAUTHORIZED, "credentials needed");
-    if let Ok(v) = "Basic realm=\"NDES\", charset=\"UTF-8\"".parse() {
-        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    if negotiate {
+        r.headers_mut().append(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Negotiate"),
+        );
     }
+    r.headers_mut().append(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"NDES\", charset=\"UTF-8\""),
+    );
     r
 }
 
@@ -148,40 +160,103 @@ pub fn is_admin(admins: &[String], account: &Account) -> bool {
     })
 }
 
-/// The authenticated administrator, or the reply refusing the caller.
+/// The token of `Authorization: Negotiate <base64>` (RFC 4559 4.2).
+fn negotiate(req: &Request<Incoming>) -> Option<Vec<u8>> {
+    let value = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("Negotiate") {
+        return None;
+    }
+    STANDARD.decode(token.trim()).ok()
+}
+
+/// Who called, and the mutual authentication token to send back.
+struct Caller {
+    account: Account,
+    reply_token: Option<Vec<u8>>,
+}
+
+/// The authenticated administrator (HTTP Negotiate where the CA has
+/// Kerberos keys, or Basic against the directory), or the reply refusing
+/// the caller.
 async fn admin_of(
     authority: &Authority,
+    acceptor: Option<&Arc<Acceptor>>,
     ndes: &Ndes,
     req: &Request<Incoming>,
-) -> Result<Account, Reply> {
-    let Some((user, password)) = basic(req) else {
-        return Err(unauthorized());
+) -> Result<Caller, Reply> {
+    let refused = |why: String| {
+        let mut r = unauthorized(acceptor.is_some());
+        *r.body_mut() = Full::new(Bytes::from(why));
+        r
     };
-    let account = match authority.login_account(&user, &password).await {
-        Ok(a) => a,
-        Err(why) => {
-            let mut r = unauthorized();
-            *r.body_mut() = Full::new(Bytes::from(why));
-            return Err(r);
+    let (account, reply_token) = if let (Some(token), Some(acceptor)) = (negotiate(req), acceptor) {
+        let acceptor = acceptor.clone();
+        let accepted = match tokio::task::spawn_blocking(move || acceptor.accept(&token)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "Kerberos authenticator refused (NDES)");
+                return Err(refused("Kerberos authentication failed".into()));
+            }
+            Err(e) => return Err(refused(format!("Kerberos authentication failed: {e}"))),
+        };
+        match authority.principal_account_of(&accepted.client).await {
+            Ok(a) => (a, accepted.reply),
+            Err(why) => return Err(refused(why)),
         }
+    } else if let Some((user, password)) = basic(req) {
+        match authority.login_account(&user, &password).await {
+            Ok(a) => (a, None),
+            Err(why) => return Err(refused(why)),
+        }
+    } else {
+        return Err(unauthorized(acceptor.is_some()));
     };
     if !is_admin(&ndes.config.admins, &account) {
-        return Err(reply(
-            StatusCode::FORBIDDEN,
-            "text/html; charset=utf-16",
-            challenge::utf16le(&challenge::page_no_permission()),
+        return Err(with_token(
+            reply(
+                StatusCode::FORBIDDEN,
+                "text/html; charset=utf-16",
+                challenge::utf16le(&challenge::page_no_permission()),
+            ),
+            reply_token.as_deref(),
         ));
     }
-    Ok(account)
+    Ok(Caller {
+        account,
+        reply_token,
+    })
+}
+
+/// The server's mutual authentication token on an answer (RFC 4559 5).
+fn with_token(mut r: Reply, token: Option<&[u8]>) -> Reply {
+    if let Some(t) = token
+        && let Ok(v) = format!("Negotiate {}", STANDARD.encode(t)).parse()
+    {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    r
 }
 
 /// `GET /certsrv/mscep_admin/`: a one-time challenge password for an
 /// administrator, in NDES's page (UTF-16LE).
-pub async fn admin(authority: &Authority, ndes: &Ndes, req: Request<Incoming>) -> Reply {
+pub async fn admin(
+    authority: &Authority,
+    acceptor: Option<&Arc<Acceptor>>,
+    ndes: &Ndes,
+    req: Request<Incoming>,
+) -> Reply {
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET this page");
     }
-    let account = match admin_of(authority, ndes, &req).await {
+    let Caller {
+        account,
+        reply_token,
+    } = match admin_of(authority, acceptor, ndes, &req).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -212,20 +287,31 @@ pub async fn admin(authority: &Authority, ndes: &Ndes, req: Request<Incoming>) -
             );
         }
     };
-    reply(
-        StatusCode::OK,
-        "text/html; charset=utf-16",
-        challenge::utf16le(&page),
+    with_token(
+        reply(
+            StatusCode::OK,
+            "text/html; charset=utf-16",
+            challenge::utf16le(&page),
+        ),
+        reply_token.as_deref(),
     )
 }
 
 /// `POST /certsrv/mscep_challenge/` with a JSON [`Binding`]: a dynamic
 /// challenge, as JSON `{"challenge": ..., "expires": <unix seconds>}`.
-pub async fn dynamic(authority: &Authority, ndes: &Ndes, req: Request<Incoming>) -> Reply {
+pub async fn dynamic(
+    authority: &Authority,
+    acceptor: Option<&Arc<Acceptor>>,
+    ndes: &Ndes,
+    req: Request<Incoming>,
+) -> Reply {
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "POST a JSON binding");
     }
-    let account = match admin_of(authority, ndes, &req).await {
+    let Caller {
+        account,
+        reply_token,
+    } = match admin_of(authority, acceptor, ndes, &req).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -239,11 +325,14 @@ pub async fn dynamic(authority: &Authority, ndes: &Ndes, req: Request<Incoming>)
     };
     let now = authority.now();
     match ndes.dynamic_challenge(&authority.db(), binding, &account.sam_account_name, now) {
-        Ok((challenge, expires)) => reply(
-            StatusCode::OK,
-            "application/json",
-            serde_json::json!({"challenge": challenge, "expires": expires.unix_timestamp()})
-                .to_string(),
+        Ok((challenge, expires)) => with_token(
+            reply(
+                StatusCode::OK,
+                "application/json",
+                serde_json::json!({"challenge": challenge, "expires": expires.unix_timestamp()})
+                    .to_string(),
+            ),
+            reply_token.as_deref(),
         ),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
