@@ -228,6 +228,36 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
     );
     assert!(!again.join("cert.pem").exists());
     assert_eq!(ndes.last_refusal(), (4002, "0x00000405".to_string()));
+
+    // A valid challenge, but a key the template refuses (WebServer wants
+    // RSA 2048 at least): verified, then rejected by the CA.
+    let small = ndes.lab.tmp.path().join("scepclient-small");
+    std::fs::create_dir_all(&small).unwrap();
+    let fresh = ndes.one_time().await;
+    let out = Command::new("scepclient")
+        .current_dir(&small)
+        .args(["-server-url", &ndes.mscep(), "-challenge", &fresh])
+        .args(["-private-key", "key.pem", "-certificate", "cert.pem"])
+        .args(["-cn", "old-router.corp.example", "-keySize", "1024"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a 1024-bit key must be refused");
+    let last = ndes.events();
+    let ids: Vec<(u32, &str)> = last
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| (e.event_id, e.code.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            (4006, "0x00000409"),
+            (4001, "0x00000409"),
+            (4000, "0x00000000")
+        ],
+        "{last:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -390,6 +420,31 @@ async fn our_client_pends_then_polls_and_bad_one_time_challenges_are_refused() {
     // PendingMachine builds the subject from the directory (WEB01$), not
     // from the request.
     assert!(text.contains("web01.corp.example"), "{text}");
+
+    // The RA certificates: kept while current, issued anew when they near
+    // their end (past two thirds of their two years).
+    let same = autoenroll::ca::ndes::service::Ndes::open(
+        &ndes.ca.config,
+        ndes.ca.authority.signer(),
+        ndes.ca.authority.now(),
+    )
+    .unwrap()
+    .unwrap();
+    let signing = same.ra.signing.certificate.clone();
+    assert!(server.ca.all.contains(&signing), "GetCACert serves it");
+    let later = ndes.ca.authority.now() + Duration::from_secs(500 * 86_400);
+    let renewed = autoenroll::ca::ndes::service::Ndes::open(
+        &ndes.ca.config,
+        ndes.ca.authority.signer(),
+        later,
+    )
+    .unwrap()
+    .unwrap();
+    assert_ne!(renewed.ra.signing.certificate, signing);
+    assert_ne!(
+        renewed.ra.encryption.certificate,
+        same.ra.encryption.certificate
+    );
 
     // The password cache: at most password_max unused passwords.
     for _ in 0..3 {
