@@ -25,14 +25,15 @@ use common::{TestCa, TestLab, run};
 const ADMIN_DN: &str = "CN=Administrator,CN=Users,DC=corp,DC=example";
 const ADMIN_PASSWORD: &str = "Administrator-Lab-Passw0rd";
 
-/// NDES submits as WEB01$ (a Domain Computer, which may enroll for both
+/// NDES submits as WEB01$ (a Domain Computer, which may enroll for these
 /// templates); general purpose requests take WebServer (the enrollee
 /// supplies the subject), signature-only ones PendingMachine (CA manager
-/// approval). Domain Admins may fetch challenges.
+/// approval), encryption-only ones Unpublished (which no CA issues: the CA
+/// denies them). Domain Admins may fetch challenges.
 const NDES: &str = "[ndes]\n\
     service_account = \"WEB01$\"\n\
     signature_template = \"PendingMachine\"\n\
-    encryption_template = \"WebServer\"\n\
+    encryption_template = \"Unpublished\"\n\
     general_purpose_template = \"WebServer\"\n\
     admins = [\"S-1-5-21-1000-2000-3000-512\"]\n\
     challenge_validity = \"30m\"\n\
@@ -229,35 +230,27 @@ async fn scepclient_enrolls_with_a_one_time_challenge() {
     assert!(!again.join("cert.pem").exists());
     assert_eq!(ndes.last_refusal(), (4002, "0x00000405".to_string()));
 
-    // A valid challenge, but a key the template refuses (WebServer wants
-    // RSA 2048 at least): verified, then rejected by the CA.
+    // A 1024-bit key: its SHA-1 signature is not verified (RSA 2048 at
+    // least), the request refused before its challenge is looked at.
     let small = ndes.lab.tmp.path().join("scepclient-small");
     std::fs::create_dir_all(&small).unwrap();
-    let fresh = ndes.one_time().await;
+    let before = ndes.events().len();
     let out = Command::new("scepclient")
         .current_dir(&small)
-        .args(["-server-url", &ndes.mscep(), "-challenge", &fresh])
+        .args([
+            "-server-url",
+            &ndes.mscep(),
+            "-challenge",
+            &ndes.one_time().await,
+        ])
         .args(["-private-key", "key.pem", "-certificate", "cert.pem"])
         .args(["-cn", "old-router.corp.example", "-keySize", "1024"])
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a 1024-bit key must be refused");
-    let last = ndes.events();
-    let ids: Vec<(u32, &str)> = last
-        .iter()
-        .rev()
-        .take(3)
-        .map(|e| (e.event_id, e.code.as_str()))
-        .collect();
-    assert_eq!(
-        ids,
-        [
-            (4006, "0x00000409"),
-            (4001, "0x00000409"),
-            (4000, "0x00000000")
-        ],
-        "{last:?}"
-    );
+    assert!(stderr.contains("2048"), "{stderr}");
+    assert_eq!(ndes.events().len(), before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,6 +374,38 @@ async fn our_client_pends_then_polls_and_bad_one_time_challenges_are_refused() {
     );
     assert!(text.contains("0x00000404"), "{text}");
     assert_eq!(ndes.last_refusal(), (4003, "0x00000404".to_string()));
+
+    // Encryption only: Unpublished, which the CA denies after the challenge
+    // was verified.
+    let challenge = ndes.one_time().await;
+    let text = refused(
+        client::enroll(
+            &client,
+            &server,
+            &key,
+            &spec("sw1.corp.example", Some(0b100)),
+            Some(&challenge),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(text.contains("Unpublished"), "{text}");
+    let last: Vec<(u32, String)> = ndes
+        .events()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|e| (e.event_id, e.code.clone()))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            (4006, "0x00000409".to_string()),
+            (4001, "0x00000409".to_string()),
+            (4000, "0x00000000".to_string())
+        ]
+    );
 
     // Signature only: PendingMachine, which waits for a CA manager.
     let challenge = ndes.one_time().await;

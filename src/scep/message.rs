@@ -520,7 +520,10 @@ fn verify_sha1_signer<'a>(
             })
         })
         .ok_or_else(|| {
-            bad("the reply is not signed by a certificate of the server's GetCACert answer")
+            bad(
+                "the SHA-1 signature does not verify with a certificate it may be signed by \
+                 (a reply: the server's GetCACert certificates; RSA keys of 2048 bits or more)",
+            )
         })
 }
 
