@@ -340,6 +340,48 @@ async fn our_client_pends_then_polls_and_bad_one_time_challenges_are_refused() {
     assert!(!server.caps.renewal);
     assert_eq!(server.trusted.len(), 3, "RA signing, RA encryption, CA");
 
+    // PKIOperation by GET (RFC 8894 4.3), the message in the query, from
+    // curl: a request without a challenge gets a signed FAILURE.
+    let key0 = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+    let prepared = autoenroll::scep::exchange::prepare_enrollment(
+        &server.caps,
+        &server.ca,
+        &key0,
+        &spec("get.corp.example", None),
+        None,
+        autoenroll::scep::exchange::SignWith::Transient,
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let query: String = STANDARD
+        .encode(&prepared.message)
+        .chars()
+        .map(|c| match c {
+            '+' => "%2B".to_string(),
+            '/' => "%2F".to_string(),
+            '=' => "%3D".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let reply_path = ndes.lab.tmp.path().join("get-reply.der");
+    run(Command::new("curl")
+        .args(["-sS", "--fail", "-o"])
+        .arg(&reply_path)
+        .arg(format!(
+            "{}?operation=PKIOperation&message={query}",
+            ndes.mscep()
+        )));
+    let reply = std::fs::read(&reply_path).unwrap();
+    let outcome = autoenroll::scep::exchange::read_reply(
+        &reply,
+        &prepared,
+        &server.trusted,
+        &key0,
+        &key0.public_key_der(),
+    )
+    .unwrap();
+    assert!(refused(outcome).contains("0x00000401"));
+
     // No challenge, and one never issued.
     let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
     let general = spec("sw1.corp.example", None);

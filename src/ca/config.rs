@@ -568,4 +568,36 @@ password_file = "ca-svc.secret"
             assert!(e.contains(wanted), "{to}: {e}");
         }
     }
+
+    #[test]
+    fn the_ndes_table_mirrors_ndes_settings() {
+        assert_eq!(parse(GOOD).unwrap().ndes, None);
+        let c = parse(&format!(
+            "{GOOD}\n[ndes]\nservice_account = \"NDES-SVC$\"\ngeneral_purpose_template = \"WebServer\"\nadmins = [\"S-1-5-21-1-2-3-512\"]\n"
+        ))
+        .unwrap();
+        let n = c.ndes.clone().unwrap();
+        assert_eq!(n.service_account, "NDES-SVC$");
+        assert_eq!(n.signature_template, NDES_DEFAULT_TEMPLATE);
+        assert_eq!(n.encryption_template, NDES_DEFAULT_TEMPLATE);
+        assert_eq!(n.general_purpose_template, "WebServer");
+        assert_eq!(n.challenge_validity, Duration::from_secs(3600));
+        assert_eq!(n.password_max, 5);
+        assert_eq!(c.ndes_dir(), Path::new("/etc/autoenroll/ca/ndes"));
+        for (extra, wanted) in [
+            ("[ndes]\nservice_account = \" \"\n", "service_account"),
+            (
+                "[ndes]\nservice_account = \"X$\"\nchallenge_validity = \"0s\"\n",
+                "challenge_validity",
+            ),
+            (
+                "[ndes]\nservice_account = \"X$\"\nPasswordMax = 3\n",
+                "PasswordMax",
+            ),
+            ("[ndes]\nadmins = []\n", "service_account"),
+        ] {
+            let e = parse(&format!("{GOOD}\n{extra}")).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{extra}: {e}");
+        }
+    }
 }
