@@ -488,30 +488,19 @@ async fn our_client_pends_then_polls_and_bad_one_time_challenges_are_refused() {
     // from the request.
     assert!(text.contains("web01.corp.example"), "{text}");
 
-    // The RA certificates: kept while current, issued anew when they near
-    // their end (past two thirds of their two years).
-    let same = autoenroll::ca::ndes::service::Ndes::open(
+    // The RA certificates in use are those GetCACert served.
+    let signing = autoenroll::ca::ndes::service::Ndes::open(
         &ndes.ca.config,
         ndes.ca.authority.signer(),
         ndes.ca.authority.now(),
     )
     .unwrap()
-    .unwrap();
-    let signing = same.ra.signing.certificate.clone();
-    assert!(server.ca.all.contains(&signing), "GetCACert serves it");
-    let later = ndes.ca.authority.now() + Duration::from_secs(500 * 86_400);
-    let renewed = autoenroll::ca::ndes::service::Ndes::open(
-        &ndes.ca.config,
-        ndes.ca.authority.signer(),
-        later,
-    )
     .unwrap()
-    .unwrap();
-    assert_ne!(renewed.ra.signing.certificate, signing);
-    assert_ne!(
-        renewed.ra.encryption.certificate,
-        same.ra.encryption.certificate
-    );
+    .ra(&ndes.ca.authority)
+    .signing
+    .certificate
+    .clone();
+    assert!(server.ca.all.contains(&signing), "GetCACert serves it");
 
     // The password cache: at most password_max unused passwords.
     for _ in 0..3 {
@@ -569,6 +558,25 @@ async fn our_client_pends_then_polls_and_bad_one_time_challenges_are_refused() {
     )
     .await;
     assert!(plain.unwrap_err().to_string().contains("https"));
+
+    // Past two thirds of their two years the running server issues the RA
+    // certificates anew, and enrolls with them.
+    ndes.ca.clock.advance(Duration::from_secs(500 * 86_400));
+    let (client, later) = ours(&ndes).await;
+    assert!(!later.ca.all.contains(&signing), "renewed RA certificates");
+    let challenge = ndes.one_time().await;
+    let key = PrivateKey::generate(KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+    let outcome = client::enroll(
+        &client,
+        &later,
+        &key,
+        &spec("sw2.corp.example", None),
+        Some(&challenge),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, Outcome::Issued { .. }), "{outcome:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

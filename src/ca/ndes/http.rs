@@ -48,7 +48,7 @@ pub async fn mscep(authority: &Authority, ndes: &Ndes, req: Request<Incoming>) -
     let operation = query_value(&query, "operation").unwrap_or("");
     match (req.method().clone(), operation) {
         (Method::GET, "GetCACaps") => reply(StatusCode::OK, "text/plain", CAPS),
-        (Method::GET, "GetCACert") => match ndes.ca_certs() {
+        (Method::GET, "GetCACert") => match ndes.ca_certs(authority) {
             Ok(p7) => reply(StatusCode::OK, "application/x-x509-ca-ra-cert", p7),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         },
@@ -324,7 +324,7 @@ pub async fn dynamic(
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("the binding: {e}")),
     };
     let now = authority.now();
-    match ndes.dynamic_challenge(&authority.db(), binding, &account.sam_account_name, now) {
+    match ndes.dynamic_challenge(authority, binding, &account.sam_account_name, now) {
         Ok((challenge, expires)) => with_token(
             reply(
                 StatusCode::OK,

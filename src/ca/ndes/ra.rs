@@ -95,6 +95,22 @@ pub fn ensure(config: &CaConfig, signer: &Signer, now: OffsetDateTime) -> Result
     Ok(issued)
 }
 
+/// When the first of the two RA certificates is due (two thirds of its
+/// life), as [`ensure`] judges it.
+pub fn renew_at(ra: &RaCertificates) -> Option<OffsetDateTime> {
+    [&ra.signing, &ra.encryption]
+        .iter()
+        .map(|id| {
+            let (_, cert) = x509_parser::parse_x509_certificate(&id.certificate).ok()?;
+            let start = cert.validity().not_before.to_datetime();
+            let end = cert.validity().not_after.to_datetime();
+            Some(end - (end - start) / 3)
+        })
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
+}
+
 fn is_current(config: &CaConfig, signer: &Signer, role: Role, now: OffsetDateTime) -> bool {
     let (key_path, cert_path) = paths(config, role);
     let (Ok(pem), true) = (std::fs::read(&cert_path), key_path.exists()) else {

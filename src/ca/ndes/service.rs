@@ -6,6 +6,8 @@
 //! certificate. A PENDING answer is remembered by transactionID for the
 //! CertPoll (GetCertInitial) that asks again.
 
+use std::sync::{Arc, Mutex, RwLock};
+
 use time::OffsetDateTime;
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
@@ -30,7 +32,9 @@ pub const CAPS: &str = "POSTPKIOperation\nSHA-256\nSHA-512\nSHA-1\nAES\nDES3\nSC
 /// The NDES role, loaded.
 pub struct Ndes {
     pub config: NdesConfig,
-    pub ra: RaCertificates,
+    /// The RA identities in use, replaced when they are due.
+    ra: RwLock<Arc<RaCertificates>>,
+    renew_at: Mutex<Option<OffsetDateTime>>,
     sealing_key: [u8; 32],
     ca_certificate: Vec<u8>,
     ca_thumbprint: String,
@@ -50,21 +54,55 @@ impl Ndes {
         ra::ensure(config, signer, now)?;
         let sealing_key = dynamic::sealing_key(&config.ndes_dir().join("challenge-sealing.key"))
             .map_err(CaError::State)?;
+        let loaded = ra::load(config)?;
         Ok(Some(Ndes {
             config: ndes.clone(),
-            ra: ra::load(config)?,
+            renew_at: Mutex::new(ra::renew_at(&loaded)),
+            ra: RwLock::new(Arc::new(loaded)),
             sealing_key,
             ca_certificate: signer.certificate_der().to_vec(),
             ca_thumbprint: signer.info().thumbprint.clone(),
         }))
     }
 
+    /// The RA identities, issued anew first when they are due at `now`
+    /// (a long-running server renews them as `ca serve` does at start).
+    pub fn ra(&self, authority: &Authority) -> Arc<RaCertificates> {
+        let now = authority.now();
+        let due = self
+            .renew_at
+            .lock()
+            .map(|at| at.is_none_or(|at| now >= at))
+            .unwrap_or(false);
+        if due {
+            let renewed = ra::ensure(authority.config(), authority.signer(), now)
+                .and_then(|_| ra::load(authority.config()));
+            match renewed {
+                Ok(fresh) => {
+                    if let Ok(mut at) = self.renew_at.lock() {
+                        *at = ra::renew_at(&fresh);
+                    }
+                    if let Ok(mut ra) = self.ra.write() {
+                        *ra = Arc::new(fresh);
+                    }
+                    tracing::info!("the NDES RA certificates were renewed");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the NDES RA certificates"),
+            }
+        }
+        self.ra
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
     /// GetCACert: RA signing, RA encryption and CA certificates, as a
     /// degenerate PKCS#7 (`application/x-x509-ca-ra-cert`, RFC 8894 4.2.1.2).
-    pub fn ca_certs(&self) -> Result<Vec<u8>, CaError> {
+    pub fn ca_certs(&self, authority: &Authority) -> Result<Vec<u8>, CaError> {
+        let ra = self.ra(authority);
         Ok(certs_only(&[
-            self.ra.signing.certificate.clone(),
-            self.ra.encryption.certificate.clone(),
+            ra.signing.certificate.clone(),
+            ra.encryption.certificate.clone(),
             self.ca_certificate.clone(),
         ])?)
     }
@@ -76,7 +114,7 @@ impl Ndes {
     /// A new dynamic challenge for `binding`, valid for the configured time.
     pub fn dynamic_challenge(
         &self,
-        db: &Database,
+        authority: &Authority,
         binding: Binding,
         issued_to: &str,
         now: OffsetDateTime,
@@ -90,9 +128,17 @@ impl Ndes {
             issued_at: now.unix_timestamp(),
             expires_at: expires.unix_timestamp(),
         };
-        let text = dynamic::seal(&claims, &self.sealing_key, &self.ra.signing.key)?;
-        challenge::store(db, &text, Kind::Dynamic, issued_to, now, expires, None)
-            .map_err(|e| e.to_string())?;
+        let text = dynamic::seal(&claims, &self.sealing_key, &self.ra(authority).signing.key)?;
+        challenge::store(
+            &authority.db(),
+            &text,
+            Kind::Dynamic,
+            issued_to,
+            now,
+            expires,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
         Ok((text, expires))
     }
 
@@ -104,22 +150,25 @@ impl Ndes {
         der: &[u8],
     ) -> Result<Vec<u8>, String> {
         let request = message::open_request(der).map_err(|e| e.to_string())?;
+        let ra = self.ra(authority);
         let tx = &request.transaction;
         let now = authority.now();
         let reply = match tx.message_type {
-            MessageType::PkcsReq => self.pkcs_req(authority, &request, now).await,
+            MessageType::PkcsReq => self.pkcs_req(authority, &ra, &request, now).await,
             MessageType::CertPoll => self.cert_poll(authority, &request),
             other => Reply::failure(
                 FailInfo::BadRequest,
                 format!("{other:?} is not served here (GetCACaps lists no Renewal)"),
             ),
         };
-        self.cert_rep(&request, reply).map_err(|e| e.to_string())
+        self.cert_rep(&ra, &request, reply)
+            .map_err(|e| e.to_string())
     }
 
     async fn pkcs_req(
         &self,
         authority: &Authority,
+        ra: &RaCertificates,
         request: &PkiMessage,
         now: OffsetDateTime,
     ) -> Reply {
@@ -127,12 +176,8 @@ impl Ndes {
         let Some(sealed) = request.envelope.as_deref() else {
             return Reply::failure(FailInfo::BadRequest, "no pkcsPKIEnvelope".into());
         };
-        let csr_der = match envelope::open(
-            sealed,
-            &self.ra.encryption.certificate,
-            &self.ra.encryption.key,
-        )
-        .or_else(|_| envelope::open(sealed, &self.ra.signing.certificate, &self.ra.signing.key))
+        let csr_der = match envelope::open(sealed, &ra.encryption.certificate, &ra.encryption.key)
+            .or_else(|_| envelope::open(sealed, &ra.signing.certificate, &ra.signing.key))
         {
             Ok(d) => d,
             Err(e) => return Reply::failure(FailInfo::BadMessageCheck, e.to_string()),
@@ -149,7 +194,7 @@ impl Ndes {
         };
         let db_verdict = {
             let db = authority.db();
-            self.check_challenge(&db, password.as_deref(), &binding, tx_id, now)
+            self.check_challenge(&db, ra, password.as_deref(), &binding, tx_id, now)
         };
         let diagnostic = match db_verdict {
             Ok(d) => d,
@@ -213,6 +258,7 @@ impl Ndes {
     fn check_challenge(
         &self,
         db: &Database,
+        ra: &RaCertificates,
         password: Option<&str>,
         binding: &Binding,
         tx_id: &str,
@@ -228,7 +274,7 @@ impl Ndes {
         let opened = dynamic::open(
             password,
             &self.sealing_key,
-            &signing_spki(&self.ra.signing.certificate),
+            &signing_spki(&ra.signing.certificate),
         );
         // A genuine challenge is in the table; its use there decides reuse.
         let stored = challenge::consume(db, password, Kind::Dynamic, tx_id, now)
@@ -353,6 +399,7 @@ impl Ndes {
 
     fn cert_rep(
         &self,
+        ra: &RaCertificates,
         request: &PkiMessage,
         reply: Reply,
     ) -> Result<Vec<u8>, crate::scep::ScepError> {
@@ -389,8 +436,8 @@ impl Ndes {
         message::build(
             &tx,
             content.as_deref(),
-            &self.ra.signing.certificate,
-            &self.ra.signing.key,
+            &ra.signing.certificate,
+            &ra.signing.key,
             std::slice::from_ref(&self.ca_certificate),
         )
     }
