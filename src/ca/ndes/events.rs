@@ -121,3 +121,41 @@ pub fn list(db: &Database) -> Result<Vec<EventRecord>, DbError> {
         rows.collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::ndes::challenge::Diagnostic;
+
+    /// The README's tables name every event and every diagnostic code.
+    #[test]
+    fn the_readme_lists_every_event_and_code() {
+        let readme = include_str!("../../../README.md");
+        for e in [
+            NdesEvent::ChallengeVerified,
+            NdesEvent::VerifiedButRejected,
+            NdesEvent::VerificationFailed,
+            NdesEvent::ChallengeExpired,
+            NdesEvent::CaUnavailable,
+            NdesEvent::NotifySuccess,
+            NdesEvent::NotifyFailure,
+        ] {
+            let row = format!("| {} | `{}` |", e.id(), e.name());
+            assert!(readme.contains(&row), "README lacks {row}");
+        }
+        for d in [
+            Diagnostic::Verified,
+            Diagnostic::Missing,
+            Diagnostic::Unknown,
+            Diagnostic::Forged,
+            Diagnostic::Expired,
+            Diagnostic::Reused,
+            Diagnostic::SubjectMismatch,
+            Diagnostic::SanMismatch,
+            Diagnostic::KeyUsageMismatch,
+        ] {
+            let row = format!("| `{}` |", d.code());
+            assert!(readme.contains(&row), "README lacks {row}");
+        }
+    }
+}
