@@ -558,6 +558,13 @@ async fn our_client_pends_then_polls_and_bad_one_time_challenges_are_refused() {
     )
     .await;
     assert!(plain.unwrap_err().to_string().contains("https"));
+    for path in ["/certsrv/mscep_admin/", "/certsrv/mscep_challenge/"] {
+        let code = run(Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u"])
+            .arg(format!("{ADMIN_DN}:{ADMIN_PASSWORD}"))
+            .arg(format!("{}{path}", ndes.http)));
+        assert_eq!(code, "404", "{path} over plain HTTP");
+    }
 
     // Past two thirds of their two years the running server issues the RA
     // certificates anew, and enrolls with them.
