@@ -154,6 +154,8 @@ fn world(certs: usize, templates: usize) -> World {
             created_at: NOW - time::Duration::days(1),
             last_poll: None,
             replaces: None,
+            scep_profile: None,
+            scep_state: None,
             path: PathBuf::from(format!("request/req{i}")),
         });
     }

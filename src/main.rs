@@ -85,6 +85,28 @@ enum Command {
         #[arg(long, value_name = "TIME")]
         now: Option<String>,
     },
+    /// Offboarding: archive every managed certificate of the context (template
+    /// and SCEP), remove exported copies and the trust anchors autoenroll
+    /// installed, and leave the store for a fresh start.
+    Unenroll {
+        /// The policy file (default: the context's, as for pulse).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The context to unenroll.
+        #[arg(long, value_enum, default_value = "machine")]
+        context: ContextArg,
+        /// Ask each certificate's CA to revoke it (cessationOfOperation)
+        /// first, where the protocol allows; otherwise name the serial for
+        /// the CA's administrator and exit 1.
+        #[arg(long)]
+        revoke: bool,
+        /// List what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON ({"steps", "outcomes", "ok", ...}).
+        #[arg(long)]
+        json: bool,
+    },
     /// The worker: pulses at start, on schedule, on changes and when renewals fall due.
     Daemon {
         #[arg(long)]
@@ -213,6 +235,13 @@ enum LabAction {
     },
 }
 
+/// A context on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ContextArg {
+    Machine,
+    User,
+}
+
 impl Command {
     /// Whether the command was asked for JSON (then its failure is JSON too).
     fn json(&self) -> bool {
@@ -220,7 +249,8 @@ impl Command {
             Command::Templates { json, .. }
             | Command::Plan { json, .. }
             | Command::Status { json, .. }
-            | Command::Pulse { json, .. } => *json,
+            | Command::Pulse { json, .. }
+            | Command::Unenroll { json, .. } => *json,
             Command::Ca {
                 action: CaAction::Init { json, .. } | CaAction::Requests { json, .. },
             } => *json,
@@ -253,6 +283,25 @@ fn main() -> ExitCode {
             json,
             now.as_deref(),
         ),
+        Command::Unenroll {
+            policy,
+            context,
+            revoke,
+            dry_run,
+            json,
+        } => {
+            let context = match context {
+                ContextArg::Machine => autoenroll::model::Context::Machine,
+                ContextArg::User => autoenroll::model::Context::User,
+            };
+            cli::unenroll::run(
+                &cli::unenroll::policy_path(policy, context),
+                context,
+                revoke,
+                dry_run,
+                json,
+            )
+        }
         Command::Daemon { policy, user } => {
             cli::pulse::daemon(&cli::pulse::policy_path(policy, user), user)
         }

@@ -415,10 +415,10 @@ struct RawTemplate {
     pkcs11: Option<Spanned<RawPkcs11>>,
 }
 
-/// `[templates.<cn>.export]`.
+/// `[templates.<cn>.export]` (and `[scep.<name>.export]`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawExport {
+pub(crate) struct RawExport {
     certificate: Option<RawExportFile>,
     key: Option<RawExportFile>,
     chain: Option<RawExportFile>,
@@ -1023,7 +1023,7 @@ impl Policy {
 
 /// A template's export section, validated: modes in octal without special
 /// bits, and no key or bundle that every user could read.
-fn export_settings(
+pub(crate) fn export_settings(
     src: &Source<'_>,
     raw: &Spanned<RawExport>,
     key: &str,

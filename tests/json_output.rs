@@ -1,4 +1,4 @@
-//! The `--json` output of `pulse`, `plan`, `status` and `templates` (and a
+//! The `--json` output of `pulse`, `plan`, `status`, `templates` and `unenroll` (and a
 //! failure's) against the JSON Schemas in docs/schema/, on real output of the
 //! program against a private slapd and the lab CA; and the stable reason
 //! codes beside each action's text.
@@ -216,4 +216,76 @@ async fn json_output_follows_the_schemas_in_docs() {
     check("error", &error);
     assert_eq!(error["kind"], "usage");
     mutations_are_refused("error", &error, "", "kind");
+}
+
+/// SCEP profiles in `plan`, `pulse` and `status`, and `unenroll`'s report,
+/// against micromdm's scepserver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scep_profiles_and_unenroll_follow_the_schemas() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = common::start(None);
+    let _ca = lab.start_ca(common::start_time()).await;
+    let mm = common::micromdm::Micromdm::start();
+    let challenge = lab.lab.dir.join("wifi.challenge");
+    std::fs::write(&challenge, common::micromdm::CHALLENGE).unwrap();
+    std::fs::set_permissions(&challenge, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = std::fs::read_to_string(lab.lab.policy_path("ws01")).unwrap();
+    let policy = lab.lab.dir.join("ws01-scep.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "{text}\n[scep.wifi]\ntype = \"device\"\nsubject = \"CN={{{{DeviceName}}}}\"\n\
+             root = \"{}\"\nurls = [\"{}\"]\nchallenge = \"file\"\nchallenge_file = \"{}\"\n",
+            mm.ca_pem.display(),
+            mm.url,
+            challenge.display()
+        ),
+    )
+    .unwrap();
+
+    let plan = json(&autoenroll(&["plan", "--json"], &policy));
+    check("plan", &plan);
+    assert_eq!(
+        plan["scep"][0]["reason_code"], "scep_no_certificate",
+        "{plan:#}"
+    );
+    mutations_are_refused("plan", &plan, "/scep/0", "reason_code");
+
+    let pulse = json(&autoenroll(&["pulse", "--json"], &policy));
+    check("pulse", &pulse);
+    assert!(
+        pulse["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["event"] == "installed" && o["profile"] == "wifi"),
+        "{pulse:#}"
+    );
+
+    let plan = json(&autoenroll(&["plan", "--json"], &policy));
+    check("plan", &plan);
+    assert_eq!(plan["scep"][0]["action"], "keep", "{plan:#}");
+
+    let status = json(&autoenroll(&["status", "--json"], &policy));
+    check("status", &status);
+    assert_eq!(status["scep"][0]["health"], "healthy", "{status:#}");
+    assert_eq!(status["scep_missing"], serde_json::json!([]));
+    mutations_are_refused("status", &status, "/scep/0", "health");
+
+    let dry = json(&autoenroll(&["unenroll", "--dry-run", "--json"], &policy));
+    check("unenroll", &dry);
+    assert!(
+        dry["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "archive" && s["profile"] == "wifi"),
+        "{dry:#}"
+    );
+    let out = autoenroll(&["unenroll", "--json"], &policy);
+    let done = json(&out);
+    check("unenroll", &done);
+    assert_eq!(done["ok"], true, "{done:#}");
+    assert_eq!(out.status.code(), Some(0));
+    mutations_are_refused("unenroll", &done, "/steps/0", "kind");
 }

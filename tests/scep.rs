@@ -4,10 +4,15 @@
 //! AES and in 3DES, a RenewalReq signed with the current certificate, a
 //! wrong challenge refused, a GetCACert answer that does not chain to the
 //! profile's root refused; every issued certificate checked with OpenSSL.
+//! Then SCEP profiles in the pulse of ws01 in the lab: enrolled with a
+//! static challenge, the subject and SANs from several variables with
+//! escaping exactly as asked, renewed at the threshold, archived when the
+//! profile leaves the policy.
 
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use autoenroll::pki::keys::{KeyAlgorithm, PrivateKey};
@@ -15,109 +20,8 @@ use autoenroll::scep::client::{self, ScepClient, Server};
 use autoenroll::scep::exchange::Outcome;
 use autoenroll::scep::message::FailInfo;
 use autoenroll::scep::request::{CsrSpec, NameAttribute, SanEntry};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
-const CHALLENGE: &str = "s3cret-Challenge";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is it installed?)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    STANDARD.decode(body).expect("PEM body")
-}
-
-fn to_pem(der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        lines.join("\n")
-    )
-}
-
-/// micromdm's scepserver with a fresh CA; killed on drop.
-struct Micromdm {
-    child: Child,
-    url: String,
-    ca_pem: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Micromdm {
-    fn start() -> Micromdm {
-        let dir = tempfile::tempdir().unwrap();
-        let depot = dir.path().join("depot");
-        run(Command::new("scepserver")
-            .args([
-                "ca",
-                "-init",
-                "-keySize",
-                "2048",
-                "-organization",
-                "scep interop",
-            ])
-            .arg("-depot")
-            .arg(&depot));
-        let port = free_port();
-        let child = Command::new("scepserver")
-            .arg("-depot")
-            .arg(&depot)
-            .args(["-port", &port.to_string(), "-challenge", CHALLENGE])
-            .args(["-allowrenew", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("scepserver (Debian package scep) is installed");
-        let server = Micromdm {
-            child,
-            url: format!("http://127.0.0.1:{port}/scep"),
-            ca_pem: depot.join("ca.pem"),
-            _dir: dir,
-        };
-        // Wait until it listens (not a timing assertion: a bound on startup).
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("scepserver did not start listening on {port}");
-    }
-
-    fn root(&self) -> Vec<u8> {
-        pem_to_der(&std::fs::read_to_string(&self.ca_pem).unwrap())
-    }
-}
-
-impl Drop for Micromdm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::micromdm::{CHALLENGE, Micromdm, to_pem};
+use common::run;
 
 fn spec(cn: &str) -> CsrSpec {
     CsrSpec {
@@ -265,4 +169,215 @@ async fn our_client_against_micromdm_scepserver() {
     };
     let e = client::discover(&client, &stranger).await.unwrap_err();
     assert!(e.to_string().contains("do not chain"), "{e}");
+}
+
+// --- SCEP profiles in the pulse ---------------------------------------------
+
+use autoenroll::policy::Policy;
+use autoenroll::pulse::{Event, PulseOptions, Report, pulse};
+use common::{TestCa, TestLab, start_time};
+use std::os::unix::fs::PermissionsExt;
+use time::OffsetDateTime;
+
+/// A profile whose subject uses several variables and CertStrToName
+/// escaping: a quoted value with a comma, doubled quotes and a `+`.
+const SUBJECT: &str = r#"CN={{DeviceName}} ({{onPremisesSamAccountName}}),OU="Mobile, Lab",O="Finance ""Group"" + Co",L={{Domain}},C=US"#;
+
+/// ws01's lab policy with `tail` after it, written beside it as `name`.
+fn policy_with(lab: &TestLab, name: &str, tail: &str) -> Policy {
+    let text = std::fs::read_to_string(lab.lab.policy_path("ws01")).unwrap();
+    let path = lab.lab.dir.join(name);
+    std::fs::write(&path, format!("{text}\n{tail}\n")).unwrap();
+    Policy::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `[scep.wifi]` table for micromdm, with a static challenge file (0600).
+fn wifi_profile(lab: &TestLab, mm: &Micromdm) -> String {
+    let challenge = lab.lab.dir.join("wifi.challenge");
+    std::fs::write(&challenge, format!("{CHALLENGE}\n")).unwrap();
+    std::fs::set_permissions(&challenge, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "[scep.wifi]\ntype = \"device\"\nsubject = '{SUBJECT}'\n\
+         san = [\"dns:{{{{FullyQualifiedDomainName}}}}\", \"dns:{{{{DeviceName}}}}.wifi.{{{{Domain}}}}\"]\n\
+         ekus = [\"client_auth\"]\nroot = \"{}\"\nurls = [\"{}\"]\n\
+         renewal_threshold_percent = 25\nchallenge = \"file\"\nchallenge_file = \"{}\"\n\
+         revoke_on_remove = true\n\
+         post_install = 'echo \"$AUTOENROLL_SCEP_PROFILE $AUTOENROLL_CERTIFICATE\" > {hook}'\n\n\
+         [scep.wifi.export]\ncertificate = \"out/wifi.pem\"\nkey = \"out/wifi.key\"\n",
+        mm.ca_pem.display(),
+        mm.url,
+        challenge.display(),
+        hook = lab.lab.dir.join("hook.out").display(),
+    )
+}
+
+async fn pulse_at(policy: &Policy, ca: &TestCa, at: OffsetDateTime) -> Report {
+    ca.clock.set(at);
+    pulse(policy, PulseOptions::at(at))
+        .await
+        .expect("pulse runs")
+}
+
+/// The outcomes of the profile `wifi` of one event.
+fn wifi(report: &Report, event: Event) -> Vec<&autoenroll::pulse::Outcome> {
+    report
+        .outcomes
+        .iter()
+        .filter(|o| o.event == event && o.profile.as_deref() == Some("wifi"))
+        .collect()
+}
+
+/// Thumbprints of ws01's certificates of the profile.
+fn held_scep(policy: &Policy) -> Vec<String> {
+    autoenroll::store::Store::open(&policy.store)
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .certificates
+        .iter()
+        .filter(|c| c.meta.scep_profile.as_deref() == Some("wifi"))
+        .map(|c| c.info.thumbprint.clone())
+        .collect()
+}
+
+fn openssl_text(args: &[&str], cert: &Path) -> String {
+    run(Command::new("openssl").args(args).arg(cert))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pulse_enrolls_renews_and_archives_a_scep_profile() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let ca = lab.start_ca(t0).await;
+    let mm = Micromdm::start();
+    let with = policy_with(&lab, "ws01-scep.toml", &wifi_profile(&lab, &mm));
+
+    // Enrolled with the static challenge, by the same pulse as the templates.
+    let report = pulse_at(&with, &ca, t0).await;
+    assert!(report.ok, "{:#?}", report.outcomes);
+    assert_eq!(
+        wifi(&report, Event::Installed).len(),
+        1,
+        "{:#?}",
+        report.outcomes
+    );
+    assert!(report.planned.iter().any(|p| p.profile.as_deref() == Some("wifi")
+        && p.reason_code == "scep_no_certificate"));
+    let first = held_scep(&with);
+    assert_eq!(first.len(), 1);
+    let dir = with.store.join("my").join(&first[0]);
+    let mode = std::fs::metadata(dir.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let meta = std::fs::read_to_string(dir.join("meta.toml")).unwrap();
+    assert!(meta.contains("scep_profile = \"wifi\""), "{meta}");
+    // Exactly the subject and SANs asked for, as OpenSSL reads them: RFC
+    // 2253 shows the RDNs in the format's order; the directory spells the
+    // account WS01$.
+    let cert = dir.join("cert.pem");
+    run(Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&mm.ca_pem)
+        .arg(&cert));
+    let subject = openssl_text(
+        &["x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in"],
+        &cert,
+    );
+    assert_eq!(
+        subject.trim(),
+        r#"subject=CN=WS01 (WS01$),OU=Mobile\, Lab,O=Finance \"Group\" \+ Co,L=corp.example,C=US"#
+    );
+    // Exported for services, and the hook told which profile.
+    let out = lab.lab.dir.join("out");
+    assert_eq!(
+        std::fs::read(out.join("wifi.pem")).unwrap(),
+        std::fs::read(&cert).unwrap()
+    );
+    let key_mode = std::fs::metadata(out.join("wifi.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    let hook = std::fs::read_to_string(lab.lab.dir.join("hook.out")).unwrap();
+    assert_eq!(
+        hook.trim(),
+        format!("wifi {}", out.join("wifi.pem").display())
+    );
+    assert_eq!(wifi(&report, Event::Exported).len(), 1);
+    let san = openssl_text(&["x509", "-noout", "-ext", "subjectAltName", "-in"], &cert);
+    assert!(
+        san.contains("DNS:ws01.corp.example, DNS:ws01.wifi.corp.example"),
+        "{san}"
+    );
+    // No challenge in the store's files or the report.
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains(CHALLENGE));
+    for entry in walk(&with.store) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes
+                .windows(CHALLENGE.len())
+                .any(|w| w == CHALLENGE.as_bytes()),
+            "{} holds the challenge",
+            entry.display()
+        );
+    }
+
+    // Nothing due before the threshold; the next wake is the renewal.
+    let report = pulse_at(&with, &ca, t0 + time::Duration::days(10)).await;
+    assert!(
+        wifi(&report, Event::Installed).is_empty() && wifi(&report, Event::Replaced).is_empty()
+    );
+    let renew_at = report.next_wake.expect("a next wake");
+    assert!(renew_at <= t0 + time::Duration::days(275), "{renew_at}");
+
+    // 25% of the 365-day lifetime remaining: renewed (RenewalReq, micromdm
+    // lists Renewal), the old certificate archived.
+    let at = t0 + time::Duration::days(280);
+    let report = pulse_at(&with, &ca, at).await;
+    assert_eq!(
+        wifi(&report, Event::Replaced).len(),
+        1,
+        "{:#?}",
+        report.outcomes
+    );
+    let second = held_scep(&with);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second, first);
+    assert!(with.store.join("archive").join(&first[0]).is_dir());
+
+    // The profile leaves the policy: archived, and since it asked for
+    // revocation at removal, the administrator is told the serial (SCEP
+    // has no revocation request).
+    let without = lab.policy("ws01");
+    let report = pulse_at(&without, &ca, at).await;
+    let removed = wifi(&report, Event::Removed);
+    assert_eq!(removed.len(), 1, "{:#?}", report.outcomes);
+    assert!(removed[0].message.contains("removed from the policy"));
+    let asked = wifi(&report, Event::RevocationNeeded);
+    assert_eq!(asked.len(), 1);
+    assert!(
+        asked[0].message.contains("administrator"),
+        "{}",
+        asked[0].message
+    );
+    assert!(held_scep(&without).is_empty());
+    assert!(with.store.join("archive").join(&second[0]).is_dir());
+    drop(mm);
+}
+
+/// Every regular file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(walk(&e.path()));
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
 }

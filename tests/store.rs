@@ -123,6 +123,7 @@ fn meta() -> CertificateMeta {
         ca: Some("Lab CA".into()),
         request_id: Some("41".into()),
         installed_at: Some(NOW),
+        ..CertificateMeta::default()
     }
 }
 

@@ -214,7 +214,10 @@ impl Authority {
 
     /// Reads the directory as the service account, reconnecting once if the
     /// pooled connection broke.
-    async fn snapshot(&self, account: &str) -> Result<DirectorySnapshot, DirectoryError> {
+    pub(super) async fn snapshot(
+        &self,
+        account: &str,
+    ) -> Result<DirectorySnapshot, DirectoryError> {
         for attempt in 0..2 {
             let mut dir = self.service_connection(attempt == 1).await?;
             match self.snapshot_on(&mut dir, account).await {
@@ -284,7 +287,10 @@ impl Authority {
     /// password, an unknown, ambiguous or unresolvable name are the same
     /// [`LoginFailure::Refused`]; a directory that cannot be asked is
     /// [`LoginFailure::Unavailable`].
-    async fn check_password(&self, token: &UsernameToken) -> Result<String, LoginFailure> {
+    pub(super) async fn check_password(
+        &self,
+        token: &UsernameToken,
+    ) -> Result<String, LoginFailure> {
         // LDAP takes a simple bind without a password as anonymous (RFC 4513
         // 5.1.2): refused here, without asking the directory.
         if token.username.is_empty() || token.password.is_empty() {
@@ -301,7 +307,7 @@ impl Authority {
     /// found by the service account, with no password
     /// bind. A principal of another realm, or a service principal
     /// (`host/name`), is [`LoginFailure::Refused`].
-    async fn resolve_principal(&self, principal: &str) -> Result<String, LoginFailure> {
+    pub(super) async fn resolve_principal(&self, principal: &str) -> Result<String, LoginFailure> {
         let naming = self.naming().await.map_err(|e| match e {
             CaError::Directory(e) => LoginFailure::Unavailable(e),
             other => LoginFailure::Unavailable(DirectoryError::Setup {
@@ -1011,7 +1017,7 @@ fn internal(what: &'static str, detail: &dyn std::fmt::Display) -> Answer {
 
 /// Why a UsernameToken was not accepted.
 #[derive(Debug)]
-enum LoginFailure {
+pub(super) enum LoginFailure {
     /// The directory refused the name and password.
     Refused,
     /// The directory could not be asked (down, hung, busy, misconfigured).

@@ -14,6 +14,7 @@ pub mod policy;
 pub mod pool;
 pub mod profile;
 pub mod publish;
+pub mod revocation;
 pub mod server;
 
 pub use authority::{Authority, CaError};

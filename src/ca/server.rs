@@ -352,9 +352,9 @@ async fn serve_connection(
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
-fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+pub(super) fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = content_type.parse() {
@@ -460,6 +460,9 @@ async fn route(
     let path = req.uri().path().to_string();
     if let Some(what) = download(authority.config(), &path) {
         return Ok(download_or_refuse(&authority, req.method(), what));
+    }
+    if path == crate::pki::revocation::path(&authority.config().name) {
+        return Ok(super::revocation::serve(&authority, acceptor.clone(), req).await);
     }
     if let Some(n) = &ndes {
         if path.eq_ignore_ascii_case(ndes::MSCEP_PATH) {
@@ -652,7 +655,7 @@ fn soap_answer(request: &WstepRequest, answer: Answer) -> Reply {
 
 /// The client's token of `Authorization: Negotiate <base64>` ([RFC 4559]
 /// 4.2), as text; `None` without such a header.
-fn negotiate_authorization(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn negotiate_authorization(headers: &HeaderMap) -> Option<&str> {
     let value = headers
         .get(hyper::header::AUTHORIZATION)?
         .to_str()
@@ -665,7 +668,7 @@ fn negotiate_authorization(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn with_negotiate(mut reply: Reply, token: Option<&[u8]>) -> Reply {
+pub(super) fn with_negotiate(mut reply: Reply, token: Option<&[u8]>) -> Reply {
     let value = match token {
         Some(t) => format!("Negotiate {}", STANDARD.encode(t)),
         None => "Negotiate".to_string(),

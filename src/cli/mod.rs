@@ -25,6 +25,7 @@ pub mod error;
 pub mod plan;
 pub mod pulse;
 mod table;
+pub mod unenroll;
 
 /// Logs to stderr, filtered by `AUTOENROLL_LOG` (default `default_level`).
 /// Under systemd (`JOURNAL_STREAM` set) lines carry no timestamp or colour:

@@ -164,8 +164,29 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
     let now = parse_time(at)?;
     let g = gather(policy_path, now, Offline::Refuse)?;
     let plan = planner::plan(&g.input(now));
+    let (scep, scep_wake) = g.observed.scep_plan(&g.policy, now);
+    let next_wake = autoenroll::pulse::earliest(plan.next_wake, scep_wake);
     if json {
-        print_json(&plan)?;
+        let mut value = serde_json::to_value(&plan)
+            .map_err(|e| super::error::internal(format!("the plan as JSON: {e}")))?;
+        value["next_wake"] = serde_json::json!(next_wake.map(rfc3339));
+        value["scep"] = scep
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "action": a.kind(),
+                    "profile": a.profile(),
+                    "certificate": a.certificate(),
+                    "reason": a.reason(),
+                    "reason_code": a.code(),
+                    "renew_at": match a {
+                        planner::scep::ScepAction::Keep { renew_at, .. } => Some(rfc3339(*renew_at)),
+                        _ => None,
+                    },
+                })
+            })
+            .collect();
+        print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
@@ -183,8 +204,16 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
             a.reason.clone(),
         ]);
     }
+    for a in &scep {
+        t.row([
+            a.kind().to_string(),
+            format!("scep:{}", a.profile()),
+            short(&a.certificate().map(str::to_string)),
+            a.reason(),
+        ]);
+    }
     out!("{t}");
-    match plan.next_wake {
+    match next_wake {
         Some(w) => outln!("next wake: {}", rfc3339(w)),
         None => outln!("next wake: none (nothing changes until the directory or the store does)"),
     }
@@ -192,6 +221,59 @@ pub fn plan(policy_path: &Path, at: Option<&str>, json: bool) -> Result<ExitCode
 }
 
 /// Exit codes of `status`, by severity (the README documents them).
+/// A SCEP profile's certificate as `status` shows it.
+struct ScepStatus<'g> {
+    profile: String,
+    held: &'g HeldCertificate,
+    health: &'static str,
+    renew_at: Option<OffsetDateTime>,
+}
+
+fn scep_status(g: &Gathered, now: OffsetDateTime) -> Vec<ScepStatus<'_>> {
+    let (actions, _) = g.observed.scep_plan(&g.policy, now);
+    let views = autoenroll::pulse::scep::held(&g.observed.scep, &g.observed.revocations);
+    g.observed
+        .scep
+        .certificates
+        .iter()
+        .zip(views)
+        .map(|(held, view)| {
+            let (health, renew_at) = planner::scep::health(&actions, &view, now);
+            ScepStatus {
+                profile: view.profile.clone(),
+                held,
+                health,
+                renew_at,
+            }
+        })
+        .collect()
+}
+
+/// The worse of two status exit codes, in `exit_code`'s order (5, 3, 2, 4, 0).
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        5 => 4,
+        3 => 3,
+        2 => 2,
+        4 => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// The exit codes of `exit_code` for SCEP profiles' certificates.
+fn scep_exit_code(scep: &[ScepStatus<'_>], missing: &[String]) -> u8 {
+    if scep.iter().any(|s| s.health == "expired") {
+        3
+    } else if !missing.is_empty() {
+        2
+    } else if scep.iter().any(|s| s.health == "due") {
+        4
+    } else {
+        0
+    }
+}
+
 fn exit_code(health: &[Health], missing: bool) -> u8 {
     if health.contains(&Health::KeyMismatch) {
         5
@@ -219,7 +301,18 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
         .filter_map(|a| a.template.clone())
         .collect();
     let healths: Vec<Health> = statuses.iter().map(|s| s.health).collect();
-    let code = exit_code(&healths, !missing.is_empty());
+    let scep = scep_status(&g, now);
+    let scep_missing: Vec<String> = g
+        .policy
+        .scep
+        .keys()
+        .filter(|p| !scep.iter().any(|s| &s.profile == *p))
+        .cloned()
+        .collect();
+    let code = worse(
+        exit_code(&healths, !missing.is_empty()),
+        scep_exit_code(&scep, &scep_missing),
+    );
     if json {
         let certs: Vec<serde_json::Value> = statuses
             .iter()
@@ -252,6 +345,19 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
             "context": g.policy.context.to_string(),
             "certificates": certs,
             "missing": missing,
+            "scep": scep.iter().map(|s| serde_json::json!({
+                "certificate": s.held.info.thumbprint,
+                "profile": s.profile,
+                "ca": s.held.meta.ca,
+                "subject": s.held.info.subject,
+                "issuer": s.held.info.issuer,
+                "serial": s.held.info.serial,
+                "not_before": rfc3339(s.held.info.not_before),
+                "not_after": rfc3339(s.held.info.not_after),
+                "health": s.health,
+                "renew_at": s.renew_at.map(rfc3339),
+            })).collect::<Vec<_>>(),
+            "scep_missing": scep_missing,
             "exit_code": code,
         });
         print_json(&out)?;
@@ -292,9 +398,24 @@ pub fn status(policy_path: &Path, json: bool) -> Result<ExitCode, CliError> {
             s.detail.clone(),
         ]);
     }
+    for s in &scep {
+        t.row([
+            s.held.info.thumbprint.chars().take(12).collect(),
+            format!("scep:{}", s.profile),
+            s.held.meta.ca.clone().unwrap_or_default(),
+            s.held.info.subject.clone(),
+            rfc3339(s.held.info.not_after),
+            s.health.to_string(),
+            s.renew_at.map(rfc3339).unwrap_or_default(),
+            String::new(),
+        ]);
+    }
     out!("{t}");
     for m in &missing {
         outln!("missing: {m} is eligible and has no certificate");
+    }
+    for m in &scep_missing {
+        outln!("missing: SCEP profile {m} has no certificate");
     }
     Ok(ExitCode::from(code))
 }

@@ -80,7 +80,10 @@ fn print_report(report: &Report) {
         for a in &report.planned {
             t.row([
                 a.kind.to_string(),
-                a.template.clone().unwrap_or_default(),
+                a.template
+                    .clone()
+                    .or_else(|| a.profile.as_ref().map(|p| format!("scep:{p}")))
+                    .unwrap_or_default(),
                 a.certificate.as_deref().map(short).unwrap_or_default(),
                 a.reason.clone(),
             ]);
@@ -96,7 +99,10 @@ fn print_report(report: &Report) {
             t.row([
                 o.event.name().to_string(),
                 o.event_id.to_string(),
-                o.template.clone().unwrap_or_default(),
+                o.template
+                    .clone()
+                    .or_else(|| o.profile.as_ref().map(|p| format!("scep:{p}")))
+                    .unwrap_or_default(),
                 o.thumbprint.as_deref().map(short).unwrap_or_default(),
                 o.message.clone(),
             ]);

@@ -81,6 +81,8 @@ pub fn require_https(url: &str) -> Result<(), TransportError> {
     }
 }
 
+const SOAP: &str = "application/soap+xml; charset=utf-8";
+
 /// A pooled HTTPS client.
 #[derive(Clone)]
 pub struct Https {
@@ -143,7 +145,7 @@ impl Https {
         xml: String,
         limit: Duration,
     ) -> Result<Vec<u8>, TransportError> {
-        self.post(url, xml, limit, None).await
+        self.post(url, SOAP, xml, limit, None, None).await
     }
 
     /// [`Https::post_soap_within`] authenticated with HTTP Negotiate ([RFC
@@ -159,15 +161,34 @@ impl Https {
         limit: Duration,
         credentials: &Credentials,
     ) -> Result<Vec<u8>, TransportError> {
-        self.post(url, xml, limit, Some(credentials)).await
+        self.post(url, SOAP, xml, limit, Some(credentials), None)
+            .await
+    }
+
+    /// POSTs a JSON body (the CA's requester revocation,
+    /// `pki::revocation`) authenticated with HTTP Negotiate or, with a
+    /// password, HTTP Basic (HTTPS only, as every exchange here). An answer
+    /// that is not a success is [`TransportError::Status`].
+    pub async fn post_json(
+        &self,
+        url: &str,
+        json: String,
+        limit: Duration,
+        negotiate: Option<&Credentials>,
+        basic: Option<&crate::wstep::UsernameToken>,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.post(url, "application/json", json, limit, negotiate, basic)
+            .await
     }
 
     async fn post(
         &self,
         url: &str,
+        content_type: &'static str,
         xml: String,
         limit: Duration,
         negotiate: Option<&Credentials>,
+        basic: Option<&crate::wstep::UsernameToken>,
     ) -> Result<Vec<u8>, TransportError> {
         require_https(url)?;
         let limit = limit.min(self.timeout);
@@ -184,10 +205,16 @@ impl Https {
             let mut builder = Request::builder()
                 .method(Method::POST)
                 .uri(uri.clone())
-                .header(
-                    hyper::header::CONTENT_TYPE,
-                    "application/soap+xml; charset=utf-8",
+                .header(hyper::header::CONTENT_TYPE, content_type);
+            if let (None, Some(b)) = (negotiate, basic) {
+                builder = builder.header(
+                    hyper::header::AUTHORIZATION,
+                    format!(
+                        "Basic {}",
+                        STANDARD.encode(format!("{}:{}", b.username, b.password))
+                    ),
                 );
+            }
             let mut negotiation = None;
             if let Some(credentials) = negotiate {
                 // The SPN's host is the URL's, as written: never a name

@@ -9,6 +9,7 @@ pub(crate) mod der_cursor;
 pub mod keyref;
 pub mod keys;
 pub mod pkcs12;
+pub mod revocation;
 pub mod template_ext;
 
 pub use crl::{Crl, Revocations};

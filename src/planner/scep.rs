@@ -47,6 +47,11 @@ pub enum ScepAction {
     Poll {
         profile: String,
     },
+    /// A request of a profile that left the policy: moved to
+    /// `archive/requests/` (its key is kept), never polled again.
+    Abandon {
+        profile: String,
+    },
     Archive {
         thumbprint: String,
         profile: String,
@@ -75,6 +80,68 @@ pub enum ArchiveWhy {
 }
 
 impl ScepAction {
+    /// The action's kind, named as template actions are (`plan --json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScepAction::Enroll {
+                why: EnrollWhy::NothingHeld,
+                ..
+            } => "enroll",
+            ScepAction::Enroll { .. } => "reenroll",
+            ScepAction::Renew { .. } => "renew",
+            ScepAction::Poll { .. } => "retrieve",
+            ScepAction::Abandon { .. } => "remove",
+            ScepAction::Archive {
+                why: ArchiveWhy::Replaced,
+                ..
+            } => "archive",
+            ScepAction::Archive { .. } => "remove",
+            ScepAction::Keep { .. } => "keep",
+        }
+    }
+
+    /// The stable code of the reason (documented with the others).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ScepAction::Enroll { why, .. } => match why {
+                EnrollWhy::NothingHeld => "scep_no_certificate",
+                EnrollWhy::Expired => "scep_expired",
+                EnrollWhy::Revoked => "scep_revoked",
+            },
+            ScepAction::Renew { .. } => "scep_renewal_threshold",
+            ScepAction::Poll { .. } => "scep_pending",
+            ScepAction::Abandon { .. } => "scep_profile_removed",
+            ScepAction::Archive { why, .. } => match why {
+                ArchiveWhy::ProfileRemoved => "scep_profile_removed",
+                ArchiveWhy::Replaced => "scep_replaced",
+                ArchiveWhy::Revoked => "scep_certificate_revoked",
+            },
+            ScepAction::Keep { .. } => "scep_valid",
+        }
+    }
+
+    /// The profile the action is about.
+    pub fn profile(&self) -> &str {
+        match self {
+            ScepAction::Enroll { profile, .. }
+            | ScepAction::Renew { profile, .. }
+            | ScepAction::Poll { profile }
+            | ScepAction::Abandon { profile }
+            | ScepAction::Archive { profile, .. }
+            | ScepAction::Keep { profile, .. } => profile,
+        }
+    }
+
+    /// The certificate the action is about, if any.
+    pub fn certificate(&self) -> Option<&str> {
+        match self {
+            ScepAction::Renew { thumbprint, .. }
+            | ScepAction::Archive { thumbprint, .. }
+            | ScepAction::Keep { thumbprint, .. } => Some(thumbprint),
+            _ => None,
+        }
+    }
+
     /// A sentence a person can act on.
     pub fn reason(&self) -> String {
         match self {
@@ -93,6 +160,9 @@ impl ScepAction {
             ScepAction::Poll { profile } => {
                 format!("SCEP profile {profile}: the request is pending at the CA; poll it")
             }
+            ScepAction::Abandon { profile } => format!(
+                "SCEP profile {profile}: the profile was removed from the policy; its pending request is abandoned"
+            ),
             ScepAction::Archive {
                 profile,
                 why,
@@ -116,6 +186,44 @@ impl ScepAction {
                 format!("SCEP profile {profile}: valid; renews at {renew_at}")
             }
         }
+    }
+}
+
+/// The health of a held certificate of a profile as `status` shows it,
+/// read from the plan's decision about it: `healthy` (kept; with its
+/// renewal time), `due` (to be renewed), `expired`, `revoked`, `replaced`
+/// (a newer one is held) or `orphaned` (its profile left the policy).
+pub fn health(
+    actions: &[ScepAction],
+    held: &HeldScep,
+    now: OffsetDateTime,
+) -> (&'static str, Option<OffsetDateTime>) {
+    for a in actions {
+        match a {
+            ScepAction::Keep {
+                thumbprint,
+                renew_at,
+                ..
+            } if *thumbprint == held.thumbprint => return ("healthy", Some(*renew_at)),
+            ScepAction::Renew { thumbprint, .. } if *thumbprint == held.thumbprint => {
+                return ("due", None);
+            }
+            ScepAction::Archive {
+                thumbprint, why, ..
+            } if *thumbprint == held.thumbprint => {
+                return match why {
+                    ArchiveWhy::ProfileRemoved => ("orphaned", None),
+                    ArchiveWhy::Replaced => ("replaced", None),
+                    ArchiveWhy::Revoked => ("revoked", None),
+                };
+            }
+            _ => {}
+        }
+    }
+    if now >= held.not_after {
+        ("expired", None)
+    } else {
+        ("healthy", None)
     }
 }
 
@@ -212,6 +320,17 @@ pub fn plan(
             }
         }
     }
+    let mut gone: Vec<&String> = pending
+        .iter()
+        .filter(|p| !profiles.contains_key(*p))
+        .collect();
+    gone.sort();
+    gone.dedup();
+    for profile in gone {
+        actions.push(ScepAction::Abandon {
+            profile: profile.clone(),
+        });
+    }
     for h in held.iter().filter(|h| !profiles.contains_key(&h.profile)) {
         actions.push(ScepAction::Archive {
             thumbprint: h.thumbprint.clone(),
@@ -304,6 +423,7 @@ mod tests {
                 &["archive R Revoked false", "enroll Revoked"],
             ),
             (&[], &["wifi"], now, &["poll"]),
+            (&[], &["vpn"], now, &["enroll NothingHeld", "abandon vpn"]),
             (
                 &[held("wifi", "A"), older.clone()],
                 &[],
@@ -326,6 +446,7 @@ mod tests {
                     ScepAction::Enroll { why, .. } => format!("enroll {why:?}"),
                     ScepAction::Renew { thumbprint, .. } => format!("renew {thumbprint}"),
                     ScepAction::Poll { .. } => "poll".into(),
+                    ScepAction::Abandon { profile } => format!("abandon {profile}"),
                     ScepAction::Archive {
                         thumbprint,
                         why,
@@ -341,6 +462,38 @@ mod tests {
             for a in &actions {
                 assert!(a.reason().starts_with("SCEP profile "), "{}", a.reason());
             }
+        }
+    }
+
+    #[test]
+    fn health_follows_the_decision() {
+        let mut gone = held("vpn", "V");
+        gone.revoke_on_remove = true;
+        let cases: &[(u8, OffsetDateTime, &HeldScep, &str)] = &[
+            (
+                20,
+                datetime!(2026-01-03 00:00 UTC),
+                &held("wifi", "A"),
+                "healthy",
+            ),
+            (
+                20,
+                datetime!(2026-01-09 12:00 UTC),
+                &held("wifi", "A"),
+                "due",
+            ),
+            (
+                20,
+                datetime!(2026-01-12 00:00 UTC),
+                &held("wifi", "A"),
+                "expired",
+            ),
+            (20, datetime!(2026-01-03 00:00 UTC), &gone, "orphaned"),
+        ];
+        for (threshold, now, h, want) in cases {
+            let all = [(*h).clone()];
+            let (actions, _) = plan(&profiles(*threshold), &all, &[], *now);
+            assert_eq!(health(&actions, h, *now).0, *want, "{now}");
         }
     }
 

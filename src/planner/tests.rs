@@ -185,6 +185,8 @@ impl World {
             created_at: T0,
             last_poll,
             replaces: None,
+            scep_profile: None,
+            scep_state: None,
             path: PathBuf::from(format!("request/{id}")),
         });
         self.store.pending.last_mut().expect("just pushed")

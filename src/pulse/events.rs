@@ -31,6 +31,11 @@ pub enum Event {
     CrlIgnored,
     EndpointRefused,
     EnrollingAnew,
+    /// A certificate to be revoked that the CA offers no way for its holder
+    /// to revoke (SCEP, stock AD CS): the CA's administrator must.
+    RevocationNeeded,
+    /// The CA revoked a certificate at its holder's request (`unenroll --revoke`).
+    Revoked,
 }
 
 impl Event {
@@ -59,6 +64,8 @@ impl Event {
             Event::CrlIgnored => 1111,
             Event::EndpointRefused => 1112,
             Event::EnrollingAnew => 1113,
+            Event::RevocationNeeded => 1114,
+            Event::Revoked => 1115,
         }
     }
 
@@ -87,6 +94,8 @@ impl Event {
             Event::CrlIgnored => "crl_ignored",
             Event::EndpointRefused => "endpoint_refused",
             Event::EnrollingAnew => "enrolling_anew",
+            Event::RevocationNeeded => "revocation_needed",
+            Event::Revoked => "revoked",
         }
     }
 
@@ -109,10 +118,11 @@ impl Event {
                 | Event::CrlIgnored
                 | Event::EndpointRefused
                 | Event::EnrollingAnew
+                | Event::RevocationNeeded
         )
     }
 
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 24] = [
         Event::PulseStarted,
         Event::PulseFinished,
         Event::PulseFailed,
@@ -135,6 +145,8 @@ impl Event {
         Event::CrlIgnored,
         Event::EndpointRefused,
         Event::EnrollingAnew,
+        Event::RevocationNeeded,
+        Event::Revoked,
     ];
 }
 

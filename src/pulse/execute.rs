@@ -635,6 +635,7 @@ impl<'a> Executor<'a> {
                     ca: Some(service.cn.clone()),
                     request_id: Some(request_id.to_string()),
                     installed_at: Some(now),
+                    ..CertificateMeta::default()
                 };
                 match self
                     .store

@@ -29,15 +29,90 @@ pub async fn after_install(
     report: &mut Report,
 ) {
     let settings = policy.template(template);
+    let who = Installed::Template(template);
+    run_after_install(
+        policy,
+        who,
+        settings.export.as_ref(),
+        settings.post_install.as_deref(),
+        thumbprint,
+        chain,
+        key,
+        report,
+    )
+    .await;
+}
+
+/// [`after_install`] for a SCEP profile's certificate (its
+/// `[scep.<name>.export]` and `post_install`); the hook gets
+/// `AUTOENROLL_SCEP_PROFILE` instead of `AUTOENROLL_TEMPLATE`.
+pub async fn after_scep_install(
+    policy: &Policy,
+    profile: &crate::scep::profile::ScepProfile,
+    thumbprint: &str,
+    chain: &[Vec<u8>],
+    key: &PrivateKey,
+    report: &mut Report,
+) {
+    run_after_install(
+        policy,
+        Installed::Scep(&profile.name),
+        profile.export.as_ref(),
+        profile.post_install.as_deref(),
+        thumbprint,
+        chain,
+        key,
+        report,
+    )
+    .await;
+}
+
+/// Whose certificate was installed.
+#[derive(Clone, Copy)]
+enum Installed<'a> {
+    Template(&'a str),
+    Scep(&'a str),
+}
+
+impl Installed<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            Installed::Template(_) => "AUTOENROLL_TEMPLATE",
+            Installed::Scep(_) => "AUTOENROLL_SCEP_PROFILE",
+        }
+    }
+
+    fn value(self) -> String {
+        match self {
+            Installed::Template(n) | Installed::Scep(n) => n.to_string(),
+        }
+    }
+
+    fn outcome(self, event: Event, thumbprint: &str, message: String) -> Outcome {
+        match self {
+            Installed::Template(t) => Outcome::new(event, Some(t), Some(thumbprint), message),
+            Installed::Scep(p) => Outcome::scep(event, p, Some(thumbprint), message),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_after_install(
+    policy: &Policy,
+    who: Installed<'_>,
+    export: Option<&Export>,
+    post_install: Option<&str>,
+    thumbprint: &str,
+    chain: &[Vec<u8>],
+    key: &PrivateKey,
+    report: &mut Report,
+) {
+    let template = who.value();
+    let template = template.as_str();
     let mut paths: Vec<(&str, PathBuf)> = Vec::new();
-    if let Some(export) = &settings.export {
+    if let Some(export) = export {
         let failed = |report: &mut Report, message: String| {
-            report.note(Outcome::new(
-                Event::HookFailed,
-                Some(template),
-                Some(thumbprint),
-                message,
-            ))
+            report.note(who.outcome(Event::HookFailed, thumbprint, message))
         };
         for (name, file, content) in contents(export, template, chain, key) {
             let written = content.and_then(|bytes| write_exported(file, &bytes));
@@ -66,21 +141,22 @@ pub async fn after_install(
             }
         }
         if !paths.is_empty() {
-            report.note(Outcome::new(
-                Event::Exported,
-                Some(template),
-                Some(thumbprint),
-                paths
-                    .iter()
-                    .map(|(_, p)| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ));
+            report.note(
+                who.outcome(
+                    Event::Exported,
+                    thumbprint,
+                    paths
+                        .iter()
+                        .map(|(_, p)| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            );
         }
     }
-    if let Some(command) = &settings.post_install {
+    if let Some(command) = post_install {
         let mut env = vec![
-            ("AUTOENROLL_TEMPLATE".to_string(), template.to_string()),
+            (who.name().to_string(), template.to_string()),
             ("AUTOENROLL_THUMBPRINT".to_string(), thumbprint.to_string()),
             (
                 "AUTOENROLL_CERTIFICATE_DIR".to_string(),
@@ -96,10 +172,9 @@ pub async fn after_install(
             env.push((format!("AUTOENROLL_{name}"), path.display().to_string()));
         }
         if let Err(e) = run_hook(command, &env, HOOK_TIMEOUT).await {
-            report.note(Outcome::new(
+            report.note(who.outcome(
                 Event::HookFailed,
-                Some(template),
-                Some(thumbprint),
+                thumbprint,
                 format!("post-install hook `{command}`: {e}"),
             ));
         }

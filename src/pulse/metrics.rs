@@ -25,11 +25,82 @@ fn family(out: &mut String, name: &str, help: &str) -> String {
     name.to_string()
 }
 
+/// A SCEP profile's certificate, as the metrics file shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScepMetric {
+    pub profile: String,
+    pub thumbprint: String,
+    pub not_after: time::OffsetDateTime,
+    pub renew_at: Option<time::OffsetDateTime>,
+    /// As `status` names it (`planner::scep::health`).
+    pub health: &'static str,
+}
+
+/// The SCEP health's severity on the templates' scale (`Health::severity`).
+fn scep_severity(health: &str) -> u8 {
+    match health {
+        "healthy" | "replaced" => 0,
+        "due" => 1,
+        "orphaned" => 2,
+        _ => 3,
+    }
+}
+
+/// The SCEP profiles' families: expiry, renewal time and health by profile.
+fn render_scep(out: &mut String, scep: &[ScepMetric]) {
+    let expiry = family(
+        out,
+        "autoenroll_scep_certificate_not_after_seconds",
+        "Expiry of each certificate of a SCEP profile (Unix time).",
+    );
+    for m in scep {
+        let _ = writeln!(
+            out,
+            "{expiry}{{profile=\"{}\",thumbprint=\"{}\"}} {}",
+            label(&m.profile),
+            m.thumbprint,
+            m.not_after.unix_timestamp()
+        );
+    }
+    let renew = family(
+        out,
+        "autoenroll_scep_certificate_renew_at_seconds",
+        "When each certificate of a SCEP profile renews (Unix time).",
+    );
+    for m in scep {
+        if let Some(at) = m.renew_at {
+            let _ = writeln!(
+                out,
+                "{renew}{{profile=\"{}\",thumbprint=\"{}\"}} {}",
+                label(&m.profile),
+                m.thumbprint,
+                at.unix_timestamp()
+            );
+        }
+    }
+    let health = family(
+        out,
+        "autoenroll_scep_certificate_health",
+        "Health of each certificate of a SCEP profile: 0 healthy, higher is worse.",
+    );
+    for m in scep {
+        let _ = writeln!(
+            out,
+            "{health}{{profile=\"{}\",thumbprint=\"{}\",health=\"{}\"}} {}",
+            label(&m.profile),
+            m.thumbprint,
+            m.health,
+            scep_severity(m.health)
+        );
+    }
+}
+
 /// The metrics text.
 pub fn render(
     report: &Report,
     statuses: &[CertificateStatus],
     store: &StoreSnapshot,
+    scep: &[ScepMetric],
     state: &State,
 ) -> String {
     let mut out = String::new();
@@ -125,6 +196,7 @@ pub fn render(
             f.count
         );
     }
+    render_scep(&mut out, scep);
     out
 }
 
@@ -139,9 +211,10 @@ pub fn write_reported(
     report: &mut Report,
     statuses: &[CertificateStatus],
     store: &StoreSnapshot,
+    scep: &[ScepMetric],
     state: &State,
 ) {
-    if let Err(e) = write(path, report, statuses, store, state) {
+    if let Err(e) = write(path, report, statuses, store, scep, state) {
         report.note(failed(path, &e));
     }
 }
@@ -164,9 +237,10 @@ pub fn write(
     report: &Report,
     statuses: &[CertificateStatus],
     store: &StoreSnapshot,
+    scep: &[ScepMetric],
     state: &State,
 ) -> Result<(), String> {
-    let text = render(report, statuses, store, state);
+    let text = render(report, statuses, store, scep, state);
     Fs::default()
         .replace(path, text.as_bytes(), 0o644)
         .map_err(|e| e.to_string())
@@ -194,6 +268,7 @@ mod tests {
                 &mut report,
                 &[],
                 &StoreSnapshot::default(),
+                &[],
                 &State::default(),
             );
         }
@@ -223,11 +298,25 @@ mod tests {
             &mut report,
             &[],
             &StoreSnapshot::default(),
+            &[ScepMetric {
+                profile: "wi\"fi".into(),
+                thumbprint: "ab".repeat(20),
+                not_after: datetime!(2027-05-01 12:00 UTC),
+                renew_at: None,
+                health: "due",
+            }],
             &State::default(),
         );
         assert!(report.ok, "{:?}", report.outcomes);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("autoenroll_last_pulse_success 1"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "autoenroll_scep_certificate_health{{profile=\"wi\\\"fi\",thumbprint=\"{}\",health=\"due\"}} 1",
+                "ab".repeat(20)
+            )),
+            "{text}"
+        );
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 }

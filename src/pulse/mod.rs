@@ -19,7 +19,9 @@ pub mod metrics;
 mod nss;
 pub mod observe;
 pub mod report;
+pub mod scep;
 pub mod system_trust;
+pub mod unenroll;
 
 use std::time::Duration;
 
@@ -121,6 +123,9 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         let observed = Observation::new(policy, snapshot, store_snapshot, state, now);
         let plan = planner::plan(&observed.input(now));
         let mut report = Report::dry_run(&account, now, &plan, &observed);
+        let (scep_actions, scep_wake) = observed.scep_plan(policy, now);
+        report.planned.extend(scep::planned(&scep_actions));
+        report.next_wake = earliest(report.next_wake, scep_wake);
         report.directory_searches = searches;
         note_directory_problems(&observed, &mut report);
         return Ok(report);
@@ -144,6 +149,8 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     );
     let plan = planner::plan(&observed.input(now));
     let mut report = Report::new(&account, now, &plan);
+    let (scep_actions, _) = observed.scep_plan(policy, now);
+    report.planned.extend(scep::planned(&scep_actions));
     report.directory_searches = searches;
     note_directory_problems(&observed, &mut report);
     for r in recovered {
@@ -197,20 +204,41 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         executor.run(action, &mut report).await;
     }
     let mut state = executor.finish(now, &report);
+    // The SCEP profiles, after the templates, through the same store.
+    if !scep_actions.is_empty() {
+        let scep_executor = scep::ScepExecutor {
+            policy,
+            store: &store,
+            lock: &lock,
+            held: &observed.scep,
+            variables: scep::variables(Some(&observed.directory.account)),
+            tls_roots: observed.directory.roots.clone(),
+            now,
+            timeout: options.ca_timeout,
+        };
+        for action in &scep_actions {
+            scep_executor.run(action, &mut report).await;
+        }
+    }
     // What the pulse left, planned again: its next wake is the renewal of a
     // certificate just installed, the end of a backoff just started, the
     // next poll of a request just pended.
-    let after = Observation {
-        store: store.snapshot()?,
-        state: state.clone(),
-        ..observed.clone()
-    };
+    let after = observed.with_store(store.snapshot()?, state.clone());
     report.finish(&planner::plan(&after.input(now)));
+    report.next_wake = earliest(report.next_wake, after.scep_plan(policy, now).1);
     // The metrics file before the state: a file that cannot be written is an
     // outcome of this pulse, which the state then records.
     if let Some(path) = &policy.metrics_file {
         let status = planner::assess(&after.input(now));
-        metrics::write_reported(path, &mut report, &status, &after.store, &state);
+        let scep_metrics = scep::metrics(policy, &after, now);
+        metrics::write_reported(
+            path,
+            &mut report,
+            &status,
+            &after.store,
+            &scep_metrics,
+            &state,
+        );
     }
     state.last_pulse_ok = Some(report.ok);
     store.write_state(&lock, &state)?;
@@ -226,6 +254,14 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     );
     drop(lock);
     Ok(report)
+}
+
+/// The earlier of two due times.
+pub fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Reports what the directory holds that cannot be used, as warnings: each
@@ -326,7 +362,7 @@ fn record_failed_pulse(policy: &Policy, account: &str, now: OffsetDateTime, why:
             ));
             report.ok = false;
             let held = store.snapshot().unwrap_or_default();
-            metrics::write_reported(path, &mut report, &[], &held, &state);
+            metrics::write_reported(path, &mut report, &[], &held, &[], &state);
         }
         let _ = store.write_state(&lock, &state);
     }
@@ -360,7 +396,7 @@ impl CaCredentials {
 /// password (a UsernameToken), a Kerberos bind's keytab or ticket cache
 /// (HTTP Negotiate). With SASL EXTERNAL there is neither: only renewals
 /// (signed by the current certificate) can be sent.
-async fn credentials(policy: &Policy) -> Result<CaCredentials, String> {
+pub(crate) async fn credentials(policy: &Policy) -> Result<CaCredentials, String> {
     match &policy.directory.bind {
         Bind::Simple {
             user,

@@ -198,3 +198,28 @@ async fn tool(program: &str, args: &[&str]) -> Result<Vec<u8>, String> {
         ))
     }
 }
+
+/// Deletes what the database holds under the export's nickname (the
+/// certificates and their keys), as `unenroll` does.
+pub(super) async fn remove(nss: &NssExport, template: &str) -> Result<bool, String> {
+    let nickname = nss.nickname.as_deref().unwrap_or(template);
+    let db_arg = format!("sql:{}", nss.db.display());
+    if !nss.db.join("cert9.db").exists() || found(&db_arg, nickname).await.is_none() {
+        return Ok(false);
+    }
+    for _ in 0..MAX_DELETIONS {
+        if tool("certutil", &["-F", "-d", &db_arg, "-n", nickname])
+            .await
+            .is_err()
+            && tool("certutil", &["-D", "-d", &db_arg, "-n", nickname])
+                .await
+                .is_err()
+        {
+            break;
+        }
+    }
+    match found(&db_arg, nickname).await {
+        None => Ok(true),
+        Some(_) => Err(format!("{nickname:?} is still in {}", nss.db.display())),
+    }
+}

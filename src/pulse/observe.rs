@@ -26,6 +26,8 @@ pub struct Observation {
     /// CRLs of the directory that could not be read or verified, each with
     /// its CDP object: ignored (they revoke nothing) and reported.
     pub crl_problems: Vec<String>,
+    /// What the store holds for SCEP profiles (`store` holds the rest).
+    pub scep: super::scep::ScepStore,
 }
 
 impl Observation {
@@ -52,7 +54,9 @@ impl Observation {
         });
         let (revocations, crl_problems) =
             Revocations::from_crls(crls, &crl_issuers(&directory), now);
+        let (store, scep) = super::scep::split(store);
         Observation {
+            scep,
             settings: planner_settings(policy),
             templates: directory
                 .templates
@@ -79,6 +83,29 @@ impl Observation {
             .filter(|der| !is_self_signed(der))
             .cloned()
             .collect()
+    }
+
+    /// The same observation with the store and state as they are now.
+    pub fn with_store(&self, store: StoreSnapshot, state: State) -> Observation {
+        let (store, scep) = super::scep::split(store);
+        Observation {
+            store,
+            scep,
+            state,
+            ..self.clone()
+        }
+    }
+
+    /// The SCEP profiles' decisions and their next due time.
+    pub fn scep_plan(
+        &self,
+        policy: &Policy,
+        now: OffsetDateTime,
+    ) -> (
+        Vec<crate::planner::scep::ScepAction>,
+        Option<OffsetDateTime>,
+    ) {
+        super::scep::plan(policy, &self.scep, &self.revocations, now)
     }
 
     pub fn input(&self, now: OffsetDateTime) -> PlanInput<'_> {

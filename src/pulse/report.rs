@@ -17,6 +17,9 @@ pub struct Outcome {
     /// The certificate concerned: the new one when one was installed.
     pub thumbprint: Option<String>,
     pub message: String,
+    /// The SCEP profile concerned (then `template` is null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl Outcome {
@@ -32,6 +35,15 @@ impl Outcome {
             template: template.map(str::to_string),
             thumbprint: thumbprint.map(str::to_string),
             message,
+            profile: None,
+        }
+    }
+
+    /// An outcome of a SCEP profile.
+    pub fn scep(event: Event, profile: &str, thumbprint: Option<&str>, message: String) -> Outcome {
+        Outcome {
+            profile: Some(profile.to_string()),
+            ..Outcome::new(event, None, thumbprint, message)
         }
     }
 }
@@ -67,6 +79,9 @@ pub struct PlannedAction {
     pub reason: String,
     /// The stable code of the reason (as in `plan --json`).
     pub reason_code: &'static str,
+    /// The SCEP profile of a SCEP action (then `template` is null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 fn planned(plan: &Plan) -> Vec<PlannedAction> {
@@ -79,6 +94,7 @@ fn planned(plan: &Plan) -> Vec<PlannedAction> {
             certificate: a.certificate.clone(),
             reason: a.reason.clone(),
             reason_code: a.code,
+            profile: None,
         })
         .collect()
 }

@@ -19,6 +19,7 @@
 
 pub mod cacert;
 pub mod caps;
+pub mod challenge;
 pub mod challenge_fetch;
 pub mod client;
 pub mod envelope;

@@ -104,6 +104,15 @@ impl Variables {
         self
     }
 
+    /// Sets a variable unless it already has a value (the host's name
+    /// under the directory's).
+    pub fn set_if_absent(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
+        if !self.0.contains_key(&name.to_ascii_lowercase()) {
+            self.set(name, value);
+        }
+        self
+    }
+
     /// The variables a directory account gives (adcs.md section 4: the
     /// account's attributes), plus the host's serial number when known:
     /// `UserName` and `UserPrincipalName` are the UPN (the implicit

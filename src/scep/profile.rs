@@ -73,6 +73,10 @@ pub struct ScepProfile {
     pub challenge: ChallengeSource,
     /// Ask for revocation when the profile is removed from the policy.
     pub revoke_on_remove: bool,
+    /// Files services read, as a template's (`[scep.<name>.export]`).
+    pub export: Option<crate::policy::Export>,
+    /// Run after a certificate of the profile is installed.
+    pub post_install: Option<String>,
 }
 
 impl ScepProfile {
@@ -123,6 +127,8 @@ pub(crate) struct RawProfile {
     challenge_url: Option<Spanned<String>>,
     #[serde(default)]
     revoke_on_remove: bool,
+    export: Option<Spanned<crate::policy::RawExport>>,
+    post_install: Option<Spanned<String>>,
 }
 
 /// KeyUsage names (RFC 5280 4.2.1.3) and their bits.
@@ -390,6 +396,21 @@ pub(crate) fn validate(
                 urls,
                 challenge,
                 revoke_on_remove: p.revoke_on_remove,
+                export: match &p.export {
+                    Some(e) => Some(crate::policy::export_settings(src, e, &key("export"))?),
+                    None => None,
+                },
+                post_install: match &p.post_install {
+                    Some(cmd) if cmd.get_ref().trim().is_empty() => {
+                        return Err(src.invalid(
+                            cmd.span(),
+                            &key("post_install"),
+                            "a command, found an empty string".into(),
+                        ));
+                    }
+                    Some(cmd) => Some(cmd.get_ref().clone()),
+                    None => None,
+                },
             },
         );
     }

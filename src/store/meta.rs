@@ -48,6 +48,14 @@ pub(crate) struct EntryMeta {
     pub archived_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived_why: Option<String>,
+    /// The SCEP profile (`[scep.<name>]`) the certificate was enrolled for;
+    /// such a certificate has no template extension and is managed all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scep_profile: Option<String>,
+    /// The profile's `revoke_on_remove` at enrollment (once the profile is
+    /// gone, the policy cannot say).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoke_on_remove: bool,
 }
 
 impl EntryMeta {
@@ -57,6 +65,8 @@ impl EntryMeta {
             ca: m.ca.clone(),
             request_id: m.request_id.clone(),
             installed_at: m.installed_at,
+            scep_profile: m.scep_profile.clone(),
+            revoke_on_remove: m.revoke_on_remove,
             ..EntryMeta::default()
         }
     }
@@ -67,6 +77,8 @@ impl EntryMeta {
             ca: self.ca.clone(),
             request_id: self.request_id.clone(),
             installed_at: self.installed_at,
+            scep_profile: self.scep_profile.clone(),
+            revoke_on_remove: self.revoke_on_remove,
         }
     }
 }
@@ -97,6 +109,12 @@ pub(crate) struct RequestMeta {
     pub abandoned_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abandoned_why: Option<String>,
+    /// For a SCEP request: its profile, and what polling it needs
+    /// (`scep::exchange::PendingRequest` as JSON; no secret in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scep_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scep_state: Option<String>,
 }
 
 impl RequestMeta {
@@ -109,6 +127,8 @@ impl RequestMeta {
             created_at: self.created_at,
             last_poll: self.last_poll,
             replaces: self.replaces.clone(),
+            scep_profile: self.scep_profile.clone(),
+            scep_state: self.scep_state.clone(),
             path,
         }
     }

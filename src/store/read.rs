@@ -46,9 +46,10 @@ pub(crate) struct CertEntry {
 }
 
 impl CertEntry {
-    /// Whether the certificate carries no template extension (never touched).
+    /// Whether the certificate carries no template extension and was not
+    /// enrolled for a SCEP profile (never touched).
     pub fn is_foreign(&self) -> bool {
-        self.info.template.is_none()
+        self.info.template.is_none() && self.meta.scep_profile.is_none()
     }
 }
 

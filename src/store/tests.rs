@@ -91,6 +91,7 @@ fn meta() -> CertificateMeta {
         ca: Some("Lab CA".into()),
         request_id: Some("17".into()),
         installed_at: Some(NOW),
+        ..CertificateMeta::default()
     }
 }
 

@@ -30,6 +30,10 @@ pub struct CertificateMeta {
     /// The CA's request ID.
     pub request_id: Option<String>,
     pub installed_at: Option<OffsetDateTime>,
+    /// The SCEP profile it was enrolled for (no template extension then).
+    pub scep_profile: Option<String>,
+    /// Ask for revocation when its profile leaves the policy.
+    pub revoke_on_remove: bool,
 }
 
 /// A certificate in `my/` (the personal store).
@@ -83,6 +87,9 @@ pub struct PendingRequest {
     pub last_poll: Option<OffsetDateTime>,
     /// Thumbprint of the certificate this request renews or replaces, if any.
     pub replaces: Option<String>,
+    /// A SCEP request's profile (then `template` repeats it) and poll state.
+    pub scep_profile: Option<String>,
+    pub scep_state: Option<String>,
     pub path: PathBuf,
 }
 

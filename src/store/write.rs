@@ -149,6 +149,36 @@ impl Store {
         replaces: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<PendingRequest, StoreError> {
+        self.create_request_for(lock, template, None, key_pem, request_der, replaces, now)
+    }
+
+    /// [`Store::create_request`] for a SCEP profile: `request.der` is the
+    /// pkiMessage sent, `state` what polling it needs (JSON, no secret).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_scep_request(
+        &self,
+        lock: &StoreLock,
+        profile: &str,
+        state: &str,
+        key_pem: &[u8],
+        message: &[u8],
+        replaces: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<PendingRequest, StoreError> {
+        self.create_request_for(lock, profile, Some(state), key_pem, message, replaces, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_request_for(
+        &self,
+        lock: &StoreLock,
+        template: &str,
+        scep_state: Option<&str>,
+        key_pem: &[u8],
+        request_der: &[u8],
+        replaces: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<PendingRequest, StoreError> {
         const OP: &str = "create request";
         self.check_lock(lock, OP)?;
         let requests = self.layout.request();
@@ -182,6 +212,8 @@ impl Store {
             replaces: replaces.map(str::to_ascii_lowercase),
             abandoned_at: None,
             abandoned_why: None,
+            scep_profile: scep_state.map(|_| template.to_string()),
+            scep_state: scep_state.map(str::to_string),
         };
         let partial = requests.join(format!("{}{id}", layout::PARTIAL));
         let meta_text = meta::to_text(&meta, &partial.join(layout::META))?;
@@ -354,7 +386,9 @@ impl Store {
         let mut entry_meta = EntryMeta::from_certificate_meta(meta);
         entry_meta.local_request = Some(id.to_string());
         entry_meta.replaces = request.meta.replaces.clone();
-        if entry_meta.template.is_none() {
+        if request.meta.scep_profile.is_some() {
+            entry_meta.scep_profile = request.meta.scep_profile.clone();
+        } else if entry_meta.template.is_none() {
             entry_meta.template = Some(request.meta.template.clone());
         }
         if entry_meta.ca.is_none() {

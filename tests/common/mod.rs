@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod micromdm;
 
 use autoenroll::directory::{self, Directory, DirectorySnapshot, Verdict};
 use autoenroll::lab::{Lab, LabOptions};
