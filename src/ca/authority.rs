@@ -25,6 +25,7 @@ use super::profile::CertificateProfile;
 use super::publish::{PublishError, aia_ldap_url, cdp_ldap_url, publish_crl};
 use crate::clock::Clock;
 use crate::directory::{Directory, DirectoryError, DirectorySnapshot, NamingContexts};
+use crate::model::Account;
 use crate::pki::cms::{RequestToken, certs_only, parse_request_token};
 use crate::pki::keys::PrivateKey;
 use crate::pki::template_ext::serial_hex;
@@ -125,6 +126,10 @@ pub enum Caller<'a> {
     /// ICertPassage over DCE/RPC ([MS-ICPR]): the client principal the
     /// Kerberos security context at packet privacy authenticated.
     Rpc(&'a str),
+    /// The NDES role (`ca::ndes`) submitting for a SCEP client, as NDES
+    /// submits under its service account: the account's `sAMAccountName`.
+    /// The SCEP client itself is authenticated by its challenge.
+    Ra(&'a str),
 }
 
 /// What a WSTEP exchange ends with.
@@ -457,29 +462,35 @@ impl Authority {
                     Ok(dn) => dn,
                     Err(e) => return e.answer(),
                 };
-                (dn, renewed(&parsed), Authentication::Password)
+                (dn, renewed(&parsed), Some(Authentication::Password))
             }
             (_, Caller::Kerberos(principal)) => {
                 let dn = match self.resolve_principal(principal).await {
                     Ok(dn) => dn,
                     Err(e) => return e.answer(),
                 };
-                (dn, renewed(&parsed), Authentication::Kerberos)
+                (dn, renewed(&parsed), Some(Authentication::Kerberos))
             }
             (_, Caller::Rpc(principal)) => {
                 let dn = match self.resolve_principal(principal).await {
                     Ok(dn) => dn,
                     Err(e) => return e.answer(),
                 };
-                (dn, renewed(&parsed), Authentication::Rpc)
+                (dn, renewed(&parsed), Some(Authentication::Rpc))
             }
+            // Recorded without an authentication kind: the NDES tables link
+            // the request to its SCEP transaction and challenge.
+            (_, Caller::Ra(account)) => match self.resolve_login(account).await {
+                Ok(dn) => (dn, None, None),
+                Err(e) => return e.answer(),
+            },
             (
                 Ok(RequestToken::Renewal {
                     signer_certificate, ..
                 }),
                 Caller::Token(None),
             ) => match self.record_of(&signer_certificate[..]) {
-                Some(r) => (r.requester.clone(), Some(r), Authentication::Renewal),
+                Some(r) => (r.requester.clone(), Some(r), Some(Authentication::Renewal)),
                 None => {
                     return fault(
                         failure::ACCESS_DENIED,
@@ -512,7 +523,7 @@ impl Authority {
                     template: template_hint,
                     request: token,
                     renewal_of: renewal_record.as_ref().and_then(|r| r.serial.as_deref()),
-                    authentication: Some(authentication),
+                    authentication,
                 },
                 now,
             ) {
@@ -652,6 +663,7 @@ impl Authority {
             Caller::Kerberos(principal) | Caller::Rpc(principal) => {
                 self.resolve_principal(principal).await
             }
+            Caller::Ra(account) => self.resolve_login(account).await,
         };
         let dn = match found {
             Ok(dn) => dn,
@@ -672,6 +684,41 @@ impl Authority {
                 format!("{asker} has no request {request_id} at this CA"),
             ),
         }
+    }
+
+    /// The answer the stored request `id` gives now (the NDES role's
+    /// CertPoll), `None` when there is no such request.
+    pub fn answer_of_request(&self, id: u64) -> Result<Option<Answer>, CaError> {
+        Ok(self.db().get(id)?.map(|r| self.answer_from_record(&r)))
+    }
+
+    /// The account a user name and password log in as (a simple bind, as
+    /// the UsernamePassword endpoint checks them): for the NDES admin page.
+    pub async fn login_account(&self, user: &str, password: &str) -> Result<Account, String> {
+        let token = UsernameToken {
+            username: user.to_string(),
+            password: password.to_string(),
+        };
+        let dn = self
+            .check_password(&token)
+            .await
+            .map_err(|e| e.describe())?;
+        self.snapshot(&dn)
+            .await
+            .map(|s| s.account)
+            .map_err(|_| DIRECTORY_UNAVAILABLE.to_string())
+    }
+
+    /// The account of a Kerberos client principal (HTTP Negotiate).
+    pub async fn principal_account_of(&self, principal: &str) -> Result<Account, String> {
+        let dn = self
+            .resolve_principal(principal)
+            .await
+            .map_err(|e| e.describe())?;
+        self.snapshot(&dn)
+            .await
+            .map(|s| s.account)
+            .map_err(|_| DIRECTORY_UNAVAILABLE.to_string())
     }
 
     /// The answer a stored record gives.
@@ -989,6 +1036,15 @@ impl LoginFailure {
         match &e {
             DirectoryError::Bind { cause, .. } if bind_refused(cause) => LoginFailure::Refused,
             _ => LoginFailure::Unavailable(e),
+        }
+    }
+
+    /// What a person is told: the refusal in the endpoints' words, never
+    /// the directory's own error.
+    fn describe(&self) -> String {
+        match self {
+            LoginFailure::Refused => LOGIN_REFUSED.to_string(),
+            LoginFailure::Unavailable(_) => DIRECTORY_UNAVAILABLE.to_string(),
         }
     }
 

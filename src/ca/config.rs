@@ -54,6 +54,33 @@ pub struct CaConfig {
     /// `krb5_conf`: the krb5.conf of the CA process's Kerberos endpoints
     /// (the lab's), else `KRB5_CONFIG` or `/etc/krb5.conf`.
     pub krb5_conf: Option<PathBuf>,
+    /// The NDES role (`[ndes]`), when configured.
+    pub ndes: Option<NdesConfig>,
+}
+
+/// The NDES role: `/certsrv/mscep/mscep.dll` and its challenge pages. The
+/// template keys mirror NDES's registry values under
+/// `HKLM\Software\Microsoft\Cryptography\MSCEP` (template names, not
+/// display names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NdesConfig {
+    /// The account NDES submits requests as (its service account,
+    /// `sAMAccountName`): the templates' Enroll right is checked for it.
+    pub service_account: String,
+    /// `SignatureTemplate`: requests whose key usage is signature only.
+    pub signature_template: String,
+    /// `EncryptionTemplate`: key (or data) encipherment only.
+    pub encryption_template: String,
+    /// `GeneralPurposeTemplate`: both, or no key usage.
+    pub general_purpose_template: String,
+    /// Who may fetch challenges: `sAMAccountName`s, or SIDs (`S-1-...`) of
+    /// accounts or groups (nested membership counts), e.g. Domain Admins.
+    pub admins: Vec<String>,
+    /// How long a challenge is valid (NDES: 60 minutes).
+    pub challenge_validity: Duration,
+    /// Unused one-time challenges held at once (NDES's `PasswordMax`,
+    /// 5 by default); past that the admin page says the cache is full.
+    pub password_max: u32,
 }
 
 /// Where `ca serve` answers MS-ICPR ([MS-ICPR] 2.1: ncacn_ip_tcp, the port
@@ -107,7 +134,24 @@ struct RawCaConfig {
     rpc_keytab: Option<Spanned<PathBuf>>,
     rpc_listen: Option<Spanned<String>>,
     rpc_epm_listen: Option<Spanned<String>>,
+    ndes: Option<RawNdes>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNdes {
+    service_account: Spanned<String>,
+    signature_template: Option<String>,
+    encryption_template: Option<String>,
+    general_purpose_template: Option<String>,
+    #[serde(default)]
+    admins: Vec<String>,
+    challenge_validity: Option<Spanned<String>>,
+    password_max: Option<u32>,
+}
+
+/// NDES's default for all three template values.
+pub const NDES_DEFAULT_TEMPLATE: &str = "IPSECIntermediateOffline";
 
 /// The path of the WSTEP endpoint, the one AD CS's enrollment web service
 /// uses for user name and password authentication.
@@ -280,6 +324,40 @@ impl CaConfig {
             }
             (None, None, None) => None,
         };
+        let ndes = match &raw.ndes {
+            None => None,
+            Some(n) => {
+                let account = n.service_account.get_ref().trim().to_string();
+                if account.is_empty() {
+                    return Err(src.invalid(
+                        n.service_account.span(),
+                        "service_account",
+                        "the sAMAccountName NDES submits as, found an empty name".into(),
+                    ));
+                }
+                let template = |t: &Option<String>| {
+                    t.as_deref()
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or(NDES_DEFAULT_TEMPLATE)
+                        .to_string()
+                };
+                Some(NdesConfig {
+                    service_account: account,
+                    signature_template: template(&n.signature_template),
+                    encryption_template: template(&n.encryption_template),
+                    general_purpose_template: template(&n.general_purpose_template),
+                    admins: n.admins.clone(),
+                    challenge_validity: src.duration(
+                        &n.challenge_validity,
+                        "challenge_validity",
+                        Duration::from_secs(3600),
+                        false,
+                    )?,
+                    password_max: n.password_max.unwrap_or(5).max(1),
+                })
+            }
+        };
         let krb5_conf_for_rpc = raw.krb5_conf.as_ref().map(|c| src.resolve(c.get_ref()));
         Ok(CaConfig {
             source: path.to_path_buf(),
@@ -299,6 +377,7 @@ impl CaConfig {
             kerberos,
             rpc,
             krb5_conf: krb5_conf_for_rpc,
+            ndes,
         })
     }
 
@@ -347,6 +426,11 @@ impl CaConfig {
     }
     pub fn certificate_path(&self) -> PathBuf {
         self.state_dir.join("ca.pem")
+    }
+    /// The NDES role's RA keys and certificates, and the key that seals
+    /// dynamic challenges.
+    pub fn ndes_dir(&self) -> PathBuf {
+        self.state_dir.join("ndes")
     }
     pub fn tls_key_path(&self) -> PathBuf {
         self.state_dir.join("tls-key.pem")
@@ -482,6 +566,38 @@ password_file = "ca-svc.secret"
             let text = GOOD.replace(from, to);
             let e = parse(&text).unwrap_err().to_string();
             assert!(e.contains(wanted), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_ndes_table_mirrors_ndes_settings() {
+        assert_eq!(parse(GOOD).unwrap().ndes, None);
+        let c = parse(&format!(
+            "{GOOD}\n[ndes]\nservice_account = \"NDES-SVC$\"\ngeneral_purpose_template = \"WebServer\"\nadmins = [\"S-1-5-21-1-2-3-512\"]\n"
+        ))
+        .unwrap();
+        let n = c.ndes.clone().unwrap();
+        assert_eq!(n.service_account, "NDES-SVC$");
+        assert_eq!(n.signature_template, NDES_DEFAULT_TEMPLATE);
+        assert_eq!(n.encryption_template, NDES_DEFAULT_TEMPLATE);
+        assert_eq!(n.general_purpose_template, "WebServer");
+        assert_eq!(n.challenge_validity, Duration::from_secs(3600));
+        assert_eq!(n.password_max, 5);
+        assert_eq!(c.ndes_dir(), Path::new("/etc/autoenroll/ca/ndes"));
+        for (extra, wanted) in [
+            ("[ndes]\nservice_account = \" \"\n", "service_account"),
+            (
+                "[ndes]\nservice_account = \"X$\"\nchallenge_validity = \"0s\"\n",
+                "challenge_validity",
+            ),
+            (
+                "[ndes]\nservice_account = \"X$\"\nPasswordMax = 3\n",
+                "PasswordMax",
+            ),
+            ("[ndes]\nadmins = []\n", "service_account"),
+        ] {
+            let e = parse(&format!("{GOOD}\n{extra}")).unwrap_err().to_string();
+            assert!(e.contains(wanted), "{extra}: {e}");
         }
     }
 }

@@ -85,6 +85,34 @@ const MIGRATIONS: &[&str] = &[
     // web service, or recorded before the column existed; 'rpc':
     // ICertPassage over DCE/RPC, whose authentication is 'kerberos').
     "ALTER TABLE requests ADD COLUMN method TEXT CHECK (method IS NULL OR method IN ('rpc'));",
+    // 3 -> 4: the NDES role (`ca::ndes`): challenges (only their SHA-256
+    // is kept), SCEP transactions mapped to their request, and the
+    // challenge events with their diagnostic codes.
+    "CREATE TABLE ndes_challenges (
+        hash        TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL CHECK (kind IN ('one-time', 'dynamic')),
+        issued_to   TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER,
+        -- The SCEP transaction that used it: a resend of that transaction
+        -- is a retry, any other use a reuse.
+        used_by     TEXT
+    );
+    CREATE TABLE ndes_transactions (
+        transaction_id TEXT PRIMARY KEY,
+        request_id     INTEGER NOT NULL REFERENCES requests (id),
+        created_at     INTEGER NOT NULL
+    );
+    CREATE TABLE ndes_events (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        at             INTEGER NOT NULL,
+        event_id       INTEGER NOT NULL,
+        code           TEXT NOT NULL,
+        transaction_id TEXT,
+        request_id     INTEGER,
+        detail         TEXT NOT NULL DEFAULT ''
+    );",
 ];
 
 /// The schema version this code reads and writes.
@@ -529,6 +557,25 @@ impl Database {
         }
         tx.commit()
             .map_err(self.sql("committing the schema migration"))
+    }
+
+    /// Runs `f` in one write transaction for the CA's other tables (the
+    /// NDES role's); it is rolled back if `f` fails.
+    pub(crate) fn write_other<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, DbError> {
+        self.write(what, |c| f(c).map_err(self.sql(what)))
+    }
+
+    /// Reads the CA's other tables (the NDES role's).
+    pub(crate) fn read_other<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, DbError> {
+        f(&self.conn).map_err(self.sql(what))
     }
 
     /// Runs `f` in one write transaction; it is rolled back if `f` fails.

@@ -141,6 +141,9 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
     let signer = Signer::load(config)?;
 
     write_tls_certificate(config, &signer, now)?;
+    if config.ndes.is_some() {
+        super::ndes::ra::ensure(config, &signer, now)?;
+    }
 
     let crl = match std::fs::read(config.crl_path()) {
         Ok(bytes) => bytes,

@@ -9,6 +9,7 @@ pub mod db;
 pub mod icpr;
 pub mod init;
 pub mod issue;
+pub mod ndes;
 pub mod policy;
 pub mod pool;
 pub mod profile;

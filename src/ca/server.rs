@@ -39,6 +39,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::authority::{Answer, Authority, CaError, Caller, failure};
 use super::config::{CaConfig, endpoint_path, kerberos_endpoint_path};
 use super::db::Authentication;
+use super::ndes::{self, service::Ndes};
 use crate::krb::Acceptor;
 use crate::wstep::{self, FaultCode, RequestKind, WstepFault, WstepRequest};
 
@@ -128,10 +129,13 @@ pub async fn start_with(authority: Arc<Authority>, limits: Limits) -> Result<Lis
     let https_addr = https
         .local_addr()
         .map_err(|e| CaError::State(format!("listener: {e}")))?;
+    // The RA certificates are renewed here when they near their end.
+    let ndes = Ndes::open(&config, authority.signer(), authority.now())?.map(Arc::new);
     let (shutdown, stopped) = watch::channel(false);
     let shared = Arc::new(Shared {
         authority,
         acceptor,
+        ndes,
         limits,
         total: Arc::new(Semaphore::new(limits.max_connections)),
         peers: Arc::new(Mutex::new(HashMap::new())),
@@ -197,6 +201,8 @@ struct Shared {
     authority: Arc<Authority>,
     /// The Kerberos endpoint's credentials, when it is configured.
     acceptor: Option<Arc<Acceptor>>,
+    /// The NDES role, when `[ndes]` is configured.
+    ndes: Option<Arc<Ndes>>,
     limits: Limits,
     total: Arc<Semaphore>,
     peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
@@ -326,12 +332,21 @@ async fn serve_connection(
                     Err(_) => return,
                 };
             let acceptor = shared.acceptor.clone();
-            let service =
-                service_fn(move |req| route(authority.clone(), acceptor.clone(), limits, req));
+            let ndes = shared.ndes.clone();
+            let service = service_fn(move |req| {
+                route(
+                    authority.clone(),
+                    acceptor.clone(),
+                    ndes.clone(),
+                    limits,
+                    req,
+                )
+            });
             let _ = http.serve_connection(TokioIo::new(stream), service).await;
         }
         Transport::PlainHttp => {
-            let service = service_fn(move |req| route_plain(authority.clone(), req));
+            let ndes = shared.ndes.clone();
+            let service = service_fn(move |req| route_plain(authority.clone(), ndes.clone(), req));
             let _ = http.serve_connection(TokioIo::new(stream), service).await;
         }
     }
@@ -414,11 +429,19 @@ fn download_or_refuse(authority: &Authority, method: &Method, what: Download) ->
     }
 }
 
-/// The plain-HTTP listener: downloads only, never WSTEP.
+/// The plain-HTTP listener: downloads and NDES's `mscep.dll` (SCEP
+/// messages are enveloped and signed), never WSTEP nor the challenge pages
+/// (they take credentials).
 async fn route_plain(
     authority: Arc<Authority>,
+    ndes: Option<Arc<Ndes>>,
     req: Request<Incoming>,
 ) -> Result<Reply, Infallible> {
+    if let Some(n) = &ndes
+        && req.uri().path().eq_ignore_ascii_case(ndes::MSCEP_PATH)
+    {
+        return Ok(ndes::http::mscep(&authority, n, req).await);
+    }
     let response = match download(authority.config(), req.uri().path()) {
         Some(what) => download_or_refuse(&authority, req.method(), what),
         None => not_found(),
@@ -430,6 +453,7 @@ async fn route_plain(
 async fn route(
     authority: Arc<Authority>,
     acceptor: Option<Arc<Acceptor>>,
+    ndes: Option<Arc<Ndes>>,
     limits: Limits,
     req: Request<Incoming>,
 ) -> Result<Reply, Infallible> {
@@ -439,6 +463,17 @@ async fn route(
     }
     if path == crate::pki::revocation::path(&authority.config().name) {
         return Ok(super::revocation::serve(&authority, acceptor.clone(), req).await);
+    }
+    if let Some(n) = &ndes {
+        if path.eq_ignore_ascii_case(ndes::MSCEP_PATH) {
+            return Ok(ndes::http::mscep(&authority, n, req).await);
+        }
+        if path.eq_ignore_ascii_case(ndes::ADMIN_PATH) {
+            return Ok(ndes::http::admin(&authority, acceptor.as_ref(), n, req).await);
+        }
+        if path.eq_ignore_ascii_case(ndes::CHALLENGE_PATH) {
+            return Ok(ndes::http::dynamic(&authority, acceptor.as_ref(), n, req).await);
+        }
     }
     let kerberos = match &acceptor {
         Some(a) if path == kerberos_endpoint_path(&authority.config().name) => Some(a.clone()),

@@ -353,6 +353,24 @@ pub fn open_with(
     signers: Option<&[Vec<u8>]>,
     allow_sha1_reply: bool,
 ) -> Result<PkiMessage, ScepError> {
+    open_inner(der, signers, allow_sha1_reply && signers.is_some())
+}
+
+/// [`open`] for a server's request that may be signed with SHA-1, as NDES
+/// accepts: SCEP clients (micromdm's `scepclient`, devices) sign PKCSReq
+/// with SHA-1 whatever GetCACaps lists. The signer is the transient
+/// certificate of the new key, so the signature proves little beyond what
+/// the PKCS#10 inside proves on its own: that request's own signature
+/// (SHA-1 refused there) covers the key, the names and the challenge.
+pub fn open_request(der: &[u8]) -> Result<PkiMessage, ScepError> {
+    open_inner(der, None, true)
+}
+
+fn open_inner(
+    der: &[u8],
+    signers: Option<&[Vec<u8>]>,
+    sha1_ok: bool,
+) -> Result<PkiMessage, ScepError> {
     if der.len() > MAX_MESSAGE_BYTES {
         return Err(bad(format!(
             "{} bytes is more than a pkiMessage may be ({MAX_MESSAGE_BYTES})",
@@ -376,7 +394,7 @@ pub fn open_with(
         Some(list) => list.iter().map(Vec::as_slice).collect(),
         None => view.certificates.clone(),
     };
-    let sha1 = allow_sha1_reply && signers.is_some() && signer_digest(signer)? == oid::SHA1;
+    let sha1 = sha1_ok && signer_digest(signer)? == oid::SHA1;
     let verified = if sha1 {
         verify_sha1_signer(signer, content, &candidates)
     } else {
@@ -502,7 +520,10 @@ fn verify_sha1_signer<'a>(
             })
         })
         .ok_or_else(|| {
-            bad("the reply is not signed by a certificate of the server's GetCACert answer")
+            bad(
+                "the SHA-1 signature does not verify with a certificate it may be signed by \
+                 (a reply: the server's GetCACert certificates; RSA keys of 2048 bits or more)",
+            )
         })
 }
 

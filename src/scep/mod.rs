@@ -14,10 +14,13 @@
 //! - `names`: subject and SAN formats with `{{variables}}` (CertStrToName
 //!   rules), filled in from the account and the host.
 //! - `client`: GetCACaps, GetCACert and PKIOperation over GET or POST.
+//! - `challenge_fetch`: one-time challenges from an NDES admin page and
+//!   dynamic challenges from the CA's validation endpoint.
 
 pub mod cacert;
 pub mod caps;
 pub mod challenge;
+pub mod challenge_fetch;
 pub mod client;
 pub mod envelope;
 pub mod exchange;

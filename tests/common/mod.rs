@@ -94,10 +94,22 @@ pub struct TestCa {
 impl TestLab {
     /// Writes the lab's `ca.toml`, runs `ca init` at `now` and serves.
     pub async fn start_ca(&self, now: time::OffsetDateTime) -> TestCa {
+        self.start_ca_with(now, "").await
+    }
+
+    /// [`TestLab::start_ca`] with `extra` TOML appended to `ca.toml` (tables
+    /// such as `[ndes]`).
+    pub async fn start_ca_with(&self, now: time::OffsetDateTime, extra: &str) -> TestCa {
         use std::sync::Arc;
         let https = free_port();
         let http = free_port();
         let path = self.lab.write_ca_config(https, http).expect("ca.toml");
+        if !extra.is_empty() {
+            let mut text = std::fs::read_to_string(&path).expect("ca.toml");
+            text.push('\n');
+            text.push_str(extra);
+            std::fs::write(&path, text).expect("ca.toml");
+        }
         let config = autoenroll::ca::CaConfig::load(&path).expect("ca.toml loads");
         autoenroll::ca::init::init(&config, now)
             .await
