@@ -131,4 +131,65 @@ async fn a_host_fetches_challenges_with_its_keytab() {
             "{cn}: {outcome:?}"
         );
     }
+
+    // The same two sources from the pulse: ws01's own policy (its keytab)
+    // with one profile per challenge kind; the dynamic challenge is bound to
+    // the names the pulse's request carries.
+    let root = lab.tmp.path().join("ndes-root.der");
+    std::fs::write(&root, &ca_certificate).unwrap();
+    let profile = |name: &str, source: &str, page: &str| {
+        format!(
+            "[scep.{name}]\ntype = \"device\"\n\
+             subject = 'CN={{{{DeviceName}}}}-{name}.{{{{Domain}}}},O=\"Lab, Devices\"'\n\
+             san = [\"dns:{{{{DeviceName}}}}-{name}.{{{{Domain}}}}\"]\n\
+             root = \"{}\"\nurls = [\"{mscep}\"]\n\
+             challenge = \"{source}\"\nchallenge_url = \"{base}/certsrv/{page}/\"\n",
+            root.display()
+        )
+    };
+    let text = std::fs::read_to_string(lab.lab.policy_path("ws01")).unwrap();
+    let path = lab.lab.dir.join("ws01-ndes.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n{}\n{}",
+            profile("ot", "ndes-admin", "mscep_admin"),
+            profile("dyn", "dynamic", "mscep_challenge")
+        ),
+    )
+    .unwrap();
+    let policy = autoenroll::policy::Policy::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let report = autoenroll::pulse::pulse(&policy, autoenroll::pulse::PulseOptions::at(now))
+        .await
+        .expect("pulse runs");
+    for name in ["ot", "dyn"] {
+        let installed: Vec<_> = report
+            .outcomes
+            .iter()
+            .filter(|o| {
+                o.event == autoenroll::pulse::Event::Installed && o.profile.as_deref() == Some(name)
+            })
+            .collect();
+        assert_eq!(installed.len(), 1, "{name}: {:#?}", report.outcomes);
+    }
+    let held: Vec<String> = autoenroll::store::Store::open(&policy.store)
+        .unwrap()
+        .snapshot()
+        .unwrap()
+        .certificates
+        .iter()
+        .filter(|c| c.meta.scep_profile.is_some())
+        .map(|c| c.info.subject.clone())
+        .collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    for name in ["ot", "dyn"] {
+        assert!(
+            held.iter()
+                .any(|s| s.starts_with(&format!("CN=WS01-{name}.corp.example,"))),
+            "{name}: {held:?}"
+        );
+    }
+    // Nothing of either challenge reached the report.
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains(&one_time) && !json.contains(&bound.challenge));
 }

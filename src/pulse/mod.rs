@@ -198,8 +198,14 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     }
 
     let credentials = credentials(policy).await.map_err(PulseError::Setup)?;
-    let mut executor =
-        execute::Executor::new(policy, &store, &lock, &observed, credentials, options)?;
+    let mut executor = execute::Executor::new(
+        policy,
+        &store,
+        &lock,
+        &observed,
+        credentials.clone(),
+        options,
+    )?;
     for action in &plan.actions {
         executor.run(action, &mut report).await;
     }
@@ -213,6 +219,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
             held: &observed.scep,
             variables: scep::variables(Some(&observed.directory.account)),
             tls_roots: observed.directory.roots.clone(),
+            credentials: &credentials,
             now,
             timeout: options.ca_timeout,
         };

@@ -21,6 +21,7 @@ use crate::pki::keys::{KeyAlgorithm, PrivateKey};
 use crate::planner::scep::{self as rules, ArchiveWhy, HeldScep, ProfileRule, ScepAction};
 use crate::policy::Policy;
 use crate::scep::challenge;
+use crate::scep::challenge_fetch::{Auth, Binding};
 use crate::scep::client::{self, ScepClient, Server};
 use crate::scep::exchange::{self, Outcome as ScepOutcome, PendingRequest as PollState, SignWith};
 use crate::scep::names::Variables;
@@ -181,6 +182,8 @@ pub(super) struct ScepExecutor<'a> {
     /// Extra roots for HTTPS SCEP URLs (the directory's roots); the
     /// profile's root is always trusted.
     pub tls_roots: Vec<Vec<u8>>,
+    /// The host's credentials, for the challenge sources that fetch one.
+    pub credentials: &'a super::CaCredentials,
     pub now: OffsetDateTime,
     pub timeout: Duration,
 }
@@ -285,6 +288,45 @@ impl ScepExecutor<'_> {
         }
     }
 
+    /// The profile's challenge. A dynamic one is bound to the request's names
+    /// as the CA will read them: those of this key's request without a
+    /// challenge, parsed back by the same reader.
+    async fn challenge(
+        &self,
+        profile: &ScepProfile,
+        key: &PrivateKey,
+        spec: &crate::scep::request::CsrSpec,
+    ) -> Result<Option<challenge::Challenge>, challenge::ChallengeError> {
+        let mut roots = self.tls_roots.clone();
+        if let Ok(root) = read_root(&profile.root) {
+            roots.push(root);
+        }
+        let auth = match (&self.credentials.kerberos, &self.credentials.token) {
+            (Some(k), _) => Some(Auth::Negotiate(k)),
+            (None, Some(t)) => Some(Auth::Basic {
+                user: &t.username,
+                password: &t.password,
+            }),
+            (None, None) => None,
+        };
+        let fetch = challenge::FetchContext {
+            auth,
+            tls_roots: &roots,
+            timeout: self.timeout,
+        };
+        challenge::obtain(&profile.challenge, fetch, || {
+            let der =
+                crate::scep::request::build_csr(key, spec, None).map_err(|e| e.to_string())?;
+            let csr = crate::pki::csr::ParsedCsr::from_der(&der).map_err(|e| e.to_string())?;
+            Ok(Binding {
+                subject: csr.subject,
+                dns_names: csr.requested_dns_names,
+                key_usage: spec.key_usage,
+            })
+        })
+        .await
+    }
+
     async fn connect(&self, profile: &ScepProfile) -> Result<(ScepClient, Server), String> {
         let root = read_root(&profile.root)?;
         let mut roots = vec![root.clone()];
@@ -320,10 +362,6 @@ impl ScepExecutor<'_> {
             Ok(s) => s,
             Err(e) => return self.fail(name, format!("the names cannot be made: {e}"), report),
         };
-        let challenge = match challenge::obtain(&profile.challenge) {
-            Ok(c) => c,
-            Err(e) => return self.fail(name, e.to_string(), report),
-        };
         let (client, server) = match self.connect(profile).await {
             Ok(s) => s,
             Err(e) => return self.fail(name, e, report),
@@ -356,6 +394,10 @@ impl ScepExecutor<'_> {
         }) {
             Ok(k) => k,
             Err(e) => return self.fail(name, format!("key generation: {e}"), report),
+        };
+        let challenge = match self.challenge(profile, &key, &spec).await {
+            Ok(c) => c,
+            Err(e) => return self.fail(name, e.to_string(), report),
         };
         let sign_with = match &current {
             Some((certificate, key)) => SignWith::Current { certificate, key },
