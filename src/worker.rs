@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::directory::Directory;
 use crate::policy::Policy;
 
+mod memory;
 mod watch;
 use crate::pulse::{self, PulseError, PulseOptions, Report};
 
@@ -259,6 +260,7 @@ async fn run_pulse(
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
+    memory::one_arena();
     let load = |p: &Path| Policy::load(p).map_err(|e| WorkerError::Setup(e.to_string()));
     let mut policy = load(policy_path)?;
     let _instance = single_instance(&policy.store)?;
@@ -314,6 +316,9 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
             if marker.is_none() || why == Trigger::DirectoryChanged {
                 marker = fed(directory_marker(&policy), watchdog).await;
             }
+            // The pulse's memory is free now: back to the kernel for the
+            // hours until the next one.
+            memory::release_free();
         }
         let now = OffsetDateTime::now_utc();
         let (wake, wake_trigger) = next_wake(due, scheduled);
@@ -365,6 +370,7 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
                 } else if marker.is_none() {
                     marker = now_marker;
                 }
+                memory::release_free();
             }
         }
     }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rcgen::{Issuer, KeyPair};
 use time::OffsetDateTime;
 
+use super::commit::GroupCommit;
 use super::config::CaConfig;
 use super::crl::{CrlInput, build_crl};
 use super::db::{
@@ -144,6 +145,10 @@ pub struct Authority {
     config: CaConfig,
     signer: Signer,
     db: Mutex<Database>,
+    /// The writes of a request's issuance (submission, certificate), which
+    /// concurrent requests commit together; `db` keeps the reads and the
+    /// administrators' writes.
+    commits: GroupCommit,
     clock: Arc<dyn Clock>,
     /// Connections bound as the CA's service account (read templates and
     /// accounts), one per request at a time.
@@ -168,10 +173,12 @@ impl Authority {
     pub fn open(config: CaConfig, clock: Arc<dyn Clock>) -> Result<Authority, CaError> {
         let signer = Signer::load(&config)?;
         let db = Database::open(&config.database)?;
+        let commits = GroupCommit::open(&config.database)?;
         Ok(Authority {
             config,
             signer,
             db: Mutex::new(db),
+            commits,
             clock,
             service: Pool::new(IDLE_CONNECTIONS),
             login: Pool::new(IDLE_CONNECTIONS),
@@ -515,18 +522,28 @@ impl Authority {
             .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
             .map(|(_, v)| v.as_str());
         let (record, created) = {
-            let db = self.db();
-            match db.submit(
-                NewRequest {
-                    requester: &account.sam_account_name,
-                    requester_sid: Some(&account.sid.to_string()),
-                    template: template_hint,
-                    request: token,
-                    renewal_of: renewal_record.as_ref().and_then(|r| r.serial.as_deref()),
-                    authentication,
-                },
-                now,
-            ) {
+            let requester = account.sam_account_name.clone();
+            let requester_sid = account.sid.to_string();
+            let template = template_hint.map(str::to_string);
+            let request = token.to_vec();
+            let renewal_of = renewal_record.as_ref().and_then(|r| r.serial.clone());
+            let submitted = self
+                .commits
+                .write(move |db| {
+                    db.submit(
+                        NewRequest {
+                            requester: &requester,
+                            requester_sid: Some(&requester_sid),
+                            template: template.as_deref(),
+                            request: &request,
+                            renewal_of: renewal_of.as_deref(),
+                            authentication,
+                        },
+                        now,
+                    )
+                })
+                .await;
+            match submitted {
                 Ok(r) => r,
                 Err(DbError {
                     kind: DbErrorKind::RequesterMismatch { .. },
@@ -807,9 +824,15 @@ impl Authority {
     ) -> Result<Vec<u8>, CaError> {
         let urls = self.issuer_urls().await?;
         self.sign_with_urls(id, profile, public_key, approved, &urls)
+            .await
     }
 
-    fn sign_with_urls(
+    /// Signs outside any lock (concurrent requests sign in parallel), then
+    /// records the certificate in the next group commit: the certificate
+    /// is returned, and so sent, only once its record is durable. A serial
+    /// already taken (a random 127-bit draw: in practice never) is drawn
+    /// again and the certificate signed anew.
+    async fn sign_with_urls(
         &self,
         id: u64,
         profile: &CertificateProfile,
@@ -817,24 +840,32 @@ impl Authority {
         approved: bool,
         urls: &IssuerUrls,
     ) -> Result<Vec<u8>, CaError> {
-        let db = self.db();
-        let serial = loop {
-            let s = random_serial()?;
-            if !db.serial_exists(&serial_hex(&s))? {
-                break s;
+        const DRAWS: usize = 4;
+        let issuer = self.signer.issuer()?;
+        for _ in 0..DRAWS {
+            let serial = random_serial()?;
+            let cert = build_certificate(profile, public_key, &serial, &issuer, urls)
+                .map_err(|e| CaError::State(e.to_string()))?;
+            let (not_after, now) = (profile.not_after, self.now());
+            let der = cert.clone();
+            let recorded = self
+                .commits
+                .write(move |db| {
+                    db.record_issued(id, &der, &serial_hex(&serial), not_after, approved, now)
+                })
+                .await;
+            match recorded {
+                Ok(()) => return Ok(cert),
+                Err(DbError {
+                    kind: DbErrorKind::SerialInUse { .. },
+                    ..
+                }) => continue,
+                Err(e) => return Err(e.into()),
             }
-        };
-        let cert = build_certificate(profile, public_key, &serial, &self.signer.issuer()?, urls)
-            .map_err(|e| CaError::State(e.to_string()))?;
-        db.record_issued(
-            id,
-            &cert,
-            &serial_hex(&serial),
-            profile.not_after,
-            approved,
-            self.now(),
-        )?;
-        Ok(cert)
+        }
+        Err(CaError::State(format!(
+            "no free serial in {DRAWS} random draws"
+        )))
     }
 
     /// PUBLISH_TO_DS: the certificate is added to the account's
@@ -871,7 +902,8 @@ impl Authority {
             RequestToken::Pkcs10(csr) | RequestToken::Renewal { csr, .. } => csr.public_key,
         };
         let urls = self.issuer_urls().await?;
-        self.sign_with_urls(id, &profile, &public_key, true, &urls)?;
+        self.sign_with_urls(id, &profile, &public_key, true, &urls)
+            .await?;
         self.db()
             .get(id)?
             .ok_or_else(|| CaError::State(format!("request {id} vanished")))

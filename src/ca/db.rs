@@ -381,6 +381,8 @@ pub enum DbErrorKind {
     InvalidReason { reason: u8 },
     #[error(transparent)]
     InvalidSerial(#[from] InvalidSerial),
+    #[error("the database's group commit: {0}")]
+    Committer(String),
 }
 
 /// SHA-256 of the request bytes, lower-case hex: the key that makes a
@@ -579,11 +581,32 @@ impl Database {
     }
 
     /// Runs `f` in one write transaction; it is rolled back if `f` fails.
-    fn write<T>(
+    /// Inside a group ([`Database::begin_group`]) it is a savepoint of the
+    /// group's transaction instead, rolled back alone if `f` fails, and made
+    /// durable by the group's commit.
+    pub(crate) fn write<T>(
         &self,
         what: &str,
         f: impl FnOnce(&Connection) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
+        if !self.conn.is_autocommit() {
+            self.conn
+                .execute_batch("SAVEPOINT write")
+                .map_err(self.sql(&format!("{what}: starting a savepoint")))?;
+            return match f(&self.conn) {
+                Ok(out) => {
+                    self.conn
+                        .execute_batch("RELEASE write")
+                        .map_err(self.sql(&format!("{what}: releasing its savepoint")))?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    // Undoes this write only; the group's others stand.
+                    let _ = self.conn.execute_batch("ROLLBACK TO write; RELEASE write");
+                    Err(e)
+                }
+            };
+        }
         let tx = self
             .conn
             .unchecked_transaction()
@@ -592,6 +615,27 @@ impl Database {
         tx.commit()
             .map_err(self.sql(&format!("{what}: committing")))?;
         Ok(out)
+    }
+
+    /// Begins the transaction of a group of writes (see `super::commit`):
+    /// the writes run in it as savepoints until [`Database::commit_group`].
+    pub(crate) fn begin_group(&self) -> Result<(), DbError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(self.sql("starting a group of writes"))
+    }
+
+    /// Commits the group's transaction durably (`synchronous=FULL`); on
+    /// failure it is rolled back whole, so that no write of it is kept.
+    pub(crate) fn commit_group(&self) -> Result<(), DbError> {
+        let committed = self
+            .conn
+            .execute_batch("COMMIT")
+            .map_err(self.sql("committing a group of writes"));
+        if committed.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        committed
     }
 
     /// Records a request, or finds the earlier record of the same bytes: a

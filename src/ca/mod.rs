@@ -3,6 +3,7 @@
 //! MS-WSTEP server.
 
 pub mod authority;
+pub mod commit;
 pub mod config;
 pub mod crl;
 pub mod db;

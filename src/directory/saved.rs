@@ -105,9 +105,22 @@ impl EntryForm {
 impl SavedSnapshot {
     /// The file's bytes (pretty JSON: a person may want to read it).
     pub fn to_json(&self) -> Result<Vec<u8>, String> {
+        self.encode(self.taken_at)
+    }
+
+    /// Whether `file`, a saved snapshot's bytes, holds the same entries
+    /// from the same server as this one: then it need not be written again
+    /// (its `taken_at` is when that content was first read).
+    pub fn same_content_as(&self, file: &[u8]) -> bool {
+        SavedSnapshot::parse(file)
+            .and_then(|old| self.encode(old.taken_at))
+            .is_ok_and(|bytes| bytes == file)
+    }
+
+    fn encode(&self, taken_at: OffsetDateTime) -> Result<Vec<u8>, String> {
         let form = FileForm {
             format: FORMAT,
-            taken_at: self.taken_at,
+            taken_at,
             url: self.url.clone(),
             naming: NamingForm {
                 default: self.raw.naming.default.clone(),
@@ -215,6 +228,21 @@ mod tests {
         let s = sample();
         let bytes = s.to_json().unwrap();
         assert_eq!(SavedSnapshot::parse(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn a_file_of_the_same_content_is_the_same_whenever_it_was_taken() {
+        let old = sample().to_json().unwrap();
+        let mut later = sample();
+        later.taken_at = time::macros::datetime!(2026-12-02 10:00 UTC);
+        assert!(later.same_content_as(&old));
+        let mut moved = later.clone();
+        moved.url = "ldap://dc02.corp.example".into();
+        assert!(!moved.same_content_as(&old));
+        let mut changed = later.clone();
+        changed.raw.groups.clear();
+        assert!(!changed.same_content_as(&old));
+        assert!(!later.same_content_as(b"not json"));
     }
 
     #[test]

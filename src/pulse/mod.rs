@@ -333,7 +333,14 @@ async fn read_directory(
 /// Keeps the snapshot in the store for `status` while the directory is
 /// unreachable. Not being able to is a warning: the pulse itself needs no
 /// copy, and the previous one stays (the write is atomic).
+/// Written only when its content changed, so that a no-op pulse writes
+/// nothing.
 fn save_snapshot(store: &Store, lock: &crate::store::StoreLock, saved: &SavedSnapshot) {
+    if let Ok(Some(old)) = store.read_directory_snapshot()
+        && saved.same_content_as(&old)
+    {
+        return;
+    }
     let written = saved.to_json().and_then(|bytes| {
         store
             .write_directory_snapshot(lock, &bytes)
