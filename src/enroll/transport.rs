@@ -63,6 +63,38 @@ impl TransportError {
     }
 }
 
+/// An HTTP/1 client over rustls (aws-lc-rs) that trusts only `roots` (DER),
+/// shared by every HTTPS client of the host (CES, SCEP, challenge pages).
+/// `http://` URLs pass through unencrypted: callers that send credentials
+/// refuse them first. No connect timeout of its own: every exchange is
+/// bounded as a whole by the caller's limit.
+pub(crate) fn https_client(
+    roots: &[Vec<u8>],
+) -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| format!("a trusted root cannot be used: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
 /// Refuses any URL whose scheme is not `https` (compared without regard to
 /// case, RFC 3986 3.1). Enrollment requests carry a UsernameToken with the
 /// password in clear text ([MS-WSTEP] 2.2.1 leaves its protection to TLS).
@@ -97,36 +129,13 @@ impl Https {
             url: String::new(),
             what,
         };
-        let mut store = rustls::RootCertStore::empty();
-        for der in roots {
-            store
-                .add(CertificateDer::from(der.clone()))
-                .map_err(|e| setup(format!("a trusted root cannot be used: {e}")))?;
-        }
-        if store.is_empty() {
+        if roots.is_empty() {
             return Err(setup(
                 "no trusted roots: the directory publishes none under Certification Authorities"
                     .into(),
             ));
         }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| setup(e.to_string()))?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        // No connect timeout of its own: every exchange is bounded as a whole
-        // (connection, TLS, request and answer) by the caller's limit.
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = https_client(roots).map_err(setup)?;
         Ok(Https { client, timeout })
     }
 

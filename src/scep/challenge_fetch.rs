@@ -15,7 +15,6 @@
 //! Only `https://` URLs are accepted (the request carries credentials) and
 //! no redirect is followed. No error quotes the password or the page.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -23,11 +22,6 @@ use base64::engine::general_purpose::STANDARD;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::krb::Credentials;
@@ -217,28 +211,8 @@ async fn exchange(
             "only an https:// URL: the request carries credentials".into(),
         ));
     }
-    let mut store = rustls::RootCertStore::empty();
-    for der in tls_roots {
-        store
-            .add(CertificateDer::from(der.clone()))
-            .map_err(|e| failed(format!("a TLS root cannot be used: {e}")))?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| failed(e.to_string()))?
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http);
-    let client: Client<HttpsConnector<HttpConnector>, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    // Plain HTTP was refused above: the request carries credentials.
+    let client = crate::enroll::transport::https_client(tls_roots).map_err(failed)?;
 
     let mut builder = Request::builder().method(method).uri(uri.clone());
     if body.is_some() {

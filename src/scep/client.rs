@@ -5,7 +5,6 @@
 //! profile's root; HTTPS verifies the server against the roots given. No
 //! redirect is followed.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -16,8 +15,6 @@ use hyper::{Method, Request};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::CertificateDer;
 
 use super::ScepError;
 use super::cacert::{CaCerts, MAX_CA_CERT_BYTES};
@@ -77,29 +74,8 @@ impl ScepClient {
                 "the URL must not have a query or fragment (the operation is added)".into(),
             ));
         }
-        let mut store = rustls::RootCertStore::empty();
-        for der in tls_roots {
-            store
-                .add(CertificateDer::from(der.clone()))
-                .map_err(|e| setup(format!("a TLS root cannot be used: {e}")))?;
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| setup(e.to_string()))?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Ok(ScepClient {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::enroll::transport::https_client(tls_roots).map_err(setup)?,
             url: url.to_string(),
             timeout,
         })
