@@ -230,7 +230,7 @@ fn lying_ca(ca: &TestCa) -> Handler {
                     &profile,
                     &spki,
                     &serial_bytes,
-                    &signer.issuer().unwrap(),
+                    &signer.certificate_issuer().unwrap(),
                     &IssuerUrls::default(),
                 )
             }
@@ -241,13 +241,17 @@ fn lying_ca(ca: &TestCa) -> Handler {
                     &profile,
                     &spki,
                     &serial_bytes,
-                    &signer.issuer().unwrap(),
+                    &signer.certificate_issuer().unwrap(),
                     &IssuerUrls::default(),
                 )
             }
             _ => {
                 // Named exactly as the real CA (its stand-in for rcgen).
-                let issuer = autoenroll::ca::issue::ca_issuer(&ca_der, &forger).unwrap();
+                let issuer = autoenroll::ca::issue::ca_issuer(
+                    &ca_der,
+                    autoenroll::ca::issue::SignLater(&forger),
+                )
+                .unwrap();
                 build_certificate(
                     &profile,
                     &spki,

@@ -7,6 +7,7 @@
 //! database remembers about a certificate being renewed) and carries out the
 //! outcome.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rcgen::{Issuer, KeyPair};
@@ -19,14 +20,14 @@ use super::db::{
     Authentication, Database, DbError, DbErrorKind, Disposition, NewRequest, RequestRecord,
 };
 use super::init::{random_serial, read_file};
-use super::issue::{IssuerUrls, build_certificate};
+use super::issue::{IssuerUrls, SignLater, build_certificate};
 use super::policy::{CaFacts, Decision, IssuanceRequest, RenewalFacts, decide, hresult};
 use super::pool::Pool;
 use super::profile::CertificateProfile;
 use super::publish::{PublishError, aia_ldap_url, cdp_ldap_url, publish_crl};
 use crate::clock::Clock;
 use crate::directory::{Directory, DirectoryError, DirectorySnapshot, NamingContexts};
-use crate::model::Account;
+use crate::model::{Account, Sid};
 use crate::pki::cms::{RequestToken, certs_only, parse_request_token};
 use crate::pki::keys::PrivateKey;
 use crate::pki::template_ext::serial_hex;
@@ -96,9 +97,15 @@ impl Signer {
         })
     }
 
-    /// The rcgen issuer of certificates and CRLs.
+    /// The rcgen issuer of CRLs.
     pub fn issuer(&self) -> Result<Issuer<'_, &KeyPair>, CaError> {
         super::issue::ca_issuer(&self.der, &self.key_pair).map_err(CaError::State)
+    }
+
+    /// The rcgen issuer of certificates, which [`build_certificate`] signs
+    /// once itself.
+    pub fn certificate_issuer(&self) -> Result<Issuer<'_, SignLater<&KeyPair>>, CaError> {
+        super::issue::ca_issuer(&self.der, SignLater(&self.key_pair)).map_err(CaError::State)
     }
 
     pub fn certificate_der(&self) -> &[u8] {
@@ -160,7 +167,15 @@ pub struct Authority {
     /// Services it was read at: while the marker is the same, a request reads
     /// only its account and takes templates, CAs and CRLs from here.
     pks: Mutex<Option<(String, Arc<DirectorySnapshot>)>>,
+    /// Names of the groups seen in requesters' tokens, for messages only
+    /// (a group's SID never changes; a stale name misleads no decision):
+    /// a request whose groups are all named here costs no group search.
+    group_names: Mutex<BTreeMap<Sid, String>>,
 }
+
+/// The most group names [`Authority::group_names`] holds; past it, the
+/// names are forgotten and read again.
+const GROUP_NAMES: usize = 4096;
 
 /// Idle directory connections kept per pool: about the number of requests a
 /// CA on a small host works on at once.
@@ -184,6 +199,7 @@ impl Authority {
             login: Pool::new(IDLE_CONNECTIONS),
             naming: Mutex::new(None),
             pks: Mutex::new(None),
+            group_names: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -270,13 +286,20 @@ impl Authority {
                 .map(|(_, s)| s.clone())
         });
         if let Some(base) = cached {
-            let (account, sid_names) = dir.account_view(account, &naming).await?;
+            let known = self
+                .group_names
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default();
+            let (account, sid_names) = dir.account_view(account, &naming, &known).await?;
+            self.remember_group_names(&sid_names);
             let mut snapshot = DirectorySnapshot::clone(&base);
             snapshot.account = account;
             snapshot.sid_names = sid_names;
             return Ok(snapshot);
         }
         let snapshot = dir.snapshot(account).await?;
+        self.remember_group_names(&snapshot.sid_names);
         if let Ok(mut n) = self.naming.lock() {
             *n = Some(snapshot.naming.clone());
         }
@@ -284,6 +307,17 @@ impl Authority {
             *c = Some((marker, Arc::new(snapshot.clone())));
         }
         Ok(snapshot)
+    }
+
+    fn remember_group_names(&self, names: &BTreeMap<Sid, String>) {
+        if let Ok(mut known) = self.group_names.lock() {
+            if known.len() + names.len() > GROUP_NAMES {
+                known.clear();
+            }
+            for (sid, name) in names {
+                known.insert(sid.clone(), name.clone());
+            }
+        }
     }
 
     /// Checks a UsernameToken and returns the DN of its account. The name
@@ -841,7 +875,7 @@ impl Authority {
         urls: &IssuerUrls,
     ) -> Result<Vec<u8>, CaError> {
         const DRAWS: usize = 4;
-        let issuer = self.signer.issuer()?;
+        let issuer = self.signer.certificate_issuer()?;
         for _ in 0..DRAWS {
             let serial = random_serial()?;
             let cert = build_certificate(profile, public_key, &serial, &issuer, urls)

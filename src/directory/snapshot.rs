@@ -231,24 +231,47 @@ impl Directory {
     /// of its groups) without Public Key Services: for a reader that keeps
     /// that part behind a change marker (the CA). `account` in any form
     /// [`Directory::snapshot`] takes.
+    ///
+    /// `known_names` are group names the reader already holds: a SID of
+    /// the token (tokenGroups, the primary group) that it names is not
+    /// searched for, since that search would only fetch its name. Groups
+    /// named by `memberOf` are always read: their SIDs make the token.
     pub async fn account_view(
         &mut self,
         account: &str,
         naming: &NamingContexts,
+        known_names: &BTreeMap<Sid, String>,
     ) -> Result<(Account, BTreeMap<Sid, String>), DirectoryError> {
         let dn = match super::connection::NameForm::of(account) {
             super::connection::NameForm::Dn => account.to_string(),
             _ => self.resolve_account(account, naming).await?.dn,
         };
-        let (entry, groups) = self.read_account(&dn).await?;
-        account_from_entries(&entry, &groups).map_err(|what| DirectoryError::Content {
-            url: self.url().to_string(),
-            what,
-        })
+        let (entry, groups) = self.read_account_with(&dn, known_names).await?;
+        let (account, mut names) =
+            account_from_entries(&entry, &groups).map_err(|what| DirectoryError::Content {
+                url: self.url().to_string(),
+                what,
+            })?;
+        for sid in account.token.iter() {
+            if let Some(name) = known_names.get(sid) {
+                names.entry(sid.clone()).or_insert_with(|| name.clone());
+            }
+        }
+        Ok((account, names))
     }
 
     /// The account's entry and the entries of its groups (names and SIDs).
     async fn read_account(&mut self, dn: &str) -> Result<(Entry, Vec<Entry>), DirectoryError> {
+        self.read_account_with(dn, &BTreeMap::new()).await
+    }
+
+    /// [`Self::read_account`] without searching for the groups whose SID
+    /// `known_names` already names (see [`Self::account_view`]).
+    async fn read_account_with(
+        &mut self,
+        dn: &str,
+        known_names: &BTreeMap<Sid, String>,
+    ) -> Result<(Entry, Vec<Entry>), DirectoryError> {
         let url = self.url().to_string();
         let content = |what: String| DirectoryError::Content {
             url: url.clone(),
@@ -276,7 +299,11 @@ impl Directory {
             .iter()
             .map(|g| format!("(entryDN={})", ldap3::ldap_escape(g.as_str())))
             .collect();
-        for s in token_groups.iter().chain(primary.iter()) {
+        for s in token_groups
+            .iter()
+            .chain(primary.iter())
+            .filter(|s| !known_names.contains_key(*s))
+        {
             terms.push(format!("(objectSid={})", escape_bytes(&s.to_bytes())));
         }
         let groups = if terms.is_empty() {
