@@ -26,6 +26,7 @@ use super::pool::Pool;
 use super::profile::CertificateProfile;
 use super::publish::{PublishError, aia_ldap_url, cdp_ldap_url, publish_crl};
 use crate::clock::Clock;
+use crate::directory::entry::Entry;
 use crate::directory::{Directory, DirectoryError, DirectorySnapshot, NamingContexts};
 use crate::model::{Account, Sid};
 use crate::pki::cms::{RequestToken, certs_only, parse_request_token};
@@ -241,9 +242,18 @@ impl Authority {
         &self,
         account: &str,
     ) -> Result<DirectorySnapshot, DirectoryError> {
+        self.snapshot_with(account, None).await
+    }
+
+    /// [`Self::snapshot`] with the account's entry when the login read it.
+    async fn snapshot_with(
+        &self,
+        account: &str,
+        entry: Option<Entry>,
+    ) -> Result<DirectorySnapshot, DirectoryError> {
         for attempt in 0..2 {
             let mut dir = self.service_connection(attempt == 1).await?;
-            match self.snapshot_on(&mut dir, account).await {
+            match self.snapshot_on(&mut dir, account, entry.clone()).await {
                 Ok(s) => {
                     self.service.give(dir);
                     return Ok(s);
@@ -268,6 +278,7 @@ impl Authority {
         &self,
         dir: &mut Directory,
         account: &str,
+        entry: Option<Entry>,
     ) -> Result<DirectorySnapshot, DirectoryError> {
         let naming = match self.naming.lock().ok().and_then(|n| n.clone()) {
             Some(n) => n,
@@ -291,7 +302,7 @@ impl Authority {
                 .lock()
                 .map(|n| n.clone())
                 .unwrap_or_default();
-            let (account, sid_names) = dir.account_view(account, &naming, &known).await?;
+            let (account, sid_names) = dir.account_view(account, &naming, &known, entry).await?;
             self.remember_group_names(&sid_names);
             let mut snapshot = DirectorySnapshot::clone(&base);
             snapshot.account = account;
@@ -332,14 +343,23 @@ impl Authority {
         &self,
         token: &UsernameToken,
     ) -> Result<String, LoginFailure> {
+        self.check_password_reading(token).await.map(|(dn, _)| dn)
+    }
+
+    /// [`Self::check_password`], also returning the account's entry when
+    /// resolving the name read it whole (a DN), for the snapshot to reuse.
+    async fn check_password_reading(
+        &self,
+        token: &UsernameToken,
+    ) -> Result<(String, Option<Entry>), LoginFailure> {
         // LDAP takes a simple bind without a password as anonymous (RFC 4513
         // 5.1.2): refused here, without asking the directory.
         if token.username.is_empty() || token.password.is_empty() {
             return Err(LoginFailure::Refused);
         }
-        let dn = self.resolve_login(&token.username).await?;
+        let (dn, entry) = self.resolve_login_reading(&token.username).await?;
         self.bind_as(&dn, &token.password).await?;
-        Ok(dn)
+        Ok((dn, entry))
     }
 
     /// The DN of the account of a Kerberos client principal: `NAME@REALM`
@@ -373,6 +393,15 @@ impl Authority {
     /// searches). No match or several are [`LoginFailure::Refused`], and the
     /// CA's log (never the fault) says which forms were tried.
     async fn resolve_login(&self, name: &str) -> Result<String, LoginFailure> {
+        self.resolve_login_reading(name).await.map(|(dn, _)| dn)
+    }
+
+    /// [`Self::resolve_login`] with the account's entry when the name was a
+    /// DN (see [`crate::directory::connection::ResolvedAccount::entry`]).
+    async fn resolve_login_reading(
+        &self,
+        name: &str,
+    ) -> Result<(String, Option<Entry>), LoginFailure> {
         let naming = self.naming().await.map_err(|e| match e {
             CaError::Directory(e) => LoginFailure::Unavailable(e),
             other => LoginFailure::Unavailable(DirectoryError::Setup {
@@ -390,7 +419,7 @@ impl Authority {
                 self.service.give(dir);
             }
             match found {
-                Ok(found) => return Ok(found.dn),
+                Ok(found) => return Ok((found.dn, found.entry)),
                 Err(DirectoryError::Content { what, .. }) => {
                     tracing::info!(
                         name,
@@ -497,10 +526,14 @@ impl Authority {
         // Who is asking: the password's or the Kerberos principal's account,
         // or for a renewal without either, the account the renewed
         // certificate was issued to.
+        let mut login_entry = None;
         let (requester, renewal_record, authentication) = match (&parsed, caller) {
             (_, Caller::Token(Some(creds))) => {
-                let dn = match self.check_password(creds).await {
-                    Ok(dn) => dn,
+                let dn = match self.check_password_reading(creds).await {
+                    Ok((dn, entry)) => {
+                        login_entry = entry;
+                        dn
+                    }
                     Err(e) => return e.answer(),
                 };
                 (dn, renewed(&parsed), Some(Authentication::Password))
@@ -545,7 +578,7 @@ impl Authority {
             }
         };
 
-        let snapshot = match self.snapshot(&requester).await {
+        let snapshot = match self.snapshot_with(&requester, login_entry).await {
             Ok(s) => s,
             Err(e) => return internal(DIRECTORY_UNAVAILABLE, &e),
         };

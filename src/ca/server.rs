@@ -178,14 +178,20 @@ fn tls_config(authority: &Authority) -> Result<rustls::ServerConfig, CaError> {
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| state("TLS key", e.to_string()))?
         .ok_or_else(|| state("TLS key", "no key in the file".into()))?;
-    rustls::ServerConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| state("TLS", e.to_string()))?
     .with_no_client_auth()
     .with_single_cert(chain, key)
-    .map_err(|e| state("TLS certificate and key", e.to_string()))
+    .map_err(|e| state("TLS certificate and key", e.to_string()))?;
+    // No TLS 1.3 session tickets (RFC 8446 4.6.1): an enrolling host makes
+    // one connection per pulse, hours apart, and never resumes, so the two
+    // tickets rustls sends by default were sealed, sent and kept for nothing
+    // on every connection.
+    config.send_tls13_tickets = 0;
+    Ok(config)
 }
 
 /// Which listener a connection came in on.

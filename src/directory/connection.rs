@@ -558,14 +558,16 @@ impl Directory {
             what,
         };
         let lookup = account_lookup(name, &form, &domain).map_err(no_match)?;
+        // A DN is read whole (a base search, so AD computes tokenGroups): the
+        // caller that reads the account next can take it from here.
+        let base = lookup.scope == Scope::Base;
+        let attrs: &[&str] = if base {
+            &super::snapshot::ACCOUNT_ATTRS
+        } else {
+            &["sAMAccountName", "userPrincipalName"]
+        };
         let found = match self
-            .search(
-                &lookup.base,
-                lookup.scope,
-                &lookup.filter,
-                &["sAMAccountName", "userPrincipalName"],
-                false,
-            )
+            .search(&lookup.base, lookup.scope, &lookup.filter, attrs, false)
             .await
         {
             Ok(found) => found,
@@ -580,7 +582,12 @@ impl Directory {
         let candidates: Vec<Candidate> = found.iter().map(Candidate::of).collect();
         let dn = pick_account(name, &form, &domain, &candidates)
             .map_err(|why| no_match(format!("{why} (tried {})", lookup.tried.join("; "))))?;
-        Ok(ResolvedAccount { dn, form })
+        let entry = if base {
+            found.into_iter().find(|e| e.dn == dn)
+        } else {
+            None
+        };
+        Ok(ResolvedAccount { dn, form, entry })
     }
 
     /// The NetBIOS name of the domain: `nETBIOSName` of the crossRef under
@@ -984,6 +991,9 @@ pub struct ResolvedAccount {
     pub dn: String,
     /// The form the name was given in.
     pub form: NameForm,
+    /// The account's entry with every attribute a snapshot reads, when the
+    /// name was a DN (read by a base search).
+    pub entry: Option<Entry>,
 }
 
 /// What a name is resolved against: the domain NC, its DNS name and its

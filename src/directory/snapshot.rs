@@ -142,7 +142,7 @@ impl DirectorySnapshot {
     }
 }
 
-const ACCOUNT_ATTRS: [&str; 12] = [
+pub(super) const ACCOUNT_ATTRS: [&str; 12] = [
     "objectClass",
     "objectSid",
     "primaryGroupID",
@@ -236,17 +236,28 @@ impl Directory {
     /// the token (tokenGroups, the primary group) that it names is not
     /// searched for, since that search would only fetch its name. Groups
     /// named by `memberOf` are always read: their SIDs make the token.
+    ///
+    /// `entry` is the account's entry when the caller read it already (see
+    /// [`super::connection::ResolvedAccount::entry`]); it is then not read
+    /// again.
     pub async fn account_view(
         &mut self,
         account: &str,
         naming: &NamingContexts,
         known_names: &BTreeMap<Sid, String>,
+        entry: Option<Entry>,
     ) -> Result<(Account, BTreeMap<Sid, String>), DirectoryError> {
         let dn = match super::connection::NameForm::of(account) {
             super::connection::NameForm::Dn => account.to_string(),
             _ => self.resolve_account(account, naming).await?.dn,
         };
-        let (entry, groups) = self.read_account_with(&dn, known_names).await?;
+        let (entry, groups) = match entry.filter(|e| e.dn == dn) {
+            Some(entry) => {
+                let groups = self.read_groups(&entry, known_names).await?;
+                (entry, groups)
+            }
+            None => self.read_account_with(&dn, known_names).await?,
+        };
         let (account, mut names) =
             account_from_entries(&entry, &groups).map_err(|what| DirectoryError::Content {
                 url: self.url().to_string(),
@@ -282,11 +293,29 @@ impl Directory {
             .await?
             .pop()
             .ok_or_else(|| content(format!("account {dn} not found")))?;
-        let bad = |e: AttrError| content(format!("account {dn}: {e}"));
+        let groups = self.read_groups(&entry, known_names).await?;
+        Ok((entry, groups))
+    }
+
+    /// The entries of the account's groups (names and SIDs): those its
+    /// `memberOf` names, and those of its token's SIDs not in `known_names`.
+    async fn read_groups(
+        &mut self,
+        entry: &Entry,
+        known_names: &BTreeMap<Sid, String>,
+    ) -> Result<Vec<Entry>, DirectoryError> {
+        let dn = entry.dn.as_str();
+        let bad = |e: AttrError| DirectoryError::Content {
+            url: self.url().to_string(),
+            what: format!("account {dn}: {e}"),
+        };
         let sid = entry
             .sid("objectSid")
             .map_err(bad)?
-            .ok_or_else(|| content(format!("account {dn} has no objectSid")))?;
+            .ok_or_else(|| DirectoryError::Content {
+                url: self.url().to_string(),
+                what: format!("account {dn} has no objectSid"),
+            })?;
         let primary = match (entry.count("primaryGroupID").map_err(bad)?, sid.domain()) {
             (Some(rid), Some(domain)) => Some(domain.with_rid(rid)),
             _ => None,
@@ -306,20 +335,18 @@ impl Directory {
         {
             terms.push(format!("(objectSid={})", escape_bytes(&s.to_bytes())));
         }
-        let groups = if terms.is_empty() {
-            Vec::new()
-        } else {
-            let filter = format!("(|{})", terms.concat());
-            self.search(
-                &dn_domain_root(dn),
-                Scope::Subtree,
-                &filter,
-                &["objectSid", "sAMAccountName", "cn"],
-                true,
-            )
-            .await?
-        };
-        Ok((entry, groups))
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = format!("(|{})", terms.concat());
+        self.search(
+            &dn_domain_root(dn),
+            Scope::Subtree,
+            &filter,
+            &["objectSid", "sAMAccountName", "cn"],
+            true,
+        )
+        .await
     }
 }
 
