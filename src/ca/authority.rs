@@ -178,9 +178,14 @@ pub struct Authority {
 /// names are forgotten and read again.
 const GROUP_NAMES: usize = 4096;
 
-/// Idle directory connections kept per pool: about the number of requests a
-/// CA on a small host works on at once.
-const IDLE_CONNECTIONS: usize = 8;
+/// Idle directory connections kept per pool: at least the number of
+/// requests the CA works on at once, or every burst opens connections (a
+/// TLS handshake and a bind on both sides) only to close them after. With
+/// 8, a wave of 16 hosts at a time opened a new connection for about one
+/// request in four. A directory keeps an idle connection for little (AD
+/// drops it after MaxConnIdleTime, 15 minutes; a broken pooled connection
+/// is replaced on its next use).
+const IDLE_CONNECTIONS: usize = 32;
 
 impl Authority {
     /// Opens the CA's state. The directory is connected on first use, so the
