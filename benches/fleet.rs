@@ -19,8 +19,10 @@
 //! 1. first pulses: every host connects, binds and snapshots on its own LDAP
 //!    connection, makes its own key, opens its own TLS connection to the CA
 //!    and installs into its own store;
-//! 2. a renewal wave, the hosts' clock moved into the renewal period: each
-//!    renewal is a CMS request signed by the host's old key;
+//! 2. a renewal wave 324 days on, inside the renewal period, the CA
+//!    restarted with its clock there too (libfaketime): each renewal is a
+//!    CMS request signed by the host's old key, and the CA must agree that
+//!    it is due, or it refuses it;
 //! 3. a no-op wave (nothing due).
 //!
 //! Nothing a server sees is shared between hosts. After each issuing wave it
@@ -49,9 +51,12 @@ use autoenroll::store::Store;
 /// grants Enroll and AutoEnroll.
 const SERVERS_RID: u32 = 1101;
 const FIRST_RID: u32 = 20000;
-/// The renewal wave's clock: 324 days on, inside ServerAuthECDSA's six-week
-/// renewal period of a one-year certificate.
-const RENEWAL_AFTER: Duration = Duration::from_secs(324 * 86400);
+/// How far after the first wave the renewal wave happens: 324 days on, inside
+/// ServerAuthECDSA's six-week renewal period of a one-year certificate. The
+/// CA (restarted under libfaketime) and the hosts both move there: a CA whose
+/// clock does not agree refuses the renewal, and the host then enrolls anew.
+/// Everything after the first wave happens at that time.
+const RENEWAL_AFTER: time::Duration = time::Duration::days(324);
 const FLOOR_ROUNDS: usize = 30;
 
 struct Args {
@@ -203,15 +208,14 @@ struct Fleet {
     lab: Lab,
     hosts: Vec<(String, PathBuf)>,
     ca_pid: u32,
+    ca_port: u16,
     slapd_pid: u32,
     config: CaConfig,
 }
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.ca_pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = nix::sys::wait::waitpid(pid, None);
+        stop(self.ca_pid);
     }
 }
 
@@ -275,9 +279,55 @@ async fn setup(tmp: &Path, hosts: usize, templates: usize) -> Fleet {
         lab,
         hosts,
         ca_pid,
+        ca_port: https,
         slapd_pid,
         config,
     }
+}
+
+/// A program that runs `autoenroll` with its clock [`RENEWAL_AFTER`] on:
+/// libfaketime preloaded (not the `faketime` command, which would stand
+/// between this process and the one measured), the monotonic clock, which
+/// timers follow, left alone.
+fn autoenroll_later(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let library = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("libfaketime is missing: apt-get install -y faketime"));
+    let path = dir.join("autoenroll-later");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nexport LD_PRELOAD='{}' FAKETIME='+{}d' DONT_FAKE_MONOTONIC=1\nexec '{}' \"$@\"\n",
+            library.display(),
+            RENEWAL_AFTER.whole_days(),
+            env!("CARGO_BIN_EXE_autoenroll")
+        ),
+    )
+    .expect("the wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// Stops the CA and starts it again [`RENEWAL_AFTER`] on.
+fn ca_later(fleet: &mut Fleet) {
+    stop(fleet.ca_pid);
+    fleet.ca_pid = autoenroll::lab::start_ca_detached(
+        &fleet.lab.dir,
+        &autoenroll_later(&fleet.lab.dir),
+        fleet.ca_port,
+    )
+    .expect("the CA serves again, later");
+}
+
+fn stop(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::wait::waitpid(pid, None);
 }
 
 fn free_port() -> u16 {
@@ -287,7 +337,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-async fn wave(fleet: &Fleet, name: &'static str, at: Duration, concurrency: usize) -> Wave {
+async fn wave(fleet: &Fleet, name: &'static str, at: time::Duration, concurrency: usize) -> Wave {
     let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let (ca0, sl0, me0, io0) = (
         cpu_of(fleet.ca_pid),
@@ -359,8 +409,19 @@ fn exactly_once(fleet: &Fleet, issuing_waves: usize) -> Vec<String> {
     let records = db.list(ListFilter::All).expect("CA requests");
     let mut issued: HashMap<String, usize> = HashMap::new();
     let mut per_requester: BTreeMap<String, usize> = BTreeMap::new();
+    let renewals = records.iter().filter(|r| r.renewal_of.is_some()).count();
+    let expected_renewals = fleet.hosts.len() * (issuing_waves - 1);
+    if renewals != expected_renewals {
+        problems.push(format!(
+            "{renewals} renewals signed by the old key recorded, {expected_renewals} expected"
+        ));
+    }
     for r in &records {
         if r.disposition != Disposition::Issued {
+            problems.push(format!(
+                "request {} of {} was not issued: {}",
+                r.id, r.requester, r.reason
+            ));
             continue;
         }
         let serial = r.serial.as_deref().unwrap_or("");
@@ -501,9 +562,12 @@ async fn noop_sequential(fleet: &Fleet) -> (Duration, f64, f64) {
     let (c0, s0) = (self_cpu(), cpu_of(fleet.slapd_pid));
     let start = Instant::now();
     for _ in 0..FLOOR_ROUNDS {
-        let r = pulse(&policy, PulseOptions::at(time::OffsetDateTime::now_utc()))
-            .await
-            .expect("a no-op pulse");
+        let r = pulse(
+            &policy,
+            PulseOptions::at(time::OffsetDateTime::now_utc() + RENEWAL_AFTER),
+        )
+        .await
+        .expect("a no-op pulse");
         assert!(r.ok && !r.changed_anything(), "{}", r.summary());
     }
     let wall = start.elapsed() / FLOOR_ROUNDS as u32;
@@ -569,7 +633,8 @@ fn idle_worker(fleet: &Fleet) -> (u64, u64, u64, Duration) {
         ),
     )
     .expect("daemon policy");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_autoenroll"))
+    // At the renewal wave's time, where its certificate is current.
+    let mut child = std::process::Command::new(autoenroll_later(&fleet.lab.dir))
         .args(["daemon", "--policy"])
         .arg(&daemon_policy)
         .env("AUTOENROLL_LOG", "warn")
@@ -672,19 +737,20 @@ fn db_bytes(config: &CaConfig) -> u64 {
 async fn run_one(hosts: usize, templates: usize, concurrency: usize) -> Run {
     let tmp = tempfile::tempdir().expect("temp dir");
     let t = Instant::now();
-    let fleet = setup(tmp.path(), hosts, templates).await;
+    let mut fleet = setup(tmp.path(), hosts, templates).await;
     println!(
         "{hosts} hosts, {templates} extra templates, {concurrency} pulses at a time (set up in {:.1} s)",
         t.elapsed().as_secs_f64()
     );
     let (raw_signing, raw_signing_wall, openssl) = signing_baselines(&fleet.config);
-    let first = wave(&fleet, "first", Duration::ZERO, concurrency).await;
+    let first = wave(&fleet, "first", time::Duration::ZERO, concurrency).await;
     first.print();
     let mut problems = exactly_once(&fleet, 1);
+    ca_later(&mut fleet);
     let renewal = wave(&fleet, "renewal", RENEWAL_AFTER, concurrency).await;
     renewal.print();
     problems.extend(exactly_once(&fleet, 2));
-    let noop = wave(&fleet, "no-op", Duration::ZERO, concurrency).await;
+    let noop = wave(&fleet, "no-op", RENEWAL_AFTER, concurrency).await;
     noop.print();
     let floor = ldapsearch_floor(&fleet);
     let noop_seq = noop_sequential(&fleet).await;
