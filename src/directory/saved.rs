@@ -346,11 +346,15 @@ mod tests {
             (text.replace("2026-12-01T10:00:00Z", "soon"), false),
             (
                 text.replace("2026-12-01T10:00:00Z", "2026-12-01T11:00:00+01:00"),
+                true,
+            ),
+            (
+                text.replace("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.000Z"),
                 false,
             ),
             (text.replace("2026-12-01T10:00:00Z", ""), false),
             (text.replace("\"format\": 1", "\"format\": 2"), false),
-            (text.replace("WS01$", "WS02$"), false),
+            (text.replace("CN=WS01,", "CN=WS02,"), false),
             (
                 text.replace("\"taken_at\": \"2026-12-01T10:00:00Z\"", "\"taken_at\": \""),
                 false,
