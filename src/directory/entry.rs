@@ -102,10 +102,22 @@ impl Entry {
 
     /// Every value of an attribute (none when absent).
     pub fn values(&self, name: &str) -> &[Vec<u8>] {
-        self.attrs
-            .get(&normalize(name))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        // The lowercased name in a buffer on the stack: a template's decoding
+        // asks for some thirty attributes, and a pulse decodes every template.
+        let base = name.split(';').next().unwrap_or(name);
+        let mut buf = [0u8; 64];
+        let found = match buf.get_mut(..base.len()) {
+            Some(key) => {
+                key.copy_from_slice(base.as_bytes());
+                key.make_ascii_lowercase();
+                // Lowercasing ASCII bytes keeps UTF-8 valid.
+                std::str::from_utf8(key)
+                    .ok()
+                    .and_then(|key| self.attrs.get(key))
+            }
+            None => self.attrs.get(&normalize(name)),
+        };
+        found.map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn has(&self, name: &str) -> bool {

@@ -112,9 +112,60 @@ impl SavedSnapshot {
     /// from the same server as this one: then it need not be written again
     /// (its `taken_at` is when that content was first read).
     pub fn same_content_as(&self, file: &[u8]) -> bool {
-        SavedSnapshot::parse(file)
-            .and_then(|old| self.encode(old.taken_at))
-            .is_ok_and(|bytes| bytes == file)
+        self.to_json()
+            .is_ok_and(|bytes| same_but_taken_at(&bytes, file))
+    }
+
+    /// The bytes to write in place of `file` (the saved snapshot's current
+    /// bytes, if any): None when `file` holds the same content (see
+    /// [`SavedSnapshot::same_content_as`]). One encoding, and no parse of
+    /// the old file: a pulse that finds the directory unchanged spends a
+    /// byte comparison, not a decode of every entry it saved.
+    pub fn to_json_unless_same(&self, file: Option<&[u8]>) -> Result<Option<Vec<u8>>, String> {
+        let bytes = self.to_json()?;
+        Ok(match file {
+            Some(file) if same_but_taken_at(&bytes, file) => None,
+            _ => Some(bytes),
+        })
+    }
+
+    /// SHA-256 of everything the file holds but `taken_at` (the server, the
+    /// naming contexts and every entry, each value length-prefixed): two
+    /// snapshots with the same digest write the same file but for when they
+    /// were taken.
+    pub fn content_digest(&self) -> [u8; 32] {
+        use aws_lc_rs::digest::{Context, SHA256};
+        fn field(c: &mut Context, bytes: &[u8]) {
+            c.update(&(bytes.len() as u64).to_le_bytes());
+            c.update(bytes);
+        }
+        fn entry(c: &mut Context, e: &Entry) {
+            field(c, e.dn.as_bytes());
+            let attributes = e.attributes();
+            c.update(&(attributes.len() as u64).to_le_bytes());
+            for (name, values) in attributes {
+                field(c, name.as_bytes());
+                c.update(&(values.len() as u64).to_le_bytes());
+                for v in values {
+                    field(c, v);
+                }
+            }
+        }
+        let mut c = Context::new(&SHA256);
+        c.update(&FORMAT.to_le_bytes());
+        field(&mut c, self.url.as_bytes());
+        field(&mut c, self.raw.naming.default.as_bytes());
+        field(&mut c, self.raw.naming.configuration.as_bytes());
+        entry(&mut c, &self.raw.account);
+        for list in [&self.raw.groups, &self.raw.entries] {
+            c.update(&(list.len() as u64).to_le_bytes());
+            for e in list {
+                entry(&mut c, e);
+            }
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(c.finish().as_ref());
+        out
     }
 
     fn encode(&self, taken_at: OffsetDateTime) -> Result<Vec<u8>, String> {
@@ -186,6 +237,46 @@ impl SavedSnapshot {
     }
 }
 
+/// The field before which the encoding holds nothing but the format.
+const TAKEN_AT: &[u8] = b"\"taken_at\": \"";
+
+/// Whether `file` is byte for byte `ours` (a file [`SavedSnapshot::encode`]
+/// wrote) but for the value of `taken_at`, and that value is an RFC 3339
+/// time written as `encode` writes it. Then `file` is exactly what `encode`
+/// gives for our content at its own `taken_at`: the same answer as parsing
+/// it and encoding it again, without either.
+fn same_but_taken_at(ours: &[u8], file: &[u8]) -> bool {
+    // `ours` = prefix, time, `"`, rest; the prefix and the time are ASCII
+    // without quotes (the format's number, then RFC 3339).
+    let Some(start) = find(ours, TAKEN_AT).map(|i| i + TAKEN_AT.len()) else {
+        return false;
+    };
+    let (prefix, our_time_on) = ours.split_at(start);
+    let Some(file_time_on) = file.strip_prefix(prefix) else {
+        return false;
+    };
+    let (Some(ours_end), Some(file_end)) = (
+        our_time_on.iter().position(|&b| b == b'"'),
+        file_time_on.iter().position(|&b| b == b'"'),
+    ) else {
+        return false;
+    };
+    if our_time_on[ours_end..] != file_time_on[file_end..] {
+        return false;
+    }
+    let written = &file_time_on[..file_end];
+    let rfc3339 = time::format_description::well_known::Rfc3339;
+    std::str::from_utf8(written)
+        .ok()
+        .and_then(|t| OffsetDateTime::parse(t, &rfc3339).ok())
+        .and_then(|t| t.format(&rfc3339).ok())
+        .is_some_and(|again| again.as_bytes() == written)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// serde_json's message without the value it quotes (a value could be
 /// anything a person pasted in).
 fn describe(e: &serde_json::Error) -> &'static str {
@@ -243,6 +334,67 @@ mod tests {
         changed.raw.groups.clear();
         assert!(!changed.same_content_as(&old));
         assert!(!later.same_content_as(b"not json"));
+        assert!(!later.same_content_as(b""));
+        // The same as a parse and a new encoding of the old file would say.
+        let text = String::from_utf8(old.clone()).unwrap();
+        let cases: Vec<(String, bool)> = vec![
+            (text.clone(), true),
+            (
+                text.replace("2026-12-01T10:00:00Z", "2025-01-31T23:59:59Z"),
+                true,
+            ),
+            (text.replace("2026-12-01T10:00:00Z", "soon"), false),
+            (
+                text.replace("2026-12-01T10:00:00Z", "2026-12-01T11:00:00+01:00"),
+                true,
+            ),
+            (
+                text.replace("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.000Z"),
+                false,
+            ),
+            (text.replace("2026-12-01T10:00:00Z", ""), false),
+            (text.replace("\"format\": 1", "\"format\": 2"), false),
+            (text.replace("CN=WS01,", "CN=WS02,"), false),
+            (
+                text.replace("\"taken_at\": \"2026-12-01T10:00:00Z\"", "\"taken_at\": \""),
+                false,
+            ),
+            (format!("{text} "), false),
+            (text[..text.len() - 1].to_string(), false),
+        ];
+        for (file, same) in cases {
+            assert_eq!(later.same_content_as(file.as_bytes()), same, "{file}");
+            let reparsed = SavedSnapshot::parse(file.as_bytes())
+                .and_then(|f| later.encode(f.taken_at))
+                .is_ok_and(|b| b == file.as_bytes());
+            assert_eq!(reparsed, same, "{file}");
+            assert_eq!(
+                later.to_json_unless_same(Some(file.as_bytes())).unwrap(),
+                (!same).then(|| later.to_json().unwrap())
+            );
+        }
+        assert_eq!(
+            later.to_json_unless_same(None).unwrap(),
+            Some(later.to_json().unwrap())
+        );
+        // The digest follows the content, never the time.
+        assert_eq!(later.content_digest(), sample().content_digest());
+        let s = sample();
+        let mut variants = vec![moved.content_digest(), changed.content_digest()];
+        let mut value = s.clone();
+        value.raw.entries[0] = Entry::new("CN=T,CN=Public Key Services")
+            .with("nTSecurityDescriptor", [vec![0u8, 255, 10], vec![13]]);
+        variants.push(value.content_digest());
+        let mut moved_entry = s.clone();
+        let account = moved_entry.raw.account.clone();
+        moved_entry.raw.groups.push(account);
+        variants.push(moved_entry.content_digest());
+        let mut naming = s.clone();
+        naming.raw.naming.default = "DC=corp,DC=example,DC=org".into();
+        variants.push(naming.content_digest());
+        for (i, d) in variants.iter().enumerate() {
+            assert_ne!(*d, s.content_digest(), "variant {i}");
+        }
     }
 
     #[test]

@@ -335,20 +335,61 @@ async fn read_directory(
 /// copy, and the previous one stays (the write is atomic).
 /// Written only when its content changed, so that a no-op pulse writes
 /// nothing.
+///
+/// A process that pulses again (the worker) remembers, per store, which
+/// file it last wrote or found to be current ([`crate::store::FileStamp`])
+/// and the digest of the content it holds: when the file is still that
+/// one and the directory's entries have the same digest, neither the file
+/// is read nor the snapshot encoded. Anything else (another file in
+/// place, a change in the directory, a first pulse) compares the bytes.
 fn save_snapshot(store: &Store, lock: &crate::store::StoreLock, saved: &SavedSnapshot) {
-    if let Ok(Some(old)) = store.read_directory_snapshot()
-        && saved.same_content_as(&old)
+    let digest = saved.content_digest();
+    let root = store.root().to_path_buf();
+    let known = |stamp| (stamp, digest);
+    if let Some(stamp) = store.directory_snapshot_stamp()
+        && saved_memo(|memo| memo.get(&root) == Some(&known(stamp)))
     {
         return;
     }
-    let written = saved.to_json().and_then(|bytes| {
-        store
+    let old = store.read_directory_snapshot().ok().flatten();
+    let written = match saved.to_json_unless_same(old.as_deref()) {
+        Ok(None) => Ok(()),
+        Ok(Some(bytes)) => store
             .write_directory_snapshot(lock, &bytes)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    // The store's lock is held: the file now in place is the one just
+    // compared or written.
+    let stamp = store.directory_snapshot_stamp();
+    saved_memo(|memo| match (&written, stamp) {
+        (Ok(()), Some(stamp)) => {
+            if memo.len() >= SAVED_MEMO_MAX && !memo.contains_key(&root) {
+                memo.clear();
+            }
+            memo.insert(root.clone(), known(stamp));
+        }
+        _ => {
+            memo.remove(&root);
+        }
     });
     if let Err(e) = written {
         tracing::warn!("cannot keep the directory snapshot for offline status: {e}");
     }
+}
+
+/// Stores remembered by [`save_snapshot`] (a worker has one; more are
+/// forgotten all at once rather than grow without bound).
+const SAVED_MEMO_MAX: usize = 4096;
+
+type SavedMemo = std::collections::HashMap<std::path::PathBuf, (crate::store::FileStamp, [u8; 32])>;
+
+fn saved_memo<T>(f: impl FnOnce(&mut SavedMemo) -> T) -> T {
+    static MEMO: std::sync::Mutex<Option<SavedMemo>> = std::sync::Mutex::new(None);
+    let mut memo = MEMO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(memo.get_or_insert_with(Default::default))
 }
 
 /// A pulse that could not read the directory still says so in the state

@@ -3,6 +3,7 @@
 //! planner's input.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
@@ -13,12 +14,13 @@ use crate::planner::{self, PlanInput};
 use crate::policy::{Bind, Policy};
 use crate::store::{State, StoreSnapshot};
 
-/// Everything a plan is made of, read once.
+/// Everything a plan is made of, read once. What comes from the directory
+/// is shared: [`Observation::with_store`] copies none of it.
 #[derive(Debug, Clone)]
 pub struct Observation {
-    pub directory: DirectorySnapshot,
-    pub templates: Vec<Template>,
-    pub verdicts: Vec<Verdict>,
+    pub directory: Arc<DirectorySnapshot>,
+    pub templates: Arc<Vec<Template>>,
+    pub verdicts: Arc<Vec<Verdict>>,
     pub store: StoreSnapshot,
     pub state: State,
     pub revocations: Revocations,
@@ -58,13 +60,15 @@ impl Observation {
         Observation {
             scep,
             settings: planner_settings(policy),
-            templates: directory
-                .templates
-                .iter()
-                .map(|t| t.template.clone())
-                .collect(),
-            directory,
-            verdicts,
+            templates: Arc::new(
+                directory
+                    .templates
+                    .iter()
+                    .map(|t| t.template.clone())
+                    .collect(),
+            ),
+            directory: Arc::new(directory),
+            verdicts: Arc::new(verdicts),
             store,
             state,
             revocations,

@@ -53,6 +53,7 @@ pub use error::StoreError;
 pub use fault::Faults;
 pub use layout::TrustKind;
 pub use lock::StoreLock;
+pub use saved::FileStamp;
 pub use types::{
     CertificateMeta, HeldCertificate, HeldFiles, KeyStatus, PendingRequest, State, StoreSnapshot,
     TemplateFailures, Unparseable,

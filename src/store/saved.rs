@@ -24,6 +24,24 @@ impl Store {
         self.fs.replace(&path, bytes, fsutil::PRIVATE_MODE)
     }
 
+    /// Which version of the saved directory snapshot's file is in place:
+    /// None when there is none (or it is not a regular file). Every write
+    /// renames a new file into place (a new inode), and any change to the
+    /// file moves its ctime, which no one can set back: an unchanged stamp
+    /// is an unchanged file.
+    pub fn directory_snapshot_stamp(&self) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.layout.root.join(layout::DIRECTORY_SNAPSHOT);
+        let m = std::fs::symlink_metadata(path).ok()?;
+        m.file_type().is_file().then(|| FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
     /// The saved directory snapshot's bytes; None when no pulse saved one.
     /// A link or anything but a regular file is refused; an oversized file
     /// is an error (needs no lock: the file is only ever renamed into place).
@@ -47,4 +65,14 @@ impl Store {
         }
         Ok(Some(bytes))
     }
+}
+
+/// See [`Store::directory_snapshot_stamp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
 }
