@@ -317,7 +317,8 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
                 marker = fed(directory_marker(&policy), watchdog).await;
             }
             // The pulse's memory is free now: back to the kernel for the
-            // hours until the next one.
+            // hours until the next one, with the program's pages it ran.
+            memory::page_out_files();
             memory::release_free();
         }
         let now = OffsetDateTime::now_utc();
@@ -370,6 +371,7 @@ pub async fn run(policy_path: &Path) -> Result<(), WorkerError> {
                 } else if marker.is_none() {
                     marker = now_marker;
                 }
+                memory::page_out_files();
                 memory::release_free();
             }
         }
