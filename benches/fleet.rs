@@ -325,6 +325,9 @@ fn ca_later(fleet: &mut Fleet) {
 }
 
 fn stop(pid: u32) {
+    if pid == 0 {
+        return;
+    }
     let pid = nix::unistd::Pid::from_raw(pid as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
     let _ = nix::sys::wait::waitpid(pid, None);
@@ -755,6 +758,10 @@ async fn run_one(hosts: usize, templates: usize, concurrency: usize) -> Run {
     let floor = ldapsearch_floor(&fleet);
     let noop_seq = noop_sequential(&fleet).await;
     let db = db_bytes(&fleet.config);
+    // A host runs no CA: stopped, it no longer shares the program's pages
+    // with the worker, which can then hand them back as it would on a host.
+    stop(fleet.ca_pid);
+    fleet.ca_pid = 0;
     let (rss, anon, woke, idle) = idle_worker(&fleet);
     println!(
         "  idle worker: {:.1} MiB resident ({:.1} MiB anonymous, the rest the program's mapped pages), {woke} context switches in {} s idle",
