@@ -401,7 +401,8 @@ impl Lab {
         for _attempt in 0..3 {
             let port = free_port()?;
             let url = format!("ldap://127.0.0.1:{port}");
-            let ldaps = format!("ldaps://127.0.0.1:{}", free_port()?);
+            let ldaps_port = free_port()?;
+            let ldaps = format!("ldaps://127.0.0.1:{ldaps_port}");
             let ldapi = ldapi_url(&socket);
             let log_path = dir.join("slapd.log");
             let log = fs::File::create(&log_path).map_err(|e| io(log_path.display(), e))?;
@@ -443,7 +444,7 @@ impl Lab {
                 detach: false,
                 samba_address: None,
             };
-            match lab.wait_ready(port) {
+            match lab.wait_ready(&[port, ldaps_port]) {
                 Ok(()) => {
                     fs::write(
                         dir.join("slapd.pid"),
@@ -463,7 +464,16 @@ impl Lab {
         Err(LabError::Start(last_error))
     }
 
-    fn wait_ready(&mut self, port: u16) -> Result<(), String> {
+    /// Waits until every one of `ports` accepts (the LDAP and the LDAPS
+    /// listener: a test may use either first), or slapd exits.
+    fn wait_ready(&mut self, ports: &[u16]) -> Result<(), String> {
+        for &port in ports {
+            self.wait_listening(port)?;
+        }
+        Ok(())
+    }
+
+    fn wait_listening(&mut self, port: u16) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         loop {
