@@ -300,3 +300,39 @@ async fn ldaps_serves_what_starttls_serves() {
         .to_string();
     assert!(err.starts_with(&lab.lab.ldaps_url), "{err}");
 }
+
+/// The change marker of Public Key Services (the CA's cache key and the
+/// worker's check) moves when a template the snapshot reads is modified or
+/// added: its search is the snapshot's filter on `objectClass`, and must
+/// keep finding what the snapshot reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_marker_follows_what_a_snapshot_reads() {
+    let lab = common::start(None);
+    let policy = lab.policy("ws01");
+    let mut dir = Directory::connect(&policy.directory).await.unwrap();
+    let pks = dir.naming_contexts().await.unwrap().public_key_services();
+    let first = dir.change_marker(&pks).await.unwrap();
+    assert!(
+        !first.starts_with("0/"),
+        "the marker sees no PKI object: {first}"
+    );
+    assert_eq!(dir.change_marker(&pks).await.unwrap(), first);
+
+    let template = "CN=WorkstationAuth,CN=Certificate Templates,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+    lab.admin(
+        "ldapmodify",
+        &format!("dn: {template}\nchangetype: modify\nreplace: displayName\ndisplayName: Workstation Authentication (moved)\n"),
+    );
+    let after_template = dir.change_marker(&pks).await.unwrap();
+    assert_ne!(
+        after_template, first,
+        "a modified template moves the marker"
+    );
+
+    lab.admin(
+        "ldapadd",
+        &template_variant_ldif("WorkstationAuth", "WorkstationAuthCopy", &[]).unwrap(),
+    );
+    let after_add = dir.change_marker(&pks).await.unwrap();
+    assert_ne!(after_add, after_template, "a new template moves the marker");
+}

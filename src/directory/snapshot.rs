@@ -157,7 +157,9 @@ pub(super) const ACCOUNT_ATTRS: [&str; 12] = [
     "cn",
 ];
 
-const PKS_FILTER: &str = "(|(objectClass=pKICertificateTemplate)(objectClass=pKIEnrollmentService)(objectClass=certificationAuthority)(objectClass=pkiCA)(objectClass=cRLDistributionPoint))";
+/// What a snapshot reads under Public Key Services (and what its change
+/// marker watches): equality on `objectClass`, which directories index.
+pub(super) const PKS_FILTER: &str = "(|(objectClass=pKICertificateTemplate)(objectClass=pKIEnrollmentService)(objectClass=certificationAuthority)(objectClass=pkiCA)(objectClass=cRLDistributionPoint))";
 
 impl Directory {
     /// Reads the naming contexts from the rootDSE.
