@@ -17,18 +17,21 @@ use super::commit::GroupCommit;
 use super::config::CaConfig;
 use super::crl::{CrlInput, build_crl};
 use super::db::{
-    Authentication, Database, DbError, DbErrorKind, Disposition, NewRequest, RequestRecord,
+    Authentication, Database, DbError, DbErrorKind, Disposition, NewRequest, Outcome,
+    RequestRecord, Submitted,
 };
 use super::init::{random_serial, read_file};
 use super::issue::{IssuerUrls, SignLater, build_certificate};
-use super::policy::{CaFacts, Decision, IssuanceRequest, RenewalFacts, decide, hresult};
+use super::policy::{CaFacts, Decision, Denial, IssuanceRequest, RenewalFacts, decide, hresult};
 use super::pool::Pool;
 use super::profile::CertificateProfile;
 use super::publish::{PublishError, aia_ldap_url, cdp_ldap_url, publish_crl};
 use crate::clock::Clock;
 use crate::directory::entry::Entry;
-use crate::directory::{Directory, DirectoryError, DirectorySnapshot, NamingContexts};
-use crate::model::{Account, Sid};
+use crate::directory::{
+    Directory, DirectoryError, DirectorySnapshot, NamingContexts, TemplateEntry,
+};
+use crate::model::{Account, EnrollmentService, Sid};
 use crate::pki::cms::{RequestToken, certs_only, parse_request_token};
 use crate::pki::keys::PrivateKey;
 use crate::pki::template_ext::serial_hex;
@@ -171,7 +174,62 @@ pub struct Authority {
     /// Names of the groups seen in requesters' tokens, for messages only
     /// (a group's SID never changes; a stale name misleads no decision):
     /// a request whose groups are all named here costs no group search.
-    group_names: Mutex<BTreeMap<Sid, String>>,
+    /// Behind an `Arc` so that a request takes the map without copying it.
+    group_names: Mutex<Arc<BTreeMap<Sid, String>>>,
+}
+
+/// What one request sees of the directory: Public Key Services as the CA
+/// last read it, shared by every request made at the same change marker,
+/// and the requester's account, read for this request.
+pub(super) struct RequestView {
+    /// The snapshot Public Key Services was read with. Its `account` and
+    /// `sid_names` are those of whichever request read it: never this
+    /// request's, so they are not reachable from here. (The names of this
+    /// request's SIDs go to [`Authority::group_names`] only.)
+    pks: Arc<DirectorySnapshot>,
+    pub account: Account,
+}
+
+impl RequestView {
+    /// The certificate templates of Public Key Services.
+    pub fn templates(&self) -> &[TemplateEntry] {
+        &self.pks.templates
+    }
+
+    /// The enrollment services of Public Key Services.
+    pub fn services(&self) -> &[EnrollmentService] {
+        &self.pks.services
+    }
+}
+
+/// A new request as [`Database::submit_decided`] records it, owned: it is
+/// recorded by the committing thread, perhaps more than once (a serial drawn
+/// again).
+struct Submission {
+    /// The account's sAMAccountName.
+    requester: String,
+    requester_sid: String,
+    /// The CertificateTemplate attribute of the request, if any.
+    template: Option<String>,
+    request: Vec<u8>,
+    /// The serial of the certificate a renewal replaces.
+    renewal_of: Option<String>,
+    authentication: Option<Authentication>,
+    /// When the request came, which is when it was decided.
+    at: OffsetDateTime,
+}
+
+impl Submission {
+    fn new_request(&self) -> NewRequest<'_> {
+        NewRequest {
+            requester: &self.requester,
+            requester_sid: Some(&self.requester_sid),
+            template: self.template.as_deref(),
+            request: &self.request,
+            renewal_of: self.renewal_of.as_deref(),
+            authentication: self.authentication,
+        }
+    }
 }
 
 /// The most group names [`Authority::group_names`] holds; past it, the
@@ -205,7 +263,7 @@ impl Authority {
             login: Pool::new(IDLE_CONNECTIONS),
             naming: Mutex::new(None),
             pks: Mutex::new(None),
-            group_names: Mutex::new(BTreeMap::new()),
+            group_names: Mutex::new(Arc::new(BTreeMap::new())),
         })
     }
 
@@ -243,10 +301,7 @@ impl Authority {
 
     /// Reads the directory as the service account, reconnecting once if the
     /// pooled connection broke.
-    pub(super) async fn snapshot(
-        &self,
-        account: &str,
-    ) -> Result<DirectorySnapshot, DirectoryError> {
+    pub(super) async fn snapshot(&self, account: &str) -> Result<RequestView, DirectoryError> {
         self.snapshot_with(account, None).await
     }
 
@@ -254,11 +309,13 @@ impl Authority {
     async fn snapshot_with(
         &self,
         account: &str,
-        entry: Option<Entry>,
-    ) -> Result<DirectorySnapshot, DirectoryError> {
+        mut entry: Option<Entry>,
+    ) -> Result<RequestView, DirectoryError> {
         for attempt in 0..2 {
             let mut dir = self.service_connection(attempt == 1).await?;
-            match self.snapshot_on(&mut dir, account, entry.clone()).await {
+            // A second attempt reads the account again rather than keep a
+            // copy of the entry for a retry that rarely happens.
+            match self.snapshot_on(&mut dir, account, entry.take()).await {
                 Ok(s) => {
                     self.service.give(dir);
                     return Ok(s);
@@ -274,17 +331,20 @@ impl Authority {
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// A snapshot for `account`: Public Key Services from the cache while
-    /// its change marker stands still (one search of three small attributes
-    /// instead of every template's entry), the account always read anew.
-    /// The marker is read before the full search, so a change made while
-    /// reading shows as a new marker on the next request.
+    /// A view for `account`: Public Key Services from the cache while its
+    /// change marker stands still (one search of three small attributes
+    /// instead of every template's entry), shared with every other request
+    /// read at the same marker rather than copied (a copy costs as much CPU
+    /// as there are templates, security descriptors and CRLs), and the
+    /// account always read anew. The marker is read before the full search,
+    /// so a change made while reading shows as a new marker on the next
+    /// request.
     async fn snapshot_on(
         &self,
         dir: &mut Directory,
         account: &str,
         entry: Option<Entry>,
-    ) -> Result<DirectorySnapshot, DirectoryError> {
+    ) -> Result<RequestView, DirectoryError> {
         let naming = match self.naming.lock().ok().and_then(|n| n.clone()) {
             Some(n) => n,
             None => {
@@ -301,33 +361,47 @@ impl Authority {
                 .filter(|(m, _)| *m == marker)
                 .map(|(_, s)| s.clone())
         });
-        if let Some(base) = cached {
-            let known = self
-                .group_names
-                .lock()
-                .map(|n| n.clone())
-                .unwrap_or_default();
+        if let Some(pks) = cached {
+            let known = self.group_names();
             let (account, sid_names) = dir.account_view(account, &naming, &known, entry).await?;
             self.remember_group_names(&sid_names);
-            let mut snapshot = DirectorySnapshot::clone(&base);
-            snapshot.account = account;
-            snapshot.sid_names = sid_names;
-            return Ok(snapshot);
+            return Ok(RequestView { pks, account });
         }
         let snapshot = dir.snapshot(account).await?;
         self.remember_group_names(&snapshot.sid_names);
         if let Ok(mut n) = self.naming.lock() {
             *n = Some(snapshot.naming.clone());
         }
+        let view = RequestView {
+            account: snapshot.account.clone(),
+            pks: Arc::new(snapshot),
+        };
         if let Ok(mut c) = self.pks.lock() {
-            *c = Some((marker, Arc::new(snapshot.clone())));
+            *c = Some((marker, view.pks.clone()));
         }
-        Ok(snapshot)
+        Ok(view)
+    }
+
+    /// The group names known so far, shared: copied only when a request
+    /// brings a new one ([`Self::remember_group_names`]).
+    fn group_names(&self) -> Arc<BTreeMap<Sid, String>> {
+        self.group_names
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
     }
 
     fn remember_group_names(&self, names: &BTreeMap<Sid, String>) {
         if let Ok(mut known) = self.group_names.lock() {
-            if known.len() + names.len() > GROUP_NAMES {
+            let new = names
+                .iter()
+                .filter(|(sid, name)| known.get(*sid) != Some(*name))
+                .count();
+            if new == 0 {
+                return;
+            }
+            let known = Arc::make_mut(&mut known);
+            if known.len() + new > GROUP_NAMES {
                 known.clear();
             }
             for (sid, name) in names {
@@ -593,69 +667,44 @@ impl Authority {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("CertificateTemplate"))
             .map(|(_, v)| v.as_str());
-        let (record, created) = {
-            let requester = account.sam_account_name.clone();
-            let requester_sid = account.sid.to_string();
-            let template = template_hint.map(str::to_string);
-            let request = token.to_vec();
-            let renewal_of = renewal_record.as_ref().and_then(|r| r.serial.clone());
-            let submitted = self
-                .commits
-                .write(move |db| {
-                    db.submit(
-                        NewRequest {
-                            requester: &requester,
-                            requester_sid: Some(&requester_sid),
-                            template: template.as_deref(),
-                            request: &request,
-                            renewal_of: renewal_of.as_deref(),
-                            authentication,
-                        },
-                        now,
-                    )
-                })
-                .await;
-            match submitted {
-                Ok(r) => r,
-                Err(DbError {
-                    kind: DbErrorKind::RequesterMismatch { .. },
-                    ..
-                }) => {
-                    return fault(
-                        hresult::ENROLL_DENIED,
-                        "this request was submitted by another account".into(),
-                    );
+        // The same bytes again (the client may have crashed after sending):
+        // answer what was answered, to the same account only. The record of
+        // the outcome checks this again, in the write.
+        match self.db().by_request(token) {
+            Ok(Some(record)) => {
+                if !record
+                    .requester
+                    .eq_ignore_ascii_case(&account.sam_account_name)
+                {
+                    return another_account();
                 }
-                Err(e) => return internal(DATABASE_UNAVAILABLE, &e),
+                if record.disposition != Disposition::Pending || record.profile.is_some() {
+                    return self.answer_from_record(&record);
+                }
+                // A row created but never decided (the CA stopped in
+                // between): decided now, the outcome recorded onto it.
             }
-        };
-        if !created {
-            // The same request again: the client may have crashed after
-            // sending. Answer what was answered, to the same account only.
-            if !record
-                .requester
-                .eq_ignore_ascii_case(&account.sam_account_name)
-            {
-                return fault_for(
-                    &record,
-                    hresult::ENROLL_DENIED,
-                    "this request was submitted by another account".into(),
-                );
-            }
-            if record.disposition != Disposition::Pending || record.profile.is_some() {
-                return self.answer_from_record(&record);
-            }
-            // A row created but never decided (the CA stopped in between):
-            // decide now.
+            Ok(None) => {}
+            Err(e) => return internal(DATABASE_UNAVAILABLE, &e),
         }
+        let submission = Arc::new(Submission {
+            requester: account.sam_account_name.clone(),
+            requester_sid: account.sid.to_string(),
+            template: template_hint.map(str::to_string),
+            request: token.to_vec(),
+            renewal_of: renewal_record.as_ref().and_then(|r| r.serial.clone()),
+            authentication,
+            at: now,
+        });
 
-        let denied = |hresult: u32, reason: String| self.deny_recorded(&record, hresult, reason);
+        let denied = |hresult: u32, reason: String| Decision::Deny(Denial { hresult, reason });
         let (csr, renewal) = match parsed {
             Err(e) => {
-                return denied(
+                let decision = denied(
                     unreadable_request_code(&e),
                     format!("the request cannot be read: {e}"),
                 );
+                return self.carry_out(submission, decision, &[], None).await;
             }
             Ok(RequestToken::Pkcs10(csr)) => (csr, None),
             Ok(RequestToken::Renewal {
@@ -665,10 +714,11 @@ impl Authority {
                 let old = match CertificateInfo::from_der(&signer_certificate) {
                     Ok(o) => o,
                     Err(e) => {
-                        return denied(
+                        let decision = denied(
                             failure::INVALID_ARGUMENT,
                             format!("the signing certificate cannot be read: {e}"),
                         );
+                        return self.carry_out(submission, decision, &[], None).await;
                     }
                 };
                 let record = renewal_record
@@ -686,10 +736,10 @@ impl Authority {
             }
         };
         let published = snapshot
-            .services
+            .services()
             .iter()
             .find(|s| s.cn.eq_ignore_ascii_case(&self.config.name))
-            .map(|s| s.templates.clone())
+            .map(|s| &s.templates[..])
             .unwrap_or_default();
         let decision = decide(
             &IssuanceRequest {
@@ -698,40 +748,122 @@ impl Authority {
                 template_hint,
             },
             account,
-            &snapshot.templates,
+            snapshot.templates(),
             &CaFacts {
                 name: &self.config.name,
-                published: &published,
+                published,
                 certificate_not_after: self.signer.info.not_after,
             },
             now,
         );
+        let publish_to = match &decision {
+            Decision::Issue(p) if profile_publishes_to_ds(&snapshot, p) => Some(&account.dn[..]),
+            _ => None,
+        };
+        self.carry_out(submission, decision, &csr.public_key, publish_to)
+            .await
+    }
+
+    /// Records a new request with its decision in one write, signing first
+    /// when it is issued: one durable commit per request (shared with the
+    /// requests committed in the same group), and the answer, the
+    /// certificate above all, only once that commit is done. A request that
+    /// turns out to have been decided meanwhile (the same bytes sent twice
+    /// at once) is answered from its record; the certificate signed here is
+    /// then never sent. A certificate issued here is published to
+    /// `publish_to`'s `userCertificate` when given (PUBLISH_TO_DS).
+    async fn carry_out(
+        &self,
+        submission: Arc<Submission>,
+        decision: Decision,
+        public_key: &[u8],
+        publish_to: Option<&str>,
+    ) -> Answer {
+        let at = submission.at;
         match decision {
-            Decision::Deny(d) => denied(d.hresult, d.reason),
+            Decision::Deny(d) => {
+                let reason = d.reason.clone();
+                let recorded = self
+                    .commits
+                    .write(move |db| {
+                        let outcome = Outcome::Denied {
+                            hresult: d.hresult,
+                            reason: &d.reason,
+                        };
+                        db.submit_decided(submission.new_request(), outcome, at)
+                    })
+                    .await;
+                self.answer_recorded(recorded, |id| fault_for_id(id, d.hresult, reason))
+            }
             Decision::Pend { profile, reason } => {
                 let json = match serde_json::to_string(&profile) {
                     Ok(j) => j,
                     Err(e) => return internal(DATABASE_UNAVAILABLE, &e),
                 };
-                if let Err(e) = self.db().record_pending(record.id, &json, &reason) {
-                    return internal(DATABASE_UNAVAILABLE, &e);
-                }
-                Answer::Response(pending_response(record.id, &reason))
+                let message = reason.clone();
+                let recorded = self
+                    .commits
+                    .write(move |db| {
+                        let outcome = Outcome::Pending {
+                            profile_json: &json,
+                            reason: &reason,
+                        };
+                        db.submit_decided(submission.new_request(), outcome, at)
+                    })
+                    .await;
+                self.answer_recorded(recorded, |id| {
+                    Answer::Response(pending_response(id, &message))
+                })
             }
             Decision::Issue(profile) => {
-                match self
-                    .sign_and_record(record.id, &profile, &csr.public_key, false)
-                    .await
-                {
-                    Ok(cert) => {
-                        if profile_publishes_to_ds(&snapshot, &profile) {
-                            self.publish_user_certificate(&account.dn, &cert).await;
+                let urls = match self.issuer_urls().await {
+                    Ok(u) => u,
+                    Err(e) => return internal(CANNOT_ISSUE, &e),
+                };
+                let not_after = profile.not_after;
+                let signed = self
+                    .sign_with_urls(&profile, public_key, &urls, move |db, der, serial| {
+                        let outcome = Outcome::Issued {
+                            certificate: der,
+                            serial,
+                            not_after,
+                        };
+                        db.submit_decided(submission.new_request(), outcome, at)
+                    })
+                    .await;
+                match signed {
+                    Ok((cert, Submitted::Recorded { id })) => {
+                        if let Some(dn) = publish_to {
+                            self.publish_user_certificate(dn, &cert).await;
                         }
-                        self.issued_response(record.id, cert)
+                        self.issued_response(id, cert)
                     }
+                    Ok((_, Submitted::Earlier(record))) => self.answer_from_record(&record),
+                    Err(CaError::Database(DbError {
+                        kind: DbErrorKind::RequesterMismatch { .. },
+                        ..
+                    })) => another_account(),
                     Err(e) => internal(CANNOT_ISSUE, &e),
                 }
             }
+        }
+    }
+
+    /// The answer to a request once [`Database::submit_decided`] recorded
+    /// it: `recorded` names its ID.
+    fn answer_recorded(
+        &self,
+        recorded: Result<Submitted, DbError>,
+        recorded_as: impl FnOnce(u64) -> Answer,
+    ) -> Answer {
+        match recorded {
+            Ok(Submitted::Recorded { id }) => recorded_as(id),
+            Ok(Submitted::Earlier(record)) => self.answer_from_record(&record),
+            Err(DbError {
+                kind: DbErrorKind::RequesterMismatch { .. },
+                ..
+            }) => another_account(),
+            Err(e) => internal(DATABASE_UNAVAILABLE, &e),
         }
     }
 
@@ -856,16 +988,6 @@ impl Authority {
         }
     }
 
-    fn deny_recorded(&self, record: &RequestRecord, code: u32, reason: String) -> Answer {
-        if let Err(e) = self
-            .db()
-            .record_denied(record.id, code, &reason, self.now())
-        {
-            return internal(DATABASE_UNAVAILABLE, &e);
-        }
-        fault_for(record, code, reason)
-    }
-
     fn issued_response(&self, id: u64, certificate: Vec<u8>) -> Answer {
         let chain = certs_only(&[certificate.clone(), self.signer.der.clone()]).ok();
         Answer::Response(WstepResponse {
@@ -887,47 +1009,33 @@ impl Authority {
         self.db().by_serial(&info.serial).ok().flatten()
     }
 
-    async fn sign_and_record(
-        &self,
-        id: u64,
-        profile: &CertificateProfile,
-        public_key: &[u8],
-        approved: bool,
-    ) -> Result<Vec<u8>, CaError> {
-        let urls = self.issuer_urls().await?;
-        self.sign_with_urls(id, profile, public_key, approved, &urls)
-            .await
-    }
-
     /// Signs outside any lock (concurrent requests sign in parallel), then
-    /// records the certificate in the next group commit: the certificate
-    /// is returned, and so sent, only once its record is durable. A serial
-    /// already taken (a random 127-bit draw: in practice never) is drawn
-    /// again and the certificate signed anew.
-    async fn sign_with_urls(
+    /// records the certificate with `record` (given the certificate and its
+    /// serial) in the next group commit: the certificate is returned, and so
+    /// sent, only once its record is durable. A serial already taken (a
+    /// random 127-bit draw: in practice never) is drawn again and the
+    /// certificate signed anew.
+    async fn sign_with_urls<T: Send + 'static>(
         &self,
-        id: u64,
         profile: &CertificateProfile,
         public_key: &[u8],
-        approved: bool,
         urls: &IssuerUrls,
-    ) -> Result<Vec<u8>, CaError> {
+        record: impl Fn(&Database, &[u8], &str) -> Result<T, DbError> + Clone + Send + 'static,
+    ) -> Result<(Vec<u8>, T), CaError> {
         const DRAWS: usize = 4;
         let issuer = self.signer.certificate_issuer()?;
         for _ in 0..DRAWS {
             let serial = random_serial()?;
             let cert = build_certificate(profile, public_key, &serial, &issuer, urls)
                 .map_err(|e| CaError::State(e.to_string()))?;
-            let (not_after, now) = (profile.not_after, self.now());
             let der = cert.clone();
+            let record = record.clone();
             let recorded = self
                 .commits
-                .write(move |db| {
-                    db.record_issued(id, &der, &serial_hex(&serial), not_after, approved, now)
-                })
+                .write(move |db| record(db, &der, &serial_hex(&serial)))
                 .await;
             match recorded {
-                Ok(()) => return Ok(cert),
+                Ok(out) => return Ok((cert, out)),
                 Err(DbError {
                     kind: DbErrorKind::SerialInUse { .. },
                     ..
@@ -974,8 +1082,11 @@ impl Authority {
             RequestToken::Pkcs10(csr) | RequestToken::Renewal { csr, .. } => csr.public_key,
         };
         let urls = self.issuer_urls().await?;
-        self.sign_with_urls(id, &profile, &public_key, true, &urls)
-            .await?;
+        let (not_after, now) = (profile.not_after, self.now());
+        self.sign_with_urls(&profile, &public_key, &urls, move |db, der, serial| {
+            db.record_issued(id, der, serial, not_after, true, now)
+        })
+        .await?;
         self.db()
             .get(id)?
             .ok_or_else(|| CaError::State(format!("request {id} vanished")))
@@ -1190,8 +1301,8 @@ fn unreadable_request_code(e: &PkiError) -> u32 {
     }
 }
 
-fn profile_publishes_to_ds(snapshot: &DirectorySnapshot, profile: &CertificateProfile) -> bool {
-    snapshot.templates.iter().any(|t| {
+fn profile_publishes_to_ds(snapshot: &RequestView, profile: &CertificateProfile) -> bool {
+    snapshot.templates().iter().any(|t| {
         t.template.cn.eq_ignore_ascii_case(&profile.template_cn)
             && t.template
                 .enrollment_flags
@@ -1227,20 +1338,261 @@ fn fault(hresult: u32, message: String) -> Answer {
 }
 
 fn fault_for(record: &RequestRecord, hresult: u32, message: String) -> Answer {
+    fault_for_id(record.id, hresult, message)
+}
+
+fn fault_for_id(id: u64, hresult: u32, message: String) -> Answer {
     Answer::Fault(WstepFault {
         relates_to: None,
         hresult,
         message,
-        request_id: Some(record.id),
+        request_id: Some(id),
         invalid_request: true,
         code: FaultCode::Receiver,
         binary_response: None,
     })
 }
 
+/// The answer to bytes another account submitted before: no request ID,
+/// nothing of that request's outcome.
+fn another_account() -> Answer {
+    fault(
+        hresult::ENROLL_DENIED,
+        "this request was submitted by another account".into(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::pki::keys::KeyAlgorithm;
+    use std::path::Path;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
+
+    /// A CA with its key, certificate and database in `dir` and a
+    /// directory it never reaches: what happens once a request is decided
+    /// needs none (the naming contexts, for the certificates' URLs, are
+    /// set as if read).
+    fn offline_authority(dir: &Path) -> Authority {
+        let text = format!(
+            r#"
+name = "corp-CA"
+dns_host_name = "ca.corp.example"
+listen = "127.0.0.1:8443"
+http_listen = "127.0.0.1:8080"
+state_dir = "{}"
+key_algorithm = "p384"
+templates = ["WorkstationAuth"]
+
+[directory]
+url = "ldap://127.0.0.1:9"
+bind = "simple"
+user = "CN=ca-svc,CN=Users,DC=corp,DC=example"
+password_file = "ca-svc.secret"
+"#,
+            dir.join("ca").display()
+        );
+        let config = CaConfig::parse(&text, &dir.join("ca.toml")).unwrap();
+        std::fs::create_dir_all(&config.state_dir).unwrap();
+        super::super::init::create_key(&config, "DC=corp,DC=example", NOW).unwrap();
+        let ca = Authority::open(config, Arc::new(ManualClock::new(NOW))).unwrap();
+        *ca.naming.lock().unwrap() = Some(NamingContexts {
+            default: "DC=corp,DC=example".into(),
+            configuration: "CN=Configuration,DC=corp,DC=example".into(),
+        });
+        ca
+    }
+
+    /// The durable commits in the database's write-ahead log: frames whose
+    /// header holds the database's size after the commit (non-zero only in
+    /// a transaction's last frame; SQLite file format, 4.1 "WAL File
+    /// Format"), counted while their salt is the log's current one.
+    fn wal_commits(database: &Path) -> usize {
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        let Ok(wal) = std::fs::read(wal) else {
+            return 0;
+        };
+        if wal.len() < 32 {
+            return 0;
+        }
+        let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let page_size = word(&wal[8..12]);
+        let salt = &wal[16..24];
+        let (mut commits, mut at) = (0, 32);
+        while at + 24 + page_size <= wal.len() && &wal[at + 8..at + 16] == salt {
+            if word(&wal[at + 4..at + 8]) != 0 {
+                commits += 1;
+            }
+            at += 24 + page_size;
+        }
+        commits
+    }
+
+    fn submission(request: &[u8]) -> Arc<Submission> {
+        Arc::new(Submission {
+            requester: "WS01$".into(),
+            requester_sid: "S-1-5-21-1000-2000-3000-1201".into(),
+            template: Some("WorkstationAuth".into()),
+            request: request.to_vec(),
+            renewal_of: None,
+            authentication: Some(Authentication::Password),
+            at: NOW,
+        })
+    }
+
+    fn profile() -> CertificateProfile {
+        CertificateProfile {
+            template_cn: "WorkstationAuth".into(),
+            subject: vec![("CN".into(), "ws01.corp.example".into())],
+            subject_alt_names: Vec::new(),
+            not_before: NOW,
+            not_after: NOW + time::Duration::days(365),
+            key_usage: Some(vec![0xa0, 0x00]),
+            extended_key_usage: vec!["1.3.6.1.5.5.7.3.2".into()],
+            application_policies: Vec::new(),
+            issuance_policies: Vec::new(),
+            critical_extensions: Vec::new(),
+            template_information: None,
+            template_name: Some("WorkstationAuth".into()),
+            requester_sid: None,
+            basic_constraints_end_entity: false,
+            include_revocation_info: true,
+            ocsp_nocheck: false,
+        }
+    }
+
+    fn issued_certificate(answer: &Answer) -> (u64, Vec<u8>) {
+        match answer {
+            Answer::Response(WstepResponse {
+                disposition: WireDisposition::Issued,
+                request_id,
+                certificate: Some(cert),
+                ..
+            }) => (*request_id, cert.clone()),
+            other => panic!("expected a certificate, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_issued_at_once_is_one_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = offline_authority(dir.path());
+        let database = ca.config.database.clone();
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+
+        let before = wal_commits(&database);
+        let answer = ca
+            .carry_out(
+                submission(b"pkcs10 of ws01"),
+                Decision::Issue(profile()),
+                &key.public_key_der(),
+                None,
+            )
+            .await;
+        assert_eq!(
+            wal_commits(&database) - before,
+            1,
+            "the request and its certificate are one commit"
+        );
+        let (id, cert) = issued_certificate(&answer);
+        let record = ca.db().get(id).unwrap().expect("the request is recorded");
+        assert_eq!(record.disposition, Disposition::Issued);
+        assert_eq!(record.certificate.as_deref(), Some(&cert[..]));
+        assert_eq!(record.requester, "WS01$");
+        assert_eq!(record.template.as_deref(), Some("WorkstationAuth"));
+        assert_eq!(record.request, b"pkcs10 of ws01");
+        assert_eq!(record.authentication, Some(Authentication::Password));
+        assert_eq!(
+            record.serial,
+            Some(CertificateInfo::from_der(&cert).unwrap().serial)
+        );
+
+        // The same bytes decided meanwhile (sent twice at once): answered
+        // with the first certificate, recorded once.
+        let again = ca
+            .carry_out(
+                submission(b"pkcs10 of ws01"),
+                Decision::Issue(profile()),
+                &key.public_key_der(),
+                None,
+            )
+            .await;
+        assert_eq!(issued_certificate(&again), (id, cert));
+        assert_eq!(
+            ca.db()
+                .list(super::super::db::ListFilter::All)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn pending_and_denied_requests_are_recorded_in_one_commit_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = offline_authority(dir.path());
+        let database = ca.config.database.clone();
+
+        let before = wal_commits(&database);
+        let pending = ca
+            .carry_out(
+                submission(b"needs approval"),
+                Decision::Pend {
+                    profile: profile(),
+                    reason: "a CA manager decides".into(),
+                },
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(wal_commits(&database) - before, 1);
+        let Answer::Response(WstepResponse {
+            disposition: WireDisposition::Pending,
+            request_id,
+            ..
+        }) = pending
+        else {
+            panic!("expected pending, got {pending:?}");
+        };
+        let record = ca.db().get(request_id).unwrap().unwrap();
+        assert_eq!(record.disposition, Disposition::Pending);
+        assert_eq!(record.reason, "a CA manager decides");
+        let stored: CertificateProfile =
+            serde_json::from_str(record.profile.as_deref().unwrap()).unwrap();
+        assert_eq!(stored.template_cn, "WorkstationAuth");
+
+        let before = wal_commits(&database);
+        let denied = ca
+            .carry_out(
+                submission(b"not allowed"),
+                Decision::Deny(Denial {
+                    hresult: hresult::ENROLL_DENIED,
+                    reason: "no Enroll right".into(),
+                }),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(wal_commits(&database) - before, 1);
+        let Answer::Fault(WstepFault {
+            hresult: code,
+            request_id: Some(id),
+            ..
+        }) = denied
+        else {
+            panic!("expected a denial, got {denied:?}");
+        };
+        assert_eq!(code, hresult::ENROLL_DENIED);
+        let record = ca.db().get(id).unwrap().unwrap();
+        assert_eq!(record.disposition, Disposition::Denied);
+        assert_eq!(record.hresult, Some(hresult::ENROLL_DENIED));
+        assert_eq!(record.reason, "no Enroll right");
+        assert_ne!(id, request_id);
+    }
 
     #[test]
     fn a_principal_stands_for_an_account_of_its_realms_domain_only() {

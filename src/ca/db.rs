@@ -294,6 +294,38 @@ pub struct NewRequest<'a> {
     pub authentication: Option<Authentication>,
 }
 
+/// What the CA decided about a request, recorded together with the request
+/// by [`Database::submit_decided`].
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// Issued at once: the certificate, its serial (any form
+    /// [`normalize_serial`] accepts) and its end of validity.
+    Issued {
+        certificate: &'a [u8],
+        serial: &'a str,
+        not_after: OffsetDateTime,
+    },
+    /// Waiting for a CA manager ([`Database::record_pending`]).
+    Pending {
+        profile_json: &'a str,
+        reason: &'a str,
+    },
+    /// Refused ([`Database::record_denied`]).
+    Denied { hresult: u32, reason: &'a str },
+}
+
+/// What [`Database::submit_decided`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// The outcome was recorded for request `id`: a new one, or one stored
+    /// before but never decided (the CA stopped in between).
+    Recorded { id: u64 },
+    /// The same request was decided before: its record, unchanged. The
+    /// outcome given was not recorded (a certificate signed for it must
+    /// not be sent).
+    Earlier(Box<RequestRecord>),
+}
+
 /// Which requests [`Database::list`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListFilter {
@@ -664,52 +696,141 @@ impl Database {
             .transpose()
             .map_err(|e| self.err(e.into()))?;
         self.write("submitting a request", |tx| {
-            let select = format!("SELECT {COLUMNS} FROM requests WHERE fingerprint = ?1");
-            // Looked up first rather than with an upsert: a failed insert
-            // would still consume an AUTOINCREMENT ID. The write lock taken
-            // at BEGIN IMMEDIATE keeps the look-up and the insert atomic;
-            // UNIQUE(fingerprint) guards the rest.
-            let existing =
-                query_one(tx, &select, [&fp]).map_err(self.sql("looking up the request"))?;
-            if let Some(record) = existing {
-                // sAMAccountName compares case-insensitively in AD.
-                if !record.requester.eq_ignore_ascii_case(new.requester) {
-                    return Err(self.err(DbErrorKind::RequesterMismatch {
-                        id: record.id,
-                        stored: record.requester,
-                        given: new.requester.to_string(),
-                    }));
-                }
-                return Ok((record, false));
-            }
-            cached_execute(
-                tx,
-                "INSERT INTO requests (fingerprint, requester, requester_sid, template, \
-                 request, disposition, renewal_of, submitted_at, authentication, method) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9)",
-                params![
-                    fp,
-                    new.requester,
-                    new.requester_sid,
-                    new.template,
-                    new.request,
-                    renewal_of,
-                    now.unix_timestamp(),
-                    new.authentication.map(|a| a.columns().0),
-                    new.authentication.and_then(|a| a.columns().1)
-                ],
-            )
-            .map_err(self.sql("inserting the request"))?;
-            let record = query_one(tx, &select, [&fp])
-                .map_err(self.sql("reading the request back"))?
-                .ok_or_else(|| {
-                    self.err(sqlite(
-                        "reading the request back",
-                        rusqlite::Error::QueryReturnedNoRows,
-                    ))
-                })?;
-            Ok((record, true))
+            self.submit_in(tx, &new, &fp, renewal_of.as_deref(), now)
         })
+    }
+
+    /// [`Database::submit`] inside `tx`, with the fingerprint and the
+    /// normalized serial of the renewed certificate.
+    fn submit_in(
+        &self,
+        tx: &Connection,
+        new: &NewRequest<'_>,
+        fp: &str,
+        renewal_of: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(RequestRecord, bool), DbError> {
+        let select = format!("SELECT {COLUMNS} FROM requests WHERE fingerprint = ?1");
+        // Looked up first rather than with an upsert: a failed insert
+        // would still consume an AUTOINCREMENT ID. The write lock taken
+        // at BEGIN IMMEDIATE keeps the look-up and the insert atomic;
+        // UNIQUE(fingerprint) guards the rest.
+        let existing = query_one(tx, &select, [fp]).map_err(self.sql("looking up the request"))?;
+        if let Some(record) = existing {
+            // sAMAccountName compares case-insensitively in AD.
+            if !record.requester.eq_ignore_ascii_case(new.requester) {
+                return Err(self.err(DbErrorKind::RequesterMismatch {
+                    id: record.id,
+                    stored: record.requester,
+                    given: new.requester.to_string(),
+                }));
+            }
+            return Ok((record, false));
+        }
+        cached_execute(
+            tx,
+            "INSERT INTO requests (fingerprint, requester, requester_sid, template, \
+             request, disposition, renewal_of, submitted_at, authentication, method) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9)",
+            params![
+                fp,
+                new.requester,
+                new.requester_sid,
+                new.template,
+                new.request,
+                renewal_of,
+                now.unix_timestamp(),
+                new.authentication.map(|a| a.columns().0),
+                new.authentication.and_then(|a| a.columns().1)
+            ],
+        )
+        .map_err(self.sql("inserting the request"))?;
+        let record = query_one(tx, &select, [fp])
+            .map_err(self.sql("reading the request back"))?
+            .ok_or_else(|| {
+                self.err(sqlite(
+                    "reading the request back",
+                    rusqlite::Error::QueryReturnedNoRows,
+                ))
+            })?;
+        Ok((record, true))
+    }
+
+    /// Records a new request together with what was decided about it, in
+    /// one write (one durable commit in a group, see `super::commit`): a
+    /// request issued at once costs one commit, not one for the submission
+    /// and another for the certificate, and a certificate is never recorded
+    /// without its request nor a request left undecided. The same bytes
+    /// submitted before are handled as [`Database::submit`] handles them:
+    /// from another account refused; decided, returned unchanged as
+    /// [`Submitted::Earlier`]; stored but never decided, decided now.
+    ///
+    /// A serial already taken fails with [`DbErrorKind::SerialInUse`] and
+    /// records nothing: the write is rolled back whole, the AUTOINCREMENT
+    /// counter with it, so no request ID is used up.
+    pub fn submit_decided(
+        &self,
+        new: NewRequest<'_>,
+        outcome: Outcome<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Submitted, DbError> {
+        let serial = match outcome {
+            Outcome::Issued { serial, .. } => {
+                Some(normalize_serial(serial).map_err(|e| self.err(e.into()))?)
+            }
+            _ => None,
+        };
+        let fp = fingerprint(new.request);
+        let renewal_of = new
+            .renewal_of
+            .map(normalize_serial)
+            .transpose()
+            .map_err(|e| self.err(e.into()))?;
+        self.write("recording a request and its outcome", |tx| {
+            let (record, created) = self.submit_in(tx, &new, &fp, renewal_of.as_deref(), now)?;
+            if !created && (record.disposition != Disposition::Pending || record.profile.is_some())
+            {
+                return Ok(Submitted::Earlier(Box::new(record)));
+            }
+            let key = i64::try_from(record.id)
+                .map_err(|_| self.err(DbErrorKind::UnknownRequest { id: record.id }))?;
+            match (outcome, serial) {
+                (
+                    Outcome::Issued {
+                        certificate,
+                        not_after,
+                        ..
+                    },
+                    Some(serial),
+                ) => self.issue_in(tx, key, certificate, serial, not_after, false, now)?,
+                (
+                    Outcome::Pending {
+                        profile_json,
+                        reason,
+                    },
+                    _,
+                ) => self.pend_in(tx, key, profile_json, reason)?,
+                (Outcome::Denied { hresult, reason }, _) => {
+                    self.deny_in(tx, key, hresult, reason, now)?
+                }
+                (Outcome::Issued { .. }, None) => {
+                    unreachable!("the serial of an issuance is normalized above")
+                }
+            }
+            Ok(Submitted::Recorded { id: record.id })
+        })
+    }
+
+    /// The record of the request whose bytes are `request`, if it was
+    /// submitted before: a resubmission is answered from it without being
+    /// decided or signed again.
+    pub fn by_request(&self, request: &[u8]) -> Result<Option<RequestRecord>, DbError> {
+        query_one(
+            &self.conn,
+            &format!("SELECT {COLUMNS} FROM requests WHERE fingerprint = ?1"),
+            [fingerprint(request)],
+        )
+        .map_err(self.sql("looking up the request"))
     }
 
     /// Records a request refused because its sender could not be
@@ -805,43 +926,59 @@ impl Database {
         let serial = normalize_serial(serial).map_err(|e| self.err(e.into()))?;
         self.write("recording an issued certificate", |tx| {
             let key = self.require_pending(tx, id)?;
-            let holder: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM requests WHERE serial = ?1",
-                    [&serial],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(self.sql("checking the serial"))?;
-            if let Some(other) = holder {
-                return Err(self.err(DbErrorKind::SerialInUse {
-                    serial,
-                    id: other.unsigned_abs(),
-                }));
-            }
-            let reason = if approved {
-                "Issued after approval by a CA manager"
-            } else {
-                "Issued"
-            };
-            cached_execute(
-                tx,
-                "UPDATE requests SET disposition = 'issued', certificate = ?2, serial = ?3, \
-                 not_after = ?4, approved = ?5, resolved_at = ?6, reason = ?7, hresult = NULL \
-                 WHERE id = ?1",
-                params![
-                    key,
-                    certificate,
-                    serial,
-                    not_after.unix_timestamp(),
-                    approved,
-                    now.unix_timestamp(),
-                    reason
-                ],
-            )
-            .map_err(self.sql("recording the certificate"))?;
-            Ok(())
+            self.issue_in(tx, key, certificate, serial, not_after, approved, now)
         })
+    }
+
+    /// [`Database::record_issued`] inside `tx`, for a pending request and a
+    /// normalized serial.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_in(
+        &self,
+        tx: &Connection,
+        key: i64,
+        certificate: &[u8],
+        serial: String,
+        not_after: OffsetDateTime,
+        approved: bool,
+        now: OffsetDateTime,
+    ) -> Result<(), DbError> {
+        let holder: Option<i64> = cached_query_row(
+            tx,
+            "SELECT id FROM requests WHERE serial = ?1",
+            [&serial],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(self.sql("checking the serial"))?;
+        if let Some(other) = holder {
+            return Err(self.err(DbErrorKind::SerialInUse {
+                serial,
+                id: other.unsigned_abs(),
+            }));
+        }
+        let reason = if approved {
+            "Issued after approval by a CA manager"
+        } else {
+            "Issued"
+        };
+        cached_execute(
+            tx,
+            "UPDATE requests SET disposition = 'issued', certificate = ?2, serial = ?3, \
+             not_after = ?4, approved = ?5, resolved_at = ?6, reason = ?7, hresult = NULL \
+             WHERE id = ?1",
+            params![
+                key,
+                certificate,
+                serial,
+                not_after.unix_timestamp(),
+                approved,
+                now.unix_timestamp(),
+                reason
+            ],
+        )
+        .map_err(self.sql("recording the certificate"))?;
+        Ok(())
     }
 
     /// Keeps request `id` pending (CA manager approval required) with the
@@ -849,14 +986,25 @@ impl Database {
     pub fn record_pending(&self, id: u64, profile_json: &str, reason: &str) -> Result<(), DbError> {
         self.write("recording a pending request", |tx| {
             let key = self.require_pending(tx, id)?;
-            cached_execute(
-                tx,
-                "UPDATE requests SET profile = ?2, reason = ?3 WHERE id = ?1",
-                params![key, profile_json, reason],
-            )
-            .map_err(self.sql("recording the pending request"))?;
-            Ok(())
+            self.pend_in(tx, key, profile_json, reason)
         })
+    }
+
+    /// [`Database::record_pending`] inside `tx`, for a pending request.
+    fn pend_in(
+        &self,
+        tx: &Connection,
+        key: i64,
+        profile_json: &str,
+        reason: &str,
+    ) -> Result<(), DbError> {
+        cached_execute(
+            tx,
+            "UPDATE requests SET profile = ?2, reason = ?3 WHERE id = ?1",
+            params![key, profile_json, reason],
+        )
+        .map_err(self.sql("recording the pending request"))?;
+        Ok(())
     }
 
     /// Denies pending request `id` with an HRESULT ([MS-WCCE] 2.2.2.9, e.g.
@@ -870,15 +1018,27 @@ impl Database {
     ) -> Result<(), DbError> {
         self.write("recording a denial", |tx| {
             let key = self.require_pending(tx, id)?;
-            cached_execute(
-                tx,
-                "UPDATE requests SET disposition = 'denied', hresult = ?2, reason = ?3, \
-                 resolved_at = ?4 WHERE id = ?1",
-                params![key, hresult, reason, now.unix_timestamp()],
-            )
-            .map_err(self.sql("recording the denial"))?;
-            Ok(())
+            self.deny_in(tx, key, hresult, reason, now)
         })
+    }
+
+    /// [`Database::record_denied`] inside `tx`, for a pending request.
+    fn deny_in(
+        &self,
+        tx: &Connection,
+        key: i64,
+        hresult: u32,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), DbError> {
+        cached_execute(
+            tx,
+            "UPDATE requests SET disposition = 'denied', hresult = ?2, reason = ?3, \
+             resolved_at = ?4 WHERE id = ?1",
+            params![key, hresult, reason, now.unix_timestamp()],
+        )
+        .map_err(self.sql("recording the denial"))?;
+        Ok(())
     }
 
     /// Request `id`, if there is one.
@@ -1468,6 +1628,139 @@ mod tests {
             ));
             assert_eq!(db.get(id).unwrap(), None);
         }
+    }
+
+    #[test]
+    fn a_request_and_its_outcome_are_one_write() {
+        let (_dir, db) = open_temp();
+        let not_after = T0 + time::Duration::days(365);
+        let issued_at_once = Outcome::Issued {
+            certificate: b"DER",
+            serial: "00:1F:AB",
+            not_after,
+        };
+        let got = db
+            .submit_decided(request("WS01$", b"r"), issued_at_once, T0)
+            .unwrap();
+        assert_eq!(got, Submitted::Recorded { id: 1 });
+        let rec = db.get(1).unwrap().unwrap();
+        assert_eq!(rec.disposition, Disposition::Issued);
+        assert_eq!(rec.certificate.as_deref(), Some(&b"DER"[..]));
+        assert_eq!(rec.serial.as_deref(), Some("1fab"));
+        assert_eq!(rec.not_after, Some(not_after));
+        assert_eq!(rec.submitted_at, T0);
+        assert_eq!(rec.resolved_at, Some(T0));
+        assert_eq!(rec.reason, "Issued");
+        assert_eq!(rec.requester_sid.as_deref(), Some("S-1-5-21-1-2-3-1104"));
+
+        // Decided before: returned unchanged, the new outcome not recorded.
+        let denial = Outcome::Denied {
+            hresult: 0x8009_4012,
+            reason: "no",
+        };
+        let again = db
+            .submit_decided(request("ws01$", b"r"), denial, T0)
+            .unwrap();
+        assert_eq!(again, Submitted::Earlier(Box::new(rec.clone())));
+        assert_eq!(db.get(1).unwrap().unwrap(), rec);
+        // From another account: refused.
+        let err = db
+            .submit_decided(request("WS02$", b"r"), denial, T0)
+            .unwrap_err();
+        assert!(
+            matches!(err.kind, DbErrorKind::RequesterMismatch { id: 1, .. }),
+            "{err}"
+        );
+
+        let pending = Outcome::Pending {
+            profile_json: "{}",
+            reason: "waits",
+        };
+        assert_eq!(
+            db.submit_decided(request("alice", b"p"), pending, T0)
+                .unwrap(),
+            Submitted::Recorded { id: 2 }
+        );
+        let rec = db.get(2).unwrap().unwrap();
+        assert_eq!(rec.disposition, Disposition::Pending);
+        assert_eq!(rec.profile.as_deref(), Some("{}"));
+        assert_eq!(rec.reason, "waits");
+        assert_eq!(
+            db.submit_decided(request("alice", b"d"), denial, T0)
+                .unwrap(),
+            Submitted::Recorded { id: 3 }
+        );
+        let rec = db.get(3).unwrap().unwrap();
+        assert_eq!(rec.disposition, Disposition::Denied);
+        assert_eq!(rec.hresult, Some(0x8009_4012));
+        assert_eq!(rec.resolved_at, Some(T0));
+    }
+
+    #[test]
+    fn a_request_stored_but_never_decided_is_decided_onto_its_record() {
+        let (_dir, db) = open_temp();
+        let (rec, _) = db.submit(request("WS01$", b"r"), T0).unwrap();
+        let outcome = Outcome::Issued {
+            certificate: b"DER",
+            serial: "0b",
+            not_after: T0 + time::Duration::days(1),
+        };
+        let got = db
+            .submit_decided(request("WS01$", b"r"), outcome, T0)
+            .unwrap();
+        assert_eq!(got, Submitted::Recorded { id: rec.id });
+        assert_eq!(
+            db.get(rec.id).unwrap().unwrap().disposition,
+            Disposition::Issued
+        );
+        assert_eq!(db.list(ListFilter::All).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_taken_serial_records_nothing_and_uses_up_no_request_id() {
+        let (_dir, db) = open_temp();
+        issued(&db, b"a", "0a");
+        let outcome = |serial| Outcome::Issued {
+            certificate: b"c",
+            serial,
+            not_after: T0 + time::Duration::days(1),
+        };
+        let err = db
+            .submit_decided(request("WS01$", b"b"), outcome("0A"), T0)
+            .unwrap_err();
+        assert!(
+            matches!(err.kind, DbErrorKind::SerialInUse { id: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(db.by_request(b"b").unwrap(), None);
+        // Drawn again: the next ID, as if the first draw never happened.
+        let got = db
+            .submit_decided(request("WS01$", b"b"), outcome("0c"), T0)
+            .unwrap();
+        assert_eq!(got, Submitted::Recorded { id: 2 });
+    }
+
+    #[test]
+    fn a_taken_serial_inside_a_group_is_rolled_back_alone() {
+        let (_dir, db) = open_temp();
+        issued(&db, b"a", "0a");
+        db.begin_group().unwrap();
+        let outcome = |serial| Outcome::Issued {
+            certificate: b"c",
+            serial,
+            not_after: T0 + time::Duration::days(1),
+        };
+        assert!(
+            db.submit_decided(request("WS01$", b"b"), outcome("0a"), T0)
+                .is_err()
+        );
+        let other = db
+            .submit_decided(request("WS01$", b"x"), outcome("0d"), T0)
+            .unwrap();
+        db.commit_group().unwrap();
+        assert_eq!(other, Submitted::Recorded { id: 2 });
+        assert_eq!(db.by_request(b"b").unwrap(), None);
+        assert_eq!(db.list(ListFilter::All).unwrap().len(), 2);
     }
 
     #[test]

@@ -122,21 +122,7 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
 
     let created_key = !config.key_path().exists();
     if created_key {
-        let key = PrivateKey::generate(config.key_algorithm)?;
-        let params = ca_params(config, &naming.default, now)?;
-        let key_pair = key.rcgen_key_pair()?;
-        let cert = params
-            .self_signed(&key_pair)
-            .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
-        let der = restore_issuer_name(cert.der(), &key_pair)
-            .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
-        let pem = crate::store::pem::encode("CERTIFICATE", &der);
-        // The certificate first: a key without a certificate is re-created
-        // on the next run, a certificate without its key never is.
-        fs.replace(&config.key_path(), key.to_pem().as_bytes(), KEY_MODE)
-            .map_err(|e| io("CA key", e))?;
-        fs.replace(&config.certificate_path(), pem.as_bytes(), 0o644)
-            .map_err(|e| io("CA certificate", e))?;
+        create_key(config, &naming.default, now)?;
     }
     let signer = Signer::load(config)?;
 
@@ -192,6 +178,34 @@ pub async fn init(config: &CaConfig, now: OffsetDateTime) -> Result<InitReport, 
         ca_thumbprint: signer.info().thumbprint.clone(),
         changes,
     })
+}
+
+/// Generates the CA's key and its self-signed certificate, for the domain
+/// whose naming context is `default_nc`, and writes both to `config`'s
+/// state directory.
+pub(super) fn create_key(
+    config: &CaConfig,
+    default_nc: &str,
+    now: OffsetDateTime,
+) -> Result<(), CaError> {
+    let fs = Fs::default();
+    let io = |what: &str, e: crate::store::StoreError| CaError::State(format!("{what}: {e}"));
+    let key = PrivateKey::generate(config.key_algorithm)?;
+    let params = ca_params(config, default_nc, now)?;
+    let key_pair = key.rcgen_key_pair()?;
+    let cert = params
+        .self_signed(&key_pair)
+        .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
+    let der = restore_issuer_name(cert.der(), &key_pair)
+        .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
+    let pem = crate::store::pem::encode("CERTIFICATE", &der);
+    // The certificate first: a key without a certificate is re-created
+    // on the next run, a certificate without its key never is.
+    fs.replace(&config.key_path(), key.to_pem().as_bytes(), KEY_MODE)
+        .map_err(|e| io("CA key", e))?;
+    fs.replace(&config.certificate_path(), pem.as_bytes(), 0o644)
+        .map_err(|e| io("CA certificate", e))?;
+    Ok(())
 }
 
 fn ca_params(
