@@ -922,8 +922,12 @@ fn svg(runs: &[&Run]) -> String {
 
 fn main() {
     let args = args();
+    // One runtime thread per host in flight: a simulated host's store writes
+    // (files and fsyncs, synchronous as on a real host) block the thread
+    // they run on, and must not hold up the other hosts' network I/O, as
+    // they would not on separate machines.
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(args.concurrency.max(2))
         .enable_all()
         .build()
         .expect("runtime");

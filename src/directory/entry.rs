@@ -2,7 +2,7 @@
 //! AD uses (signed 32-bit integers, periods, SIDs). Every reader returns an
 //! [`AttrError`] naming the attribute and what was expected; none panics.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use ldap3::ResultEntry;
 
@@ -28,14 +28,17 @@ impl std::error::Error for AttrError {}
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
     pub dn: String,
-    attrs: HashMap<String, Vec<Vec<u8>>>,
+    /// Lowercased names in order: a template has some thirty attributes,
+    /// where ordered string comparison costs less than hashing each name,
+    /// and the saved snapshot walks them sorted.
+    attrs: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl Entry {
     pub fn new(dn: impl Into<String>) -> Self {
         Entry {
             dn: dn.into(),
-            attrs: HashMap::new(),
+            attrs: BTreeMap::new(),
         }
     }
 
@@ -90,14 +93,8 @@ impl Entry {
 
     /// Every attribute (lowercased name) with its values, sorted by name:
     /// what [`crate::directory::saved`] keeps.
-    pub fn attributes(&self) -> Vec<(&str, &[Vec<u8>])> {
-        let mut all: Vec<(&str, &[Vec<u8>])> = self
-            .attrs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(b.0));
-        all
+    pub fn attributes(&self) -> impl ExactSizeIterator<Item = (&str, &[Vec<u8>])> {
+        self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
     /// Every value of an attribute (none when absent).
