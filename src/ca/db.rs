@@ -314,6 +314,23 @@ pub enum Outcome<'a> {
     Denied { hresult: u32, reason: &'a str },
 }
 
+/// An [`Outcome`] with its serial normalized, as it is written.
+enum Decided<'a> {
+    Issued {
+        certificate: &'a [u8],
+        serial: String,
+        not_after: OffsetDateTime,
+    },
+    Pending {
+        profile_json: &'a str,
+        reason: &'a str,
+    },
+    Denied {
+        hresult: u32,
+        reason: &'a str,
+    },
+}
+
 /// What [`Database::submit_decided`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
@@ -675,6 +692,17 @@ impl Database {
         committed
     }
 
+    /// A new request's fingerprint (what makes a resubmission the same
+    /// request) and the normalized serial of the certificate it renews.
+    fn request_keys(&self, new: &NewRequest<'_>) -> Result<(String, Option<String>), DbError> {
+        let renewal_of = new
+            .renewal_of
+            .map(normalize_serial)
+            .transpose()
+            .map_err(|e| self.err(e.into()))?;
+        Ok((fingerprint(new.request), renewal_of))
+    }
+
     /// Records a request, or finds the earlier record of the same bytes: a
     /// client that resubmits (a retry after a lost response) gets the outcome
     /// it was given the first time, never a second certificate. Returns the
@@ -689,12 +717,7 @@ impl Database {
         new: NewRequest<'_>,
         now: OffsetDateTime,
     ) -> Result<(RequestRecord, bool), DbError> {
-        let fp = fingerprint(new.request);
-        let renewal_of = new
-            .renewal_of
-            .map(normalize_serial)
-            .transpose()
-            .map_err(|e| self.err(e.into()))?;
+        let (fp, renewal_of) = self.request_keys(&new)?;
         self.write("submitting a request", |tx| {
             self.submit_in(tx, &new, &fp, renewal_of.as_deref(), now)
         })
@@ -774,18 +797,27 @@ impl Database {
         outcome: Outcome<'_>,
         now: OffsetDateTime,
     ) -> Result<Submitted, DbError> {
-        let serial = match outcome {
-            Outcome::Issued { serial, .. } => {
-                Some(normalize_serial(serial).map_err(|e| self.err(e.into()))?)
-            }
-            _ => None,
+        // A bad serial fails before anything is written.
+        let outcome = match outcome {
+            Outcome::Issued {
+                certificate,
+                serial,
+                not_after,
+            } => Decided::Issued {
+                certificate,
+                serial: normalize_serial(serial).map_err(|e| self.err(e.into()))?,
+                not_after,
+            },
+            Outcome::Pending {
+                profile_json,
+                reason,
+            } => Decided::Pending {
+                profile_json,
+                reason,
+            },
+            Outcome::Denied { hresult, reason } => Decided::Denied { hresult, reason },
         };
-        let fp = fingerprint(new.request);
-        let renewal_of = new
-            .renewal_of
-            .map(normalize_serial)
-            .transpose()
-            .map_err(|e| self.err(e.into()))?;
+        let (fp, renewal_of) = self.request_keys(&new)?;
         self.write("recording a request and its outcome", |tx| {
             let (record, created) = self.submit_in(tx, &new, &fp, renewal_of.as_deref(), now)?;
             if !created && (record.disposition != Disposition::Pending || record.profile.is_some())
@@ -794,27 +826,18 @@ impl Database {
             }
             let key = i64::try_from(record.id)
                 .map_err(|_| self.err(DbErrorKind::UnknownRequest { id: record.id }))?;
-            match (outcome, serial) {
-                (
-                    Outcome::Issued {
-                        certificate,
-                        not_after,
-                        ..
-                    },
-                    Some(serial),
-                ) => self.issue_in(tx, key, certificate, serial, not_after, false, now)?,
-                (
-                    Outcome::Pending {
-                        profile_json,
-                        reason,
-                    },
-                    _,
-                ) => self.pend_in(tx, key, profile_json, reason)?,
-                (Outcome::Denied { hresult, reason }, _) => {
+            match outcome {
+                Decided::Issued {
+                    certificate,
+                    serial,
+                    not_after,
+                } => self.issue_in(tx, key, certificate, serial, not_after, false, now)?,
+                Decided::Pending {
+                    profile_json,
+                    reason,
+                } => self.pend_in(tx, key, profile_json, reason)?,
+                Decided::Denied { hresult, reason } => {
                     self.deny_in(tx, key, hresult, reason, now)?
-                }
-                (Outcome::Issued { .. }, None) => {
-                    unreachable!("the serial of an issuance is normalized above")
                 }
             }
             Ok(Submitted::Recorded { id: record.id })

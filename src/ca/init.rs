@@ -199,12 +199,14 @@ pub(super) fn create_key(
     let der = restore_issuer_name(cert.der(), &key_pair)
         .map_err(|e| CaError::State(format!("cannot sign the CA certificate: {e}")))?;
     let pem = crate::store::pem::encode("CERTIFICATE", &der);
-    // The certificate first: a key without a certificate is re-created
-    // on the next run, a certificate without its key never is.
-    fs.replace(&config.key_path(), key.to_pem().as_bytes(), KEY_MODE)
-        .map_err(|e| io("CA key", e))?;
+    // The certificate first: the key's presence is what says the CA exists
+    // (`init` creates both when the key is missing), so a certificate left
+    // without its key by a crash is replaced on the next run, while a key
+    // left without its certificate would never be.
     fs.replace(&config.certificate_path(), pem.as_bytes(), 0o644)
         .map_err(|e| io("CA certificate", e))?;
+    fs.replace(&config.key_path(), key.to_pem().as_bytes(), KEY_MODE)
+        .map_err(|e| io("CA key", e))?;
     Ok(())
 }
 
