@@ -314,23 +314,6 @@ pub enum Outcome<'a> {
     Denied { hresult: u32, reason: &'a str },
 }
 
-/// An [`Outcome`] with its serial normalized, as it is written.
-enum Decided<'a> {
-    Issued {
-        certificate: &'a [u8],
-        serial: String,
-        not_after: OffsetDateTime,
-    },
-    Pending {
-        profile_json: &'a str,
-        reason: &'a str,
-    },
-    Denied {
-        hresult: u32,
-        reason: &'a str,
-    },
-}
-
 /// What [`Database::submit_decided`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Submitted {
@@ -797,26 +780,6 @@ impl Database {
         outcome: Outcome<'_>,
         now: OffsetDateTime,
     ) -> Result<Submitted, DbError> {
-        // A bad serial fails before anything is written.
-        let outcome = match outcome {
-            Outcome::Issued {
-                certificate,
-                serial,
-                not_after,
-            } => Decided::Issued {
-                certificate,
-                serial: normalize_serial(serial).map_err(|e| self.err(e.into()))?,
-                not_after,
-            },
-            Outcome::Pending {
-                profile_json,
-                reason,
-            } => Decided::Pending {
-                profile_json,
-                reason,
-            },
-            Outcome::Denied { hresult, reason } => Decided::Denied { hresult, reason },
-        };
         let (fp, renewal_of) = self.request_keys(&new)?;
         self.write("recording a request and its outcome", |tx| {
             let (record, created) = self.submit_in(tx, &new, &fp, renewal_of.as_deref(), now)?;
@@ -827,16 +790,20 @@ impl Database {
             let key = i64::try_from(record.id)
                 .map_err(|_| self.err(DbErrorKind::UnknownRequest { id: record.id }))?;
             match outcome {
-                Decided::Issued {
+                Outcome::Issued {
                     certificate,
                     serial,
                     not_after,
-                } => self.issue_in(tx, key, certificate, serial, not_after, false, now)?,
-                Decided::Pending {
+                } => {
+                    // A bad serial fails the write, which then records nothing.
+                    let serial = normalize_serial(serial).map_err(|e| self.err(e.into()))?;
+                    self.issue_in(tx, key, certificate, serial, not_after, false, now)?
+                }
+                Outcome::Pending {
                     profile_json,
                     reason,
                 } => self.pend_in(tx, key, profile_json, reason)?,
-                Decided::Denied { hresult, reason } => {
+                Outcome::Denied { hresult, reason } => {
                     self.deny_in(tx, key, hresult, reason, now)?
                 }
             }
