@@ -389,10 +389,43 @@ async fn against_samba() {
     pending_approved_then_retrieved(&lab, &ca).await;
     deny_revoke_and_crl(&lab, &ca).await;
     ca.stop().await;
+    highest_committed_usn_moves_with_a_write(&lab).await;
     eprintln!(
         "Samba lab ready in {:.1} s, checks done in {:.1} s",
         ready.as_secs_f64(),
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// AD's database-wide change value (rootDSE `highestCommittedUSN`, with
+/// `dsServiceName`), which the CA trusts to skip the change marker of
+/// Public Key Services while it stands still, is found on Samba and moves
+/// with a write to a template.
+async fn highest_committed_usn_moves_with_a_write(lab: &common::TestLab) {
+    use autoenroll::directory::Directory;
+    use autoenroll::directory::server_marker::ServerMarkerSource;
+    let policy = lab.policy("ws01");
+    let mut dir = Directory::connect(&policy.directory).await.unwrap();
+    let naming = dir.naming_contexts().await.unwrap();
+    let source = dir
+        .server_marker_source(&naming.public_key_services())
+        .await
+        .unwrap();
+    assert_eq!(source, ServerMarkerSource::HighestCommittedUsn);
+    let before = dir.server_marker(&source).await.unwrap().expect("a value");
+    dir.snapshot("ws01$").await.unwrap();
+    let after_reading = dir.server_marker(&source).await.unwrap().expect("a value");
+    lab.admin(
+        "ldapmodify",
+        &format!(
+            "dn: CN=WorkstationAuth,CN=Certificate Templates,{}\nchangetype: modify\nreplace: displayName\ndisplayName: moved\n",
+            naming.public_key_services()
+        ),
+    );
+    let after_writing = dir.server_marker(&source).await.unwrap().expect("a value");
+    assert_ne!(after_writing, after_reading, "a modified template moves it");
+    eprintln!(
+        "highestCommittedUSN: {before} before a snapshot, {after_reading} after it, {after_writing} after a write"
     );
 }
 

@@ -336,3 +336,55 @@ async fn the_change_marker_follows_what_a_snapshot_reads() {
     let after_add = dir.change_marker(&pks).await.unwrap();
     assert_ne!(after_add, after_template, "a new template moves the marker");
 }
+
+/// The lab's directory shows a database-wide change value (syncprov's
+/// contextCSN, the emulation of AD's highestCommittedUSN), which the CA
+/// trusts to skip the change marker while it stands still: it must stand
+/// still across reads and binds (a pulse writes nothing) and move with any
+/// write, to an account as well as to a template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_marker_moves_with_every_write_and_only_then() {
+    use autoenroll::directory::server_marker::ServerMarkerSource;
+    let lab = common::start(None);
+    let policy = lab.policy("ws01");
+    let mut dir = Directory::connect(&policy.directory).await.unwrap();
+    let pks = dir.naming_contexts().await.unwrap().public_key_services();
+    let source = dir.server_marker_source(&pks).await.unwrap();
+    assert!(
+        matches!(&source, ServerMarkerSource::ContextCsn { naming_context }
+            if naming_context.eq_ignore_ascii_case("DC=corp,DC=example")),
+        "{source:?}"
+    );
+    let first = dir.server_marker(&source).await.unwrap().expect("a value");
+
+    // Reads and binds: a whole snapshot, on this and on another connection.
+    dir.snapshot("ws01$").await.unwrap();
+    let mut other = Directory::connect(&policy.directory).await.unwrap();
+    other.snapshot("ws01$").await.unwrap();
+    assert_eq!(
+        dir.server_marker(&source).await.unwrap().as_ref(),
+        Some(&first)
+    );
+
+    lab.admin(
+        "ldapmodify",
+        "dn: CN=WS01,CN=Computers,DC=corp,DC=example\nchangetype: modify\nreplace: description\ndescription: moved\n",
+    );
+    let after_account = dir.server_marker(&source).await.unwrap().expect("a value");
+    assert_ne!(after_account, first, "a modified account moves it");
+
+    let template = "CN=WorkstationAuth,CN=Certificate Templates,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+    lab.admin(
+        "ldapmodify",
+        &format!("dn: {template}\nchangetype: modify\nreplace: displayName\ndisplayName: moved\n"),
+    );
+    let after_template = other
+        .server_marker(&source)
+        .await
+        .unwrap()
+        .expect("a value");
+    assert_ne!(
+        after_template, after_account,
+        "a modified template moves it"
+    );
+}

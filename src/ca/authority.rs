@@ -28,6 +28,7 @@ use super::profile::CertificateProfile;
 use super::publish::{PublishError, aia_ldap_url, cdp_ldap_url, publish_crl};
 use crate::clock::Clock;
 use crate::directory::entry::Entry;
+use crate::directory::server_marker::ServerMarkerSource;
 use crate::directory::{
     Directory, DirectoryError, DirectorySnapshot, NamingContexts, TemplateEntry,
 };
@@ -167,15 +168,31 @@ pub struct Authority {
     /// Connections used only to check requesters' passwords by binding.
     login: Pool,
     naming: Mutex<Option<NamingContexts>>,
-    /// The last snapshot read in full, with the change marker of Public Key
-    /// Services it was read at: while the marker is the same, a request reads
-    /// only its account and takes templates, CAs and CRLs from here.
-    pks: Mutex<Option<(String, Arc<DirectorySnapshot>)>>,
+    /// The last snapshot read in full, with the markers that tell it is
+    /// still current: while they stand still, a request reads only its
+    /// account and takes templates, CAs and CRLs from here.
+    pks: Mutex<Option<CachedPks>>,
+    /// Where the directory shows its database-wide change value, found on
+    /// the first request.
+    server_marker_source: Mutex<Option<ServerMarkerSource>>,
     /// Names of the groups seen in requesters' tokens, for messages only
     /// (a group's SID never changes; a stale name misleads no decision):
     /// a request whose groups are all named here costs no group search.
     /// Behind an `Arc` so that a request takes the map without copying it.
     group_names: Mutex<Arc<BTreeMap<Sid, String>>>,
+}
+
+/// Public Key Services as the CA last read it in full, and what tells that
+/// it is still current.
+struct CachedPks {
+    /// The directory's database-wide change value
+    /// ([`crate::directory::server_marker`]) last seen while `marker` stood
+    /// still, when the directory shows one: unchanged, nothing at all
+    /// changed, and `marker` need not be read.
+    server: Option<String>,
+    /// The change marker of Public Key Services the snapshot was read at.
+    marker: String,
+    snapshot: Arc<DirectorySnapshot>,
 }
 
 /// What one request sees of the directory: Public Key Services as the CA
@@ -263,6 +280,7 @@ impl Authority {
             login: Pool::new(IDLE_CONNECTIONS),
             naming: Mutex::new(None),
             pks: Mutex::new(None),
+            server_marker_source: Mutex::new(None),
             group_names: Mutex::new(Arc::new(BTreeMap::new())),
         })
     }
@@ -331,14 +349,17 @@ impl Authority {
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// A view for `account`: Public Key Services from the cache while its
-    /// change marker stands still (one search of three small attributes
-    /// instead of every template's entry), shared with every other request
-    /// read at the same marker rather than copied (a copy costs as much CPU
-    /// as there are templates, security descriptors and CRLs), and the
-    /// account always read anew. The marker is read before the full search,
-    /// so a change made while reading shows as a new marker on the next
-    /// request.
+    /// A view for `account`: Public Key Services from the cache while it is
+    /// current, shared with every other request read at the same markers
+    /// rather than copied (a copy costs as much CPU as there are templates,
+    /// security descriptors and CRLs), and the account always read anew.
+    ///
+    /// Current means: the directory's database-wide change value stands
+    /// still (one base search of one entry; nothing changed anywhere), or
+    /// else the change marker of Public Key Services does (one search of
+    /// three small attributes of each PKI object, a cost that grows with the
+    /// template count). Each marker is read before what it vouches for, so a
+    /// change made meanwhile shows as a moved marker on the next request.
     async fn snapshot_on(
         &self,
         dir: &mut Directory,
@@ -355,13 +376,29 @@ impl Authority {
                 n
             }
         };
-        let marker = dir.change_marker(&naming.public_key_services()).await?;
-        let cached = self.pks.lock().ok().and_then(|c| {
-            c.as_ref()
-                .filter(|(m, _)| *m == marker)
-                .map(|(_, s)| s.clone())
-        });
-        if let Some(pks) = cached {
+        let pks_dn = naming.public_key_services();
+        let server = self.server_marker(dir, &pks_dn).await?;
+        let cached = |current: &dyn Fn(&CachedPks) -> bool| {
+            self.pks.lock().ok().and_then(|c| {
+                c.as_ref()
+                    .filter(|c| current(c))
+                    .map(|c| c.snapshot.clone())
+            })
+        };
+        let mut pks = cached(&|c| server.is_some() && c.server == server);
+        let mut marker = None;
+        if pks.is_none() {
+            let m = dir.change_marker(&pks_dn).await?;
+            pks = cached(&|c| c.marker == m);
+            if pks.is_some()
+                && let Ok(mut c) = self.pks.lock()
+                && let Some(c) = c.as_mut().filter(|c| c.marker == m)
+            {
+                c.server = server.clone();
+            }
+            marker = Some(m);
+        }
+        if let Some(pks) = pks {
             let known = self.group_names();
             let (account, sid_names) = dir.account_view(account, &naming, &known, entry).await?;
             self.remember_group_names(&sid_names);
@@ -376,10 +413,52 @@ impl Authority {
             account: snapshot.account.clone(),
             pks: Arc::new(snapshot),
         };
-        if let Ok(mut c) = self.pks.lock() {
-            *c = Some((marker, view.pks.clone()));
+        if let (Some(marker), Ok(mut c)) = (marker, self.pks.lock()) {
+            *c = Some(CachedPks {
+                server,
+                marker,
+                snapshot: view.pks.clone(),
+            });
         }
         Ok(view)
+    }
+
+    /// The directory's database-wide change value now, if it shows one
+    /// (where, is found on the first request). A value that cannot be read
+    /// is no value: the change marker then decides.
+    async fn server_marker(
+        &self,
+        dir: &mut Directory,
+        pks_dn: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        let known = self
+            .server_marker_source
+            .lock()
+            .ok()
+            .and_then(|s| s.clone());
+        let source = match known {
+            Some(s) => s,
+            None => {
+                let s = match dir.server_marker_source(pks_dn).await {
+                    Err(DirectoryError::Content { what, .. }) => {
+                        tracing::debug!("no database-wide change value: {what}");
+                        ServerMarkerSource::Unavailable
+                    }
+                    found => found?,
+                };
+                if let Ok(mut known) = self.server_marker_source.lock() {
+                    *known = Some(s.clone());
+                }
+                s
+            }
+        };
+        match dir.server_marker(&source).await {
+            Err(DirectoryError::Content { what, .. }) => {
+                tracing::debug!("the database-wide change value cannot be read: {what}");
+                Ok(None)
+            }
+            read => read,
+        }
     }
 
     /// The group names known so far, shared: copied only when a request

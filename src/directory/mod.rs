@@ -3,8 +3,8 @@
 //! (security descriptors, SDDL), the access check, and the eligibility rules
 //! built on them.
 //!
-//! Architecture invariant: only `connection`, `snapshot` and `discovery` (DNS)
-//! do I/O; the codecs, the access check and eligibility are pure (and so is
+//! Architecture invariant: only `connection`, `snapshot`, `server_marker` and
+//! `discovery` (DNS) do I/O; the codecs, the access check and eligibility are pure (and so is
 //! `discovery::order`).
 
 pub mod access;
@@ -15,6 +15,7 @@ pub mod entry;
 pub mod saved;
 pub mod sd;
 pub mod sddl;
+pub mod server_marker;
 pub mod snapshot;
 
 pub use connection::{Directory, DirectoryError};
