@@ -157,7 +157,10 @@ fn naming_context_of<'c>(dn: &str, contexts: &'c [String]) -> Option<&'c str> {
 mod tests {
     use super::*;
 
-    fn entry(attrs: &[(&str, &[&str])]) -> Entry {
+    /// Attribute names with their values.
+    type Attrs<'a> = &'a [(&'a str, &'a [&'a str])];
+
+    fn entry(attrs: Attrs) -> Entry {
         attrs.iter().fold(Entry::new(""), |e, (name, values)| {
             e.with(name, values.iter().map(|v| v.as_bytes().to_vec()))
         })
@@ -191,7 +194,7 @@ mod tests {
     #[test]
     fn the_usn_counts_only_with_the_dc_it_is_counted_on() {
         let dsa = "CN=NTDS Settings,CN=DC01,CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration,DC=corp,DC=example";
-        let cases: &[(&[(&str, &[&str])], Option<String>)] = &[
+        let cases: &[(Attrs, Option<String>)] = &[
             (
                 &[(USN, &["12345"]), (DSA, &[dsa])],
                 Some(format!("{dsa}/12345")),
