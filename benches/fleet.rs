@@ -6,7 +6,13 @@
 //! ```text
 //! cargo bench --bench fleet -- [--hosts 100,1000] [--templates 0] [--concurrency 16]
 //!                              [--svg docs/fleet.svg] [--json fleet.jsonl]
+//!                              [--stores-in /dev/shm]
 //! ```
+//!
+//! `--stores-in` puts the hosts' stores in a folder made there instead of
+//! beside the lab (the CA's database and slapd's stay on the lab's disk):
+//! a real host's store writes load its own disk, not the servers' machine,
+//! and N stores on one filesystem cost more than N filesystems would.
 //!
 //! For each size it starts a private slapd holding the sample forest, N
 //! computer accounts (primary group Servers, so each is granted the
@@ -65,6 +71,9 @@ struct Args {
     concurrency: usize,
     svg: Option<PathBuf>,
     json: Option<PathBuf>,
+    /// Where the hosts' stores go (a folder made in it), instead of the
+    /// lab's folder.
+    stores_in: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -74,6 +83,7 @@ fn args() -> Args {
         concurrency: 16,
         svg: None,
         json: None,
+        stores_in: None,
     };
     let list = |v: &str| -> Vec<usize> {
         v.split(',')
@@ -93,10 +103,28 @@ fn args() -> Args {
             }
             "--svg" => a.svg = it.next().map(PathBuf::from),
             "--json" => a.json = it.next().map(PathBuf::from),
+            "--stores-in" => a.stores_in = it.next().map(PathBuf::from),
             _ => {} // `cargo bench` passes --bench
         }
     }
     a
+}
+
+/// The type of the filesystem holding `path` (its longest mount point in
+/// `/proc/self/mounts`).
+fn filesystem_of(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, kind) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(point)
+                .then(|| (point.len(), kind.to_string()))
+        })
+        .max()
+        .map_or_else(|| "unknown".into(), |(_, kind)| kind)
 }
 
 /// CPU seconds (user + system) of a process, from `/proc/<pid>/stat`.
@@ -206,7 +234,10 @@ impl Wave {
 
 struct Fleet {
     lab: Lab,
+    /// Each host's name and policy file.
     hosts: Vec<(String, PathBuf)>,
+    /// The folder holding the hosts' stores, one per host, by name.
+    stores: PathBuf,
     ca_pid: u32,
     ca_port: u16,
     slapd_pid: u32,
@@ -227,7 +258,7 @@ fn password(name: &str) -> String {
     format!("{name}-Fleet-Passw0rd")
 }
 
-async fn setup(tmp: &Path, hosts: usize, templates: usize) -> Fleet {
+async fn setup(tmp: &Path, stores: &Path, hosts: usize, templates: usize) -> Fleet {
     let mut ldif = String::new();
     for i in 0..hosts {
         let name = host_name(i);
@@ -271,6 +302,14 @@ async fn setup(tmp: &Path, hosts: usize, templates: usize) -> Fleet {
             let p = lab
                 .write_password_policy(&name, &dn, Context::Machine, &password(&name))
                 .expect("policy");
+            let text = std::fs::read_to_string(&p).expect("policy");
+            let store = stores.join(&name);
+            let text = text.replace(
+                &format!("store = \"stores/{name}\""),
+                &format!("store = \"{}\"", store.display()),
+            );
+            assert!(text.contains(&store.display().to_string()), "{text}");
+            std::fs::write(&p, text).expect("policy");
             (name, p)
         })
         .collect();
@@ -278,6 +317,7 @@ async fn setup(tmp: &Path, hosts: usize, templates: usize) -> Fleet {
     Fleet {
         lab,
         hosts,
+        stores: stores.to_path_buf(),
         ca_pid,
         ca_port: https,
         slapd_pid,
@@ -441,7 +481,7 @@ fn exactly_once(fleet: &Fleet, issuing_waves: usize) -> Vec<String> {
     }
     let mut installed: HashMap<String, usize> = HashMap::new();
     for (host, _) in &fleet.hosts {
-        let store = Store::open(&fleet.lab.dir.join("stores").join(host)).expect("store");
+        let store = Store::open(&fleet.stores.join(host)).expect("store");
         let snap = store.snapshot().expect("store snapshot");
         if snap.certificates.len() != 1 {
             problems.push(format!(
@@ -666,6 +706,8 @@ fn idle_worker(fleet: &Fleet) -> (u64, u64, u64, Duration) {
 struct Run {
     hosts: usize,
     templates: usize,
+    /// The filesystem type of the hosts' stores (`ext4`, `tmpfs`).
+    stores_on: String,
     first: Wave,
     renewal: Wave,
     noop: Wave,
@@ -702,9 +744,10 @@ impl Run {
             )
         };
         format!(
-            "{{\"hosts\":{},\"templates\":{},\"first\":{},\"renewal\":{},\"noop\":{},\"raw_signing_per_cpu_s\":{:.1},\"raw_signing_per_wall_s\":{:.1},\"openssl_signing_per_s\":{},\"ldapsearch_floor\":{{\"wall_ms\":{:.2},\"cpu_ms\":{:.2},\"slapd_cpu_ms\":{:.2}}},\"noop_pulse\":{{\"wall_ms\":{:.2},\"cpu_ms\":{:.2},\"slapd_cpu_ms\":{:.2}}},\"ca_db_bytes\":{},\"exactly_once_problems\":{},\"idle_worker_rss_kib\":{},\"idle_worker_anon_kib\":{},\"idle_worker_switches_20s\":{}}}",
+            "{{\"hosts\":{},\"templates\":{},\"stores_on\":\"{}\",\"first\":{},\"renewal\":{},\"noop\":{},\"raw_signing_per_cpu_s\":{:.1},\"raw_signing_per_wall_s\":{:.1},\"openssl_signing_per_s\":{},\"ldapsearch_floor\":{{\"wall_ms\":{:.2},\"cpu_ms\":{:.2},\"slapd_cpu_ms\":{:.2}}},\"noop_pulse\":{{\"wall_ms\":{:.2},\"cpu_ms\":{:.2},\"slapd_cpu_ms\":{:.2}}},\"ca_db_bytes\":{},\"exactly_once_problems\":{},\"idle_worker_rss_kib\":{},\"idle_worker_anon_kib\":{},\"idle_worker_switches_20s\":{}}}",
             self.hosts,
             self.templates,
+            self.stores_on,
             wave(&self.first),
             wave(&self.renewal),
             wave(&self.noop),
@@ -737,12 +780,24 @@ fn db_bytes(config: &CaConfig) -> u64 {
     total
 }
 
-async fn run_one(hosts: usize, templates: usize, concurrency: usize) -> Run {
+async fn run_one(
+    hosts: usize,
+    templates: usize,
+    concurrency: usize,
+    stores_in: Option<&Path>,
+) -> Run {
     let tmp = tempfile::tempdir().expect("temp dir");
+    let stores_tmp =
+        stores_in.map(|dir| tempfile::tempdir_in(dir).expect("a folder for the stores"));
+    let stores = match &stores_tmp {
+        Some(dir) => dir.path().to_path_buf(),
+        None => tmp.path().join("lab").join("stores"),
+    };
     let t = Instant::now();
-    let mut fleet = setup(tmp.path(), hosts, templates).await;
+    let mut fleet = setup(tmp.path(), &stores, hosts, templates).await;
+    let stores_on = filesystem_of(&stores);
     println!(
-        "{hosts} hosts, {templates} extra templates, {concurrency} pulses at a time (set up in {:.1} s)",
+        "{hosts} hosts, {templates} extra templates, {concurrency} pulses at a time, stores on {stores_on} (set up in {:.1} s)",
         t.elapsed().as_secs_f64()
     );
     let (raw_signing, raw_signing_wall, openssl) = signing_baselines(&fleet.config);
@@ -802,6 +857,7 @@ async fn run_one(hosts: usize, templates: usize, concurrency: usize) -> Run {
     Run {
         hosts,
         templates,
+        stores_on,
         first,
         renewal,
         noop,
@@ -936,7 +992,12 @@ fn main() {
     let mut runs = Vec::new();
     for &templates in &args.templates {
         for &hosts in &args.hosts {
-            let run = rt.block_on(run_one(hosts, templates, args.concurrency));
+            let run = rt.block_on(run_one(
+                hosts,
+                templates,
+                args.concurrency,
+                args.stores_in.as_deref(),
+            ));
             if let Some(path) = &args.json {
                 use std::io::Write;
                 let mut f = std::fs::OpenOptions::new()
