@@ -796,6 +796,71 @@ fn ca_objects_as_ad(lab: &TestLab, ca: &TestCa) {
     assert!(!everything.contains("pkiCA"), "{everything}");
 }
 
+/// Submits `n` WorkstationAuth requests for ws01 at once, with slapd
+/// stopped (SIGSTOP) until all of them have had the time to reach the CA and
+/// wait on their first directory operation, so that they go on together;
+/// each is issued.
+async fn wave_of_requests(lab: &common::TestLab, ca: &common::TestCa, n: usize) {
+    let t = template(lab, "WorkstationAuth").await;
+    let csrs: Vec<_> = (0..n)
+        .map(|_| enrollment_request(&t, &rsa(), None).unwrap())
+        .collect();
+    let slapd = lab.lab.slapd_pid().expect("the lab's slapd") as libc::pid_t;
+    // SAFETY: signals to the lab's own child process.
+    assert_eq!(unsafe { libc::kill(slapd, libc::SIGSTOP) }, 0);
+    let mut tasks = tokio::task::JoinSet::new();
+    for csr in csrs {
+        let (client, endpoint) = (ca.client("ws01"), ca.endpoint.clone());
+        tasks.spawn(async move {
+            client
+                .submit(&endpoint, &csr, "WorkstationAuth")
+                .await
+                .unwrap()
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(slapd, libc::SIGCONT) }, 0);
+    while let Some(out) = tasks.join_next().await {
+        issued(&out.unwrap());
+    }
+}
+
+/// Requests that all find the cached Public Key Services stale at once (a
+/// CA's first wave, the first after a template change) read it in full
+/// once between them, not once each: with hundreds of templates a read in
+/// full is the most expensive thing a request can do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_of_requests_reads_public_key_services_in_full_once() {
+    let lab = common::start(None);
+    let ca = lab.start_ca(start_time()).await;
+    let before = ca.authority.full_directory_reads();
+    wave_of_requests(&lab, &ca, 8).await;
+    assert_eq!(ca.authority.full_directory_reads() - before, 1);
+
+    wave_of_requests(&lab, &ca, 8).await;
+    assert_eq!(
+        ca.authority.full_directory_reads() - before,
+        1,
+        "nothing changed: every request of the second wave used the cache"
+    );
+
+    // The enrollment service is rewritten (same templates): its change
+    // marker moves, and the next wave reads it in full once more.
+    lab.admin(
+        "ldapmodify",
+        "dn: CN=corp-CA,CN=Enrollment Services,CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example\n\
+         changetype: modify\n\
+         delete: certificateTemplates\n\
+         certificateTemplates: WorkstationAuth\n\
+         -\n\
+         add: certificateTemplates\n\
+         certificateTemplates: WorkstationAuth\n",
+    );
+    wave_of_requests(&lab, &ca, 8).await;
+    assert_eq!(ca.authority.full_directory_reads() - before, 2);
+}
+
 /// The CA keeps what it read of Public Key Services behind the directory's
 /// change marker: a change there reaches the very next request, and
 /// requests at once each work on a connection of their own.

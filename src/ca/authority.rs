@@ -8,6 +8,7 @@
 //! outcome.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rcgen::{Issuer, KeyPair};
@@ -172,6 +173,13 @@ pub struct Authority {
     /// still current: while they stand still, a request reads only its
     /// account and takes templates, CAs and CRLs from here.
     pks: Mutex<Option<CachedPks>>,
+    /// Held by the one request reading Public Key Services in full: the
+    /// requests that found `pks` stale meanwhile wait for its result
+    /// instead of each reading (and decoding) every template themselves, as
+    /// a whole wave of requests would after a start or a template change.
+    refreshing: tokio::sync::Mutex<()>,
+    /// How many times Public Key Services was read in full.
+    full_reads: AtomicU64,
     /// Where the directory shows its database-wide change value, found on
     /// the first request.
     server_marker_source: Mutex<Option<ServerMarkerSource>>,
@@ -280,6 +288,8 @@ impl Authority {
             login: Pool::new(IDLE_CONNECTIONS),
             naming: Mutex::new(None),
             pks: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+            full_reads: AtomicU64::new(0),
             server_marker_source: Mutex::new(None),
             group_names: Mutex::new(Arc::new(BTreeMap::new())),
         })
@@ -287,6 +297,12 @@ impl Authority {
 
     pub fn config(&self) -> &CaConfig {
         &self.config
+    }
+
+    /// How many times this CA has read Public Key Services in full (the
+    /// other requests took it from the cache): a figure for diagnostics.
+    pub fn full_directory_reads(&self) -> u64 {
+        self.full_reads.load(Ordering::Relaxed)
     }
 
     pub fn signer(&self) -> &Signer {
@@ -360,6 +376,8 @@ impl Authority {
     /// three small attributes of each PKI object, a cost that grows with the
     /// template count). Each marker is read before what it vouches for, so a
     /// change made meanwhile shows as a moved marker on the next request.
+    /// When neither vouches, one request at a time reads Public Key Services
+    /// in full; the others wait for that read rather than repeat it.
     async fn snapshot_on(
         &self,
         dir: &mut Directory,
@@ -398,12 +416,24 @@ impl Authority {
             }
             marker = Some(m);
         }
+        let mut refreshing = None;
+        if pks.is_none() {
+            // Another request may be reading it in full right now: wait for
+            // it, then take what it read if it read it at the markers this
+            // request saw (a change after those shows as a moved marker).
+            refreshing = Some(self.refreshing.lock().await);
+            pks = cached(&|c| {
+                (server.is_some() && c.server == server) || marker.as_ref() == Some(&c.marker)
+            });
+        }
         if let Some(pks) = pks {
+            drop(refreshing);
             let known = self.group_names();
             let (account, sid_names) = dir.account_view(account, &naming, &known, entry).await?;
             self.remember_group_names(&sid_names);
             return Ok(RequestView { pks, account });
         }
+        self.full_reads.fetch_add(1, Ordering::Relaxed);
         let snapshot = dir.snapshot(account).await?;
         self.remember_group_names(&snapshot.sid_names);
         if let Ok(mut n) = self.naming.lock() {
