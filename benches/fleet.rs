@@ -300,16 +300,14 @@ async fn setup(tmp: &Path, stores: &Path, hosts: usize, templates: usize) -> Fle
             let name = host_name(i);
             let dn = format!("CN={name},CN=Computers,DC=corp,DC=example");
             let p = lab
-                .write_password_policy(&name, &dn, Context::Machine, &password(&name))
+                .write_password_policy(
+                    &name,
+                    &dn,
+                    Context::Machine,
+                    &password(&name),
+                    &stores.join(&name),
+                )
                 .expect("policy");
-            let text = std::fs::read_to_string(&p).expect("policy");
-            let store = stores.join(&name);
-            let text = text.replace(
-                &format!("store = \"stores/{name}\""),
-                &format!("store = \"{}\"", store.display()),
-            );
-            assert!(text.contains(&store.display().to_string()), "{text}");
-            std::fs::write(&p, text).expect("policy");
             (name, p)
         })
         .collect();

@@ -568,13 +568,16 @@ impl Lab {
 
     /// Writes `<name>.toml` and its password file for an account of the
     /// lab's directory other than the samples (the fleet benchmark's
-    /// hosts): the same simple bind over StartTLS as [`Lab::write_policies`].
+    /// hosts): the same simple bind over StartTLS as [`Lab::write_policies`],
+    /// with its store at `store` (the benchmark may put the stores on
+    /// another filesystem).
     pub fn write_password_policy(
         &self,
         name: &str,
         dn: &str,
         context: Context,
         password: &str,
+        store: &Path,
     ) -> Result<PathBuf, LabError> {
         let secrets = self.dir.join("secrets");
         if !secrets.is_dir() {
@@ -586,7 +589,7 @@ impl Lab {
         let policy = format!(
             "# Lab policy for {name}: {context} context, simple bind over StartTLS.\n\
              context = \"{context}\"\n\
-             store = \"stores/{name}\"\n\n\
+             store = {store}\n\n\
              [directory]\n\
              url = \"{url}\"\n\
              starttls = true\n\
@@ -595,6 +598,7 @@ impl Lab {
              bind = \"simple\"\n\
              user = \"{dn}\"\n\
              password_file = \"secrets/{name}.secret\"\n",
+            store = toml::Value::String(store.display().to_string()),
             url = self.url,
         );
         let path = self.policy_path(name);
