@@ -560,16 +560,90 @@ fn signing_baselines(config: &CaConfig) -> (f64, f64, Option<f64>) {
     (raw, raw_wall, openssl)
 }
 
+/// How a no-op pulse finds Public Key Services, each measured against its
+/// own `ldapsearch` floor.
+#[derive(Clone, Copy, Debug)]
+enum NoopPath {
+    /// Nothing was written since the last pulse: the server's change value
+    /// stands still and Public Key Services is not searched at all.
+    Unchanged,
+    /// Something was written elsewhere (another account) before each pulse,
+    /// as on an AD DC, whose USN moves with every write: the change marker
+    /// of Public Key Services is read, and the saved entries stand.
+    WrittenElsewhere,
+    /// The saved snapshot is removed before each pulse (as after a template
+    /// change): Public Key Services is read in full, and the saved snapshot
+    /// written again.
+    ReadInFull,
+}
+
+impl NoopPath {
+    const ALL: [NoopPath; 3] = [
+        NoopPath::Unchanged,
+        NoopPath::WrittenElsewhere,
+        NoopPath::ReadInFull,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            NoopPath::Unchanged => "unchanged",
+            NoopPath::WrittenElsewhere => "written_elsewhere",
+            NoopPath::ReadInFull => "read_in_full",
+        }
+    }
+
+    /// The largest search such a pulse makes, as `ldapsearch` arguments:
+    /// base, scope, filter, attributes.
+    fn largest_search(self, host_dn: &str) -> [String; 4] {
+        let pks = "CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
+        let filter = "(|(objectClass=pKICertificateTemplate)(objectClass=pKIEnrollmentService)(objectClass=certificationAuthority)(objectClass=pkiCA)(objectClass=cRLDistributionPoint))";
+        let s = |x: &str| x.to_string();
+        match self {
+            // The account's entry, as the snapshot reads it.
+            NoopPath::Unchanged => [
+                s(host_dn),
+                s("base"),
+                s("(objectClass=*)"),
+                s(
+                    "objectClass objectSid primaryGroupID sAMAccountName dNSHostName userPrincipalName mail userCertificate memberOf tokenGroups sIDHistory cn",
+                ),
+            ],
+            NoopPath::WrittenElsewhere => [
+                s(pks),
+                s("sub"),
+                s(filter),
+                s("modifyTimestamp uSNChanged entryCSN"),
+            ],
+            NoopPath::ReadInFull => [s(pks), s("sub"), s(filter), s("* nTSecurityDescriptor")],
+        }
+    }
+}
+
+/// A no-op path's pulse and its floor, each wall, CPU and slapd's CPU per
+/// round.
+struct NoopFigure {
+    path: NoopPath,
+    pulse: (Duration, f64, f64),
+    floor: (Duration, f64, f64),
+}
+
+impl NoopFigure {
+    fn ratios(&self) -> (f64, f64) {
+        (
+            self.pulse.0.as_secs_f64() / self.floor.0.as_secs_f64(),
+            self.pulse.1 / self.floor.1,
+        )
+    }
+}
+
 /// One `ldapsearch` process per round as host00000: StartTLS, the same
-/// simple bind, and the Public Key Services subtree search a pulse makes
-/// (its largest). Returns wall and CPU (the child's) per round, and
-/// slapd's CPU per round.
-fn ldapsearch_floor(fleet: &Fleet) -> (Duration, f64, f64) {
+/// simple bind, and the largest search a pulse of `path` makes. Returns
+/// wall and CPU (the child's) per round, and slapd's CPU per round.
+fn ldapsearch_floor(fleet: &Fleet, path: NoopPath) -> (Duration, f64, f64) {
     let (host, _) = &fleet.hosts[0];
     let dn = format!("CN={host},CN=Computers,DC=corp,DC=example");
     let secret = fleet.lab.dir.join("secrets").join(format!("{host}.secret"));
-    let pks = "CN=Public Key Services,CN=Services,CN=Configuration,DC=corp,DC=example";
-    let filter = "(|(objectClass=pKICertificateTemplate)(objectClass=pKIEnrollmentService)(objectClass=certificationAuthority)(objectClass=pkiCA)(objectClass=cRLDistributionPoint))";
+    let [base, scope, filter, attrs] = path.largest_search(&dn);
     let (c0, s0) = (children_cpu(), cpu_of(fleet.slapd_pid));
     let start = Instant::now();
     for _ in 0..FLOOR_ROUNDS {
@@ -577,8 +651,8 @@ fn ldapsearch_floor(fleet: &Fleet) -> (Duration, f64, f64) {
             .env("LDAPTLS_CACERT", &fleet.lab.tls_ca_file)
             .args(["-LLL", "-ZZ", "-x", "-H", &fleet.lab.url, "-D", &dn, "-y"])
             .arg(&secret)
-            .args(["-E", "pr=500/noprompt", "-b", pks, "-s", "sub", filter])
-            .args(["*", "nTSecurityDescriptor"])
+            .args(["-E", "pr=500/noprompt", "-b", &base, "-s", &scope, &filter])
+            .args(attrs.split(' '))
             .output()
             .expect("ldapsearch runs");
         assert!(
@@ -595,28 +669,78 @@ fn ldapsearch_floor(fleet: &Fleet) -> (Duration, f64, f64) {
     )
 }
 
-/// No-op pulses one at a time as host00000: wall, this process's CPU and
-/// slapd's CPU per pulse.
-async fn noop_sequential(fleet: &Fleet) -> (Duration, f64, f64) {
-    let (_, path) = &fleet.hosts[0];
-    let policy = Policy::load(path).expect("policy");
-    let (c0, s0) = (self_cpu(), cpu_of(fleet.slapd_pid));
-    let start = Instant::now();
-    for _ in 0..FLOOR_ROUNDS {
+/// A write to an entry outside Public Key Services (another account's
+/// description), by `ldapmodify` as the lab's administrator.
+fn write_elsewhere(fleet: &Fleet, round: usize) {
+    let (other, _) = &fleet.hosts[fleet.hosts.len() - 1];
+    let ldif = format!(
+        "dn: CN={other},CN=Computers,DC=corp,DC=example\nchangetype: modify\nreplace: description\ndescription: round {round}\n"
+    );
+    let file = fleet.lab.dir.join("elsewhere.ldif");
+    std::fs::write(&file, ldif).expect("LDIF written");
+    let out = std::process::Command::new("ldapmodify")
+        .env("LDAPTLS_CACERT", &fleet.lab.tls_ca_file)
+        .args([
+            "-x",
+            "-ZZ",
+            "-H",
+            &fleet.lab.url,
+            "-D",
+            &fleet.lab.admin_dn,
+            "-y",
+        ])
+        .arg(fleet.lab.dir.join("admin.secret"))
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .expect("ldapmodify runs");
+    assert!(
+        out.status.success(),
+        "ldapmodify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// No-op pulses one at a time as host00000, each found on `path` (the
+/// report says whether Public Key Services was reused; a pulse that does
+/// otherwise fails the bench): wall, this process's CPU and slapd's CPU per
+/// pulse, counted over the pulses alone (not the preparation of each).
+async fn noop_sequential(fleet: &Fleet, path: NoopPath) -> (Duration, f64, f64) {
+    let (_, policy_path) = &fleet.hosts[0];
+    let policy = Policy::load(policy_path).expect("policy");
+    let saved = policy.store.join("directory-snapshot.json");
+    let (mut wall, mut cpu, mut slapd) = (Duration::ZERO, 0.0, 0.0);
+    // One pulse first, so that each measured one follows a pulse of this
+    // path (the first after a full read has a file to parse).
+    for round in 0..=FLOOR_ROUNDS {
+        match path {
+            NoopPath::Unchanged => {}
+            NoopPath::WrittenElsewhere => write_elsewhere(fleet, round),
+            NoopPath::ReadInFull => std::fs::remove_file(&saved).expect("saved snapshot removed"),
+        }
+        let (c0, s0, start) = (self_cpu(), cpu_of(fleet.slapd_pid), Instant::now());
         let r = pulse(
             &policy,
             PulseOptions::at(time::OffsetDateTime::now_utc() + RENEWAL_AFTER),
         )
         .await
         .expect("a no-op pulse");
+        let took = (
+            start.elapsed(),
+            self_cpu() - c0,
+            cpu_of(fleet.slapd_pid) - s0,
+        );
         assert!(r.ok && !r.changed_anything(), "{}", r.summary());
+        let reused = !matches!(path, NoopPath::ReadInFull);
+        assert_eq!(r.directory_reused, reused, "{path:?}: {}", r.summary());
+        if round > 0 {
+            wall += took.0;
+            cpu += took.1;
+            slapd += took.2;
+        }
     }
-    let wall = start.elapsed() / FLOOR_ROUNDS as u32;
-    (
-        wall,
-        (self_cpu() - c0) / FLOOR_ROUNDS as f64,
-        (cpu_of(fleet.slapd_pid) - s0) / FLOOR_ROUNDS as f64,
-    )
+    let n = FLOOR_ROUNDS as f64;
+    (wall / FLOOR_ROUNDS as u32, cpu / n, slapd / n)
 }
 
 /// Context switches of all a process's threads: each wake-up of a sleeping
@@ -712,8 +836,7 @@ struct Run {
     raw_signing: f64,
     raw_signing_wall: f64,
     openssl: Option<f64>,
-    floor: (Duration, f64, f64),
-    noop_seq: (Duration, f64, f64),
+    noop_paths: Vec<NoopFigure>,
     db_bytes: u64,
     problems: usize,
     idle_rss_kib: u64,
@@ -742,7 +865,7 @@ impl Run {
             )
         };
         format!(
-            "{{\"hosts\":{},\"templates\":{},\"stores_on\":\"{}\",\"first\":{},\"renewal\":{},\"noop\":{},\"raw_signing_per_cpu_s\":{:.1},\"raw_signing_per_wall_s\":{:.1},\"openssl_signing_per_s\":{},\"ldapsearch_floor\":{{\"wall_ms\":{:.2},\"cpu_ms\":{:.2},\"slapd_cpu_ms\":{:.2}}},\"noop_pulse\":{{\"wall_ms\":{:.2},\"cpu_ms\":{:.2},\"slapd_cpu_ms\":{:.2}}},\"ca_db_bytes\":{},\"exactly_once_problems\":{},\"idle_worker_rss_kib\":{},\"idle_worker_anon_kib\":{},\"idle_worker_switches_20s\":{}}}",
+            "{{\"hosts\":{},\"templates\":{},\"stores_on\":\"{}\",\"first\":{},\"renewal\":{},\"noop\":{},\"raw_signing_per_cpu_s\":{:.1},\"raw_signing_per_wall_s\":{:.1},\"openssl_signing_per_s\":{},\"noop_paths\":{{{}}},\"ca_db_bytes\":{},\"exactly_once_problems\":{},\"idle_worker_rss_kib\":{},\"idle_worker_anon_kib\":{},\"idle_worker_switches_20s\":{}}}",
             self.hosts,
             self.templates,
             self.stores_on,
@@ -753,12 +876,26 @@ impl Run {
             self.raw_signing_wall,
             self.openssl
                 .map_or("null".to_string(), |v| format!("{v:.1}")),
-            ms(self.floor.0),
-            self.floor.1 * 1e3,
-            self.floor.2 * 1e3,
-            ms(self.noop_seq.0),
-            self.noop_seq.1 * 1e3,
-            self.noop_seq.2 * 1e3,
+            self.noop_paths
+                .iter()
+                .map(|f| {
+                    let t = |(wall, cpu, slapd): (Duration, f64, f64)| {
+                        format!(
+                            "{{\"wall_ms\":{:.2},\"cpu_ms\":{:.2},\"slapd_cpu_ms\":{:.2}}}",
+                            ms(wall),
+                            cpu * 1e3,
+                            slapd * 1e3
+                        )
+                    };
+                    format!(
+                        "\"{}\":{{\"pulse\":{},\"ldapsearch_floor\":{}}}",
+                        f.path.key(),
+                        t(f.pulse),
+                        t(f.floor)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(","),
             self.db_bytes,
             self.problems,
             self.idle_rss_kib,
@@ -808,8 +945,12 @@ async fn run_one(
     problems.extend(exactly_once(&fleet, 2));
     let noop = wave(&fleet, "no-op", RENEWAL_AFTER, concurrency).await;
     noop.print();
-    let floor = ldapsearch_floor(&fleet);
-    let noop_seq = noop_sequential(&fleet).await;
+    let mut noop_paths = Vec::new();
+    for path in NoopPath::ALL {
+        let floor = ldapsearch_floor(&fleet, path);
+        let pulse = noop_sequential(&fleet, path).await;
+        noop_paths.push(NoopFigure { path, pulse, floor });
+    }
     let db = db_bytes(&fleet.config);
     // A host runs no CA: stopped, it no longer shares the program's pages
     // with the worker, which can then hand them back as it would on a host.
@@ -840,17 +981,19 @@ async fn run_one(
         1.0 / issuance_cpu,
         100.0 / issuance_cpu / raw_signing
     );
-    println!(
-        "  no-op pulse {:.2} ms wall, {:.2} ms CPU (+ slapd {:.2} ms); ldapsearch floor {:.2} ms wall, {:.2} ms CPU (+ slapd {:.2} ms): {:.2}x wall, {:.2}x CPU",
-        ms(noop_seq.0),
-        noop_seq.1 * 1e3,
-        noop_seq.2 * 1e3,
-        ms(floor.0),
-        floor.1 * 1e3,
-        floor.2 * 1e3,
-        noop_seq.0.as_secs_f64() / floor.0.as_secs_f64(),
-        noop_seq.1 / floor.1
-    );
+    for f in &noop_paths {
+        let (wall, cpu) = f.ratios();
+        println!(
+            "  no-op pulse, {}: {:.2} ms wall, {:.2} ms CPU (+ slapd {:.2} ms); its ldapsearch floor {:.2} ms wall, {:.2} ms CPU (+ slapd {:.2} ms): {wall:.2}x wall, {cpu:.2}x CPU",
+            f.path.key(),
+            ms(f.pulse.0),
+            f.pulse.1 * 1e3,
+            f.pulse.2 * 1e3,
+            ms(f.floor.0),
+            f.floor.1 * 1e3,
+            f.floor.2 * 1e3,
+        );
+    }
     println!("  CA database: {:.1} MiB", db as f64 / 1048576.0);
     Run {
         hosts,
@@ -862,8 +1005,7 @@ async fn run_one(
         raw_signing,
         raw_signing_wall,
         openssl,
-        floor,
-        noop_seq,
+        noop_paths,
         db_bytes: db,
         problems: problems.len(),
         idle_rss_kib: rss,

@@ -66,10 +66,18 @@ async fn enroll_renew_retrieve_revoke_and_update_on(directory: DirectoryKind) {
     // A fresh ws01 enrolls what it may, pends PendingMachine, skips the rest.
     let first = pulse_at(&lab, &ca, t0).await;
     assert!(first.ok, "{first:#?}");
+    // The rootDSE (with AD's change value), slapd's contextCSN, the
+    // account, its groups, the change marker of Public Key Services and
+    // Public Key Services.
+    let searches = match directory {
+        DirectoryKind::OpenLdap => 6,
+        DirectoryKind::Samba => 5,
+    };
     assert_eq!(
-        first.directory_searches, 4,
-        "a pulse reads the directory in 4 searches"
+        first.directory_searches, searches,
+        "a first pulse reads the directory in {searches} searches"
     );
+    assert!(!first.directory_reused);
     let mut installed = events(&first, Event::Installed);
     installed.sort();
     assert_eq!(installed, ["ShortLived", "WorkstationAuth"], "{first:#?}");
@@ -82,10 +90,13 @@ async fn enroll_renew_retrieve_revoke_and_update_on(directory: DirectoryKind) {
     let trust = lab.policy("ws01").store.join("trust/roots");
     assert_eq!(std::fs::read_dir(trust).unwrap().count(), 1);
 
-    // A second pulse does nothing.
+    // A second pulse does nothing, and finds Public Key Services unchanged
+    // by its markers instead of reading it again.
     let second = pulse_at(&lab, &ca, t0 + MINUTE).await;
     assert!(!second.changed_anything(), "{second:#?}");
     assert!(second.ok);
+    assert!(second.directory_reused, "{second:#?}");
+    assert!(second.directory_searches < searches, "{second:#?}");
 
     // ShortLived (1 hour, renewal period 30 minutes): not at the start of the
     // renewal period, but at the 80% point (48 minutes).
@@ -481,4 +492,111 @@ async fn a_renewal_does_not_follow_a_link_at_the_held_key() {
     );
     assert_eq!(std::fs::read(&outside).unwrap(), outside_before);
     assert_eq!(current(&lab, "WorkstationAuth"), wa);
+}
+
+/// A pulse reads Public Key Services again only when it changed: while the
+/// server's change value stands still no search of it is made, after a
+/// write elsewhere only its change marker is read, and any change to it (a
+/// modified, added or deleted template) is read in full. A saved snapshot
+/// of another server, or one that cannot be parsed, is not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_key_services_is_read_again_only_when_it_changed() {
+    let lab = common::start(None);
+    let t0 = start_time();
+    let ca = lab.start_ca(t0).await;
+    let mut at = t0;
+    let mut next = || {
+        at += MINUTE;
+        at
+    };
+
+    let first = pulse_at(&lab, &ca, next()).await;
+    assert!(first.ok && !first.directory_reused, "{first:#?}");
+    // rootDSE, contextCSN, the account, its groups, the change marker of
+    // Public Key Services and Public Key Services.
+    assert_eq!(first.directory_searches, 6, "{first:#?}");
+    let full = first.directory_searches;
+
+    let still = pulse_at(&lab, &ca, next()).await;
+    assert!(
+        still.directory_reused && !still.changed_anything(),
+        "{still:#?}"
+    );
+    assert_eq!(still.directory_searches, full - 2);
+
+    // A write outside Public Key Services moves the server's value.
+    lab.admin(
+        "ldapmodify",
+        "dn: CN=web01,CN=Computers,DC=corp,DC=example\nchangetype: modify\nreplace: description\ndescription: moved\n",
+    );
+    let elsewhere = pulse_at(&lab, &ca, next()).await;
+    assert!(elsewhere.directory_reused, "{elsewhere:#?}");
+    assert_eq!(elsewhere.directory_searches, full - 1);
+
+    // A changed template: read in full, and acted on (a new major revision
+    // re-enrolls).
+    lab.admin(
+        "ldapmodify",
+        &format!("dn: {WORKSTATION_AUTH}\nchangetype: modify\nreplace: revision\nrevision: 102\n"),
+    );
+    let changed = pulse_at(&lab, &ca, next()).await;
+    assert!(!changed.directory_reused, "{changed:#?}");
+    assert_eq!(changed.directory_searches, full);
+    assert_eq!(
+        events(&changed, Event::Replaced),
+        ["WorkstationAuth"],
+        "{changed:#?}"
+    );
+    assert!(pulse_at(&lab, &ca, next()).await.directory_reused);
+
+    // An added template and then its deletion, each read in full.
+    let ldif = autoenroll::lab::template_variant_ldif(
+        "WorkstationAuth",
+        "WorkstationAuthCopy",
+        &[(
+            "msPKI-Cert-Template-OID",
+            Some(": 1.3.6.1.4.1.311.21.8.1000.2000.3000.4000.5000.6000.8782410.77777".into()),
+        )],
+    )
+    .unwrap();
+    lab.admin("ldapadd", &lab.lab.ldif_for(&ldif).unwrap());
+    let added = pulse_at(&lab, &ca, next()).await;
+    assert!(!added.directory_reused, "{added:#?}");
+    let copy = WORKSTATION_AUTH.replace("CN=WorkstationAuth,", "CN=WorkstationAuthCopy,");
+    let saved = lab.policy("ws01").store.join("directory-snapshot.json");
+    assert!(
+        std::fs::read_to_string(&saved)
+            .unwrap()
+            .contains("WorkstationAuthCopy")
+    );
+    lab.admin("ldapmodify", &format!("dn: {copy}\nchangetype: delete\n"));
+    let deleted = pulse_at(&lab, &ca, next()).await;
+    assert!(!deleted.directory_reused, "{deleted:#?}");
+    assert!(
+        !std::fs::read_to_string(&saved)
+            .unwrap()
+            .contains("WorkstationAuthCopy")
+    );
+
+    // A saved snapshot said to come from another server is not used.
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(text.contains(&lab.lab.url));
+    std::fs::write(
+        &saved,
+        text.replace(&lab.lab.url, "ldap://dc99.corp.example"),
+    )
+    .unwrap();
+    let other = pulse_at(&lab, &ca, next()).await;
+    assert!(other.ok && !other.directory_reused, "{other:#?}");
+    assert!(
+        std::fs::read_to_string(&saved)
+            .unwrap()
+            .contains(&lab.lab.url)
+    );
+    // Nor one that cannot be parsed; the pulse writes a good one again.
+    std::fs::write(&saved, "{ not a snapshot").unwrap();
+    let broken = pulse_at(&lab, &ca, next()).await;
+    assert!(broken.ok && !broken.directory_reused, "{broken:#?}");
+    assert!(!broken.changed_anything(), "{broken:#?}");
+    assert!(pulse_at(&lab, &ca, next()).await.directory_reused);
 }

@@ -650,7 +650,8 @@ impl Directory {
         ))
     }
 
-    /// The rootDSE (base search of the empty DN).
+    /// The rootDSE (base search of the empty DN), with the server's change
+    /// value when it keeps one there (AD: [`super::server_marker`]).
     pub async fn root_dse(&mut self) -> Result<Entry, DirectoryError> {
         let attrs = [
             "defaultNamingContext",
@@ -658,6 +659,8 @@ impl Directory {
             "rootDomainNamingContext",
             "dnsHostName",
             "namingContexts",
+            super::server_marker::ROOT_ATTRS[0],
+            super::server_marker::ROOT_ATTRS[1],
         ];
         let mut found = self
             .search("", Scope::Base, "(objectClass=*)", &attrs, false)

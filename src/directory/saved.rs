@@ -5,21 +5,28 @@
 //! decoders as live LDAP data ([`RawSnapshot::decode`]), so a file edited by
 //! hand is no more trusted than a directory would be.
 //!
+//! It also carries the markers Public Key Services was read at, with which a
+//! later pulse finds its entries still current and does not read them again
+//! ([`super::snapshot::reuse`]).
+//!
 //! Format (JSON, a stable interface for nothing but this program): `{"format":
-//! 1, "taken_at": RFC 3339, "url", "naming": {"default", "configuration"},
-//! "account": E, "groups": [E], "entries": [E]}` where `E` is `{"dn",
+//! 1, "taken_at": RFC 3339, "url", "markers": {"server", "pks"}, "naming":
+//! {"default", "configuration"}, "account": E, "groups": [E], "entries":
+//! [E]}` (`markers` and `server` optional: files from before them have
+//! none) where `E` is `{"dn",
 //! "attributes": {name: [base64 of each value]}}`. Parsing is defensive: a
 //! wrong shape, a bad base64 value, an unknown format or more than
 //! [`MAX_ENTRIES`] entries is an error naming the place, never a panic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::entry::Entry;
-use super::snapshot::{NamingContexts, RawSnapshot};
+use super::snapshot::{NamingContexts, PksMarkers, RawSnapshot};
 
 /// The format this code writes and reads.
 pub const FORMAT: u32 = 1;
@@ -34,6 +41,9 @@ pub struct SavedSnapshot {
     pub taken_at: OffsetDateTime,
     /// The URL of the directory server the entries came from.
     pub url: String,
+    /// What Public Key Services was read at (None in a file from before
+    /// markers were kept: its entries are then never reused).
+    pub markers: Option<PksMarkers>,
     pub raw: RawSnapshot,
 }
 
@@ -44,10 +54,20 @@ struct FileForm {
     #[serde(with = "time::serde::rfc3339")]
     taken_at: OffsetDateTime,
     url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    markers: Option<MarkersForm>,
     naming: NamingForm,
     account: EntryForm,
     groups: Vec<EntryForm>,
     entries: Vec<EntryForm>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkersForm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+    pks: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -128,64 +148,11 @@ impl SavedSnapshot {
         })
     }
 
-    /// SHA-256 of everything the file holds but `taken_at` (the server, the
-    /// naming contexts and every entry, each value length-prefixed): two
-    /// snapshots with the same digest write the same file but for when they
-    /// were taken.
-    pub fn content_digest(&self) -> [u8; 32] {
-        use aws_lc_rs::digest::{Context, SHA256};
-        /// Gathers the small length prefixes and values into one buffer
-        /// hashed in large pieces: one digest update per prefix cost more
-        /// than the hashing with hundreds of templates.
-        struct Hasher {
-            context: Context,
-            buffer: Vec<u8>,
-        }
-        impl Hasher {
-            const FLUSH_AT: usize = 32 * 1024;
-            fn count(&mut self, n: usize) {
-                self.buffer.extend_from_slice(&(n as u64).to_le_bytes());
-            }
-            fn field(&mut self, bytes: &[u8]) {
-                self.count(bytes.len());
-                self.buffer.extend_from_slice(bytes);
-                if self.buffer.len() >= Self::FLUSH_AT {
-                    self.context.update(&self.buffer);
-                    self.buffer.clear();
-                }
-            }
-            fn entry(&mut self, e: &Entry) {
-                self.field(e.dn.as_bytes());
-                let attributes = e.attributes();
-                self.count(attributes.len());
-                for (name, values) in attributes {
-                    self.field(name.as_bytes());
-                    self.count(values.len());
-                    for v in values {
-                        self.field(v);
-                    }
-                }
-            }
-        }
-        let mut h = Hasher {
-            context: Context::new(&SHA256),
-            buffer: Vec::with_capacity(Hasher::FLUSH_AT + 4096),
-        };
-        h.buffer.extend_from_slice(&FORMAT.to_le_bytes());
-        h.field(self.url.as_bytes());
-        h.field(self.raw.naming.default.as_bytes());
-        h.field(self.raw.naming.configuration.as_bytes());
-        h.entry(&self.raw.account);
-        for list in [&self.raw.groups, &self.raw.entries] {
-            h.count(list.len());
-            for e in list {
-                h.entry(e);
-            }
-        }
-        h.context.update(&h.buffer);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(h.context.finish().as_ref());
-        out
+    /// Whether `other` holds what this holds but perhaps for `taken_at`:
+    /// the same server, markers and entries (the Public Key Services entries
+    /// of a reused read are the same allocation, compared at no cost).
+    pub fn same_content(&self, other: &SavedSnapshot) -> bool {
+        self.url == other.url && self.markers == other.markers && self.raw == other.raw
     }
 
     fn encode(&self, taken_at: OffsetDateTime) -> Result<Vec<u8>, String> {
@@ -193,6 +160,10 @@ impl SavedSnapshot {
             format: FORMAT,
             taken_at,
             url: self.url.clone(),
+            markers: self.markers.as_ref().map(|m| MarkersForm {
+                server: m.server.clone(),
+                pks: m.pks.clone(),
+            }),
             naming: NamingForm {
                 default: self.raw.naming.default.clone(),
                 configuration: self.raw.naming.configuration.clone(),
@@ -244,6 +215,10 @@ impl SavedSnapshot {
         Ok(SavedSnapshot {
             taken_at: form.taken_at,
             url: form.url,
+            markers: form.markers.map(|m| PksMarkers {
+                server: m.server,
+                pks: m.pks,
+            }),
             raw: RawSnapshot {
                 naming: NamingContexts {
                     default: form.naming.default,
@@ -251,7 +226,7 @@ impl SavedSnapshot {
                 },
                 account,
                 groups,
-                entries,
+                entries: Arc::new(entries),
             },
         })
     }
@@ -317,6 +292,10 @@ mod tests {
         SavedSnapshot {
             taken_at: time::macros::datetime!(2026-12-01 10:00 UTC),
             url: "ldap://dc01.corp.example".into(),
+            markers: Some(PksMarkers {
+                server: Some("CN=NTDS Settings,CN=DC01/41234".into()),
+                pks: "12/20261201095900.0Z/41200/".into(),
+            }),
             raw: RawSnapshot {
                 naming: NamingContexts {
                     default: "DC=corp,DC=example".into(),
@@ -326,10 +305,10 @@ mod tests {
                     .with("objectSid", [vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0]])
                     .with("sAMAccountName", [b"WS01$".to_vec()]),
                 groups: vec![Entry::new("CN=G,DC=corp,DC=example").with("cn", [b"G".to_vec()])],
-                entries: vec![
+                entries: Arc::new(vec![
                     Entry::new("CN=T,CN=Public Key Services")
                         .with("nTSecurityDescriptor", [vec![0u8, 255, 10, 13], Vec::new()]),
-                ],
+                ]),
             },
         }
     }
@@ -397,40 +376,52 @@ mod tests {
             later.to_json_unless_same(None).unwrap(),
             Some(later.to_json().unwrap())
         );
-        // The digest follows the content, never the time.
-        assert_eq!(later.content_digest(), sample().content_digest());
+        // The same content as itself at another time, and as nothing else.
+        assert!(later.same_content(&sample()));
         let s = sample();
-        let mut variants = vec![moved.content_digest(), changed.content_digest()];
+        let mut variants = vec![moved, changed];
         let mut value = s.clone();
-        value.raw.entries[0] = Entry::new("CN=T,CN=Public Key Services")
+        Arc::make_mut(&mut value.raw.entries)[0] = Entry::new("CN=T,CN=Public Key Services")
             .with("nTSecurityDescriptor", [vec![0u8, 255, 10], vec![13]]);
-        variants.push(value.content_digest());
-        let mut moved_entry = s.clone();
-        let account = moved_entry.raw.account.clone();
-        moved_entry.raw.groups.push(account);
-        variants.push(moved_entry.content_digest());
+        variants.push(value);
         let mut naming = s.clone();
         naming.raw.naming.default = "DC=corp,DC=example,DC=org".into();
-        variants.push(naming.content_digest());
-        // Values past the hasher's buffer: a change in the last byte of a
-        // large value, or a byte moved between two values, still shows.
-        let large = |first: usize, last: u8| {
-            let mut v = s.clone();
-            let mut big = vec![7u8; 40_000];
-            big[39_999] = last;
-            v.raw.entries[0] = Entry::new("CN=T,CN=Public Key Services").with(
-                "cACertificate",
-                [big[..first].to_vec(), big[first..].to_vec()],
-            );
-            v.content_digest()
-        };
-        assert_eq!(large(33_000, 1), large(33_000, 1));
-        variants.push(large(33_000, 1));
-        assert_ne!(large(33_000, 1), large(33_000, 2));
-        assert_ne!(large(33_000, 1), large(33_001, 1));
-        for (i, d) in variants.iter().enumerate() {
-            assert_ne!(*d, s.content_digest(), "variant {i}");
+        variants.push(naming);
+        // The markers are content: entries read at other markers make
+        // another file.
+        for markers in [
+            None,
+            Some(PksMarkers {
+                server: None,
+                pks: "12/20261201095900.0Z/41200/".into(),
+            }),
+            Some(PksMarkers {
+                server: Some("CN=NTDS Settings,CN=DC01/41234".into()),
+                pks: "12/20261201095900.0Z/41201/".into(),
+            }),
+        ] {
+            let mut m = s.clone();
+            m.markers = markers;
+            variants.push(m);
         }
+        for (i, v) in variants.iter().enumerate() {
+            assert!(!v.same_content(&s), "variant {i}");
+            assert!(!v.same_content_as(&s.to_json().unwrap()), "variant {i}");
+        }
+    }
+
+    #[test]
+    fn a_file_from_before_the_markers_reads_with_none() {
+        let mut s = sample();
+        s.markers = None;
+        let text = String::from_utf8(s.to_json().unwrap()).unwrap();
+        assert!(!text.contains("markers"), "{text}");
+        assert_eq!(SavedSnapshot::parse(text.as_bytes()).unwrap(), s);
+        // Without the server's value (a server that shows none).
+        let mut s = sample();
+        s.markers.as_mut().unwrap().server = None;
+        let bytes = s.to_json().unwrap();
+        assert_eq!(SavedSnapshot::parse(&bytes).unwrap(), s);
     }
 
     #[test]
@@ -458,6 +449,7 @@ mod tests {
                 good.replacen("\"groups\"", "\"groupz\"", 1),
                 "missing, unknown",
             ),
+            (good.replacen("\"pks\"", "\"pkz\"", 1), "missing, unknown"),
         ];
         for (text, want) in cases {
             let err = SavedSnapshot::parse(text.as_bytes()).unwrap_err();

@@ -36,6 +36,10 @@ const USN: &str = "highestCommittedUSN";
 const DSA: &str = "dsServiceName";
 const CSN: &str = "contextCSN";
 
+/// What the rootDSE read of [`Directory::server_marker_after`] must ask for
+/// (beside `namingContexts`).
+pub const ROOT_ATTRS: [&str; 2] = [USN, DSA];
+
 impl Directory {
     /// Finds where this server shows its change value for the naming
     /// context that holds `under` (Public Key Services): two base searches
@@ -89,6 +93,31 @@ impl Directory {
                 }
             }
         }
+    }
+
+    /// The server's change value for the naming context that holds
+    /// `under`, given its rootDSE `root` read just before (with
+    /// [`ROOT_ATTRS`]): AD's is in the rootDSE itself; slapd's takes one base
+    /// search. For a reader that checks once per connection (the pulse);
+    /// `None` when the server shows neither.
+    pub async fn server_marker_after(
+        &mut self,
+        root: &Entry,
+        under: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        if let Some(usn) = usn_marker(root)? {
+            return Ok(Some(usn));
+        }
+        let contexts = root
+            .strings("namingContexts")
+            .map_err(|e| self.content(e))?;
+        let Some(context) = naming_context_of(under, &contexts) else {
+            return Ok(None);
+        };
+        let source = ServerMarkerSource::ContextCsn {
+            naming_context: context.to_string(),
+        };
+        self.server_marker(&source).await
     }
 
     async fn base_entry(

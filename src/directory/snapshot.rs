@@ -8,13 +8,24 @@
 //! 3. the names and SIDs of its groups (skipped when it has none);
 //! 4. all of `CN=Public Key Services`: templates, enrollment services, roots,
 //!    NTAuth, AIA and CDP objects in one paged subtree search.
+//!
+//! Step 4 is the one whose cost grows with the template count. A reader that
+//! kept an earlier read of it (the pulse, in the store's saved snapshot)
+//! offers it, with the markers read just before it
+//! ([`PksMarkers`]): when the server's database-wide change value
+//! ([`super::server_marker`], from the rootDSE of step 1, or one base search)
+//! or else the change marker of Public Key Services
+//! ([`Directory::change_marker`]) has not moved since, the earlier entries
+//! are what the directory holds and step 4 is not made.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ldap3::Scope;
 
 use super::connection::{Directory, DirectoryError};
 use super::entry::{AttrError, Entry, escape_bytes};
+use super::saved::SavedSnapshot;
 use super::sd::SecurityDescriptor;
 use crate::model::template::EnrollmentServer;
 use crate::model::{
@@ -157,6 +168,53 @@ pub(super) const ACCOUNT_ATTRS: [&str; 12] = [
     "cn",
 ];
 
+/// Where Public Key Services stood when it was read, from the markers read
+/// just before it: the server's database-wide change value when it shows
+/// one, and the change marker of Public Key Services itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PksMarkers {
+    pub server: Option<String>,
+    pub pks: String,
+}
+
+/// What [`Directory::snapshot_with_entries`] read.
+#[derive(Debug)]
+pub struct SnapshotRead {
+    pub snapshot: DirectorySnapshot,
+    pub raw: RawSnapshot,
+    /// The markers `raw.entries` were read at (an earlier read's, when
+    /// `reused`); None for a read made without them ([`Directory::snapshot`]).
+    pub markers: Option<PksMarkers>,
+    /// Whether the Public Key Services entries are an earlier read's, found
+    /// current by its markers, rather than searched for now.
+    pub reused: bool,
+}
+
+/// Whether an earlier read of Public Key Services, made at `earlier`, still
+/// stands, given the server's change value `server_now`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reuse<'a> {
+    /// The server's database-wide change value is the one read before the
+    /// earlier read: nothing at all was written since.
+    Yes,
+    /// The server wrote something (or shows no value): the earlier read
+    /// stands if the change marker of Public Key Services is still this.
+    IfPksMarkerIs(&'a str),
+    /// No markers were kept: read again.
+    No,
+}
+
+/// See [`Reuse`] (pure: the rule, apart from the reads).
+pub fn reuse<'a>(earlier: Option<&'a PksMarkers>, server_now: Option<&str>) -> Reuse<'a> {
+    match earlier {
+        None => Reuse::No,
+        Some(m) => match (m.server.as_deref(), server_now) {
+            (Some(then), Some(now)) if then == now => Reuse::Yes,
+            _ => Reuse::IfPksMarkerIs(&m.pks),
+        },
+    }
+}
+
 /// What a snapshot reads under Public Key Services (and what its change
 /// marker watches): equality on `objectClass`, which directories index.
 pub(super) const PKS_FILTER: &str = "(|(objectClass=pKICertificateTemplate)(objectClass=pKIEnrollmentService)(objectClass=certificationAuthority)(objectClass=pkiCA)(objectClass=cRLDistributionPoint))";
@@ -165,6 +223,11 @@ impl Directory {
     /// Reads the naming contexts from the rootDSE.
     pub async fn naming_contexts(&mut self) -> Result<NamingContexts, DirectoryError> {
         let root = self.root_dse().await?;
+        self.naming_from(&root)
+    }
+
+    /// The naming contexts a rootDSE names.
+    fn naming_from(&self, root: &Entry) -> Result<NamingContexts, DirectoryError> {
         let get = |name: &str| -> Result<String, DirectoryError> {
             root.strings(name)
                 .ok()
@@ -184,18 +247,46 @@ impl Directory {
 
     /// Takes a snapshot for `account` (a DN, `name$`, UPN or `DOMAIN\name`).
     pub async fn snapshot(&mut self, account: &str) -> Result<DirectorySnapshot, DirectoryError> {
-        Ok(self.snapshot_with_entries(account).await?.0)
+        Ok(self.read_snapshot(account, None, false).await?.snapshot)
     }
 
-    /// The snapshot and the entries it was decoded from (which the pulse
-    /// keeps in the store for `status` while the directory is unreachable:
+    /// The snapshot, the entries it was decoded from (which the pulse keeps
+    /// in the store for `status` while the directory is unreachable:
     /// [`RawSnapshot::decode`] gives the same snapshot back, through the same
-    /// decoders as live data).
+    /// decoders as live data) and the markers Public Key Services was read at.
+    ///
+    /// `earlier` is a read kept from before (the store's saved snapshot):
+    /// its Public Key Services entries are used again, instead of searched
+    /// for, when it came from this server, for this account, and
+    /// [`reuse`] finds that its markers still stand. The account and its
+    /// groups are always read anew.
     pub async fn snapshot_with_entries(
         &mut self,
         account: &str,
-    ) -> Result<(DirectorySnapshot, RawSnapshot), DirectoryError> {
-        let naming = self.naming_contexts().await?;
+        earlier: Option<&SavedSnapshot>,
+    ) -> Result<SnapshotRead, DirectoryError> {
+        self.read_snapshot(account, earlier, true).await
+    }
+
+    /// [`Self::snapshot_with_entries`], or with `markers` false a read kept
+    /// by no one ([`Self::snapshot`]): no markers, in the 4 searches of the
+    /// module's list.
+    async fn read_snapshot(
+        &mut self,
+        account: &str,
+        earlier: Option<&SavedSnapshot>,
+        markers: bool,
+    ) -> Result<SnapshotRead, DirectoryError> {
+        // The markers are read before what they vouch for: a change made
+        // during the reads moves them past what was read, and the next
+        // pulse reads again.
+        let root = self.root_dse().await?;
+        let naming = self.naming_from(&root)?;
+        let pks = naming.public_key_services();
+        let server = match markers {
+            true => self.server_marker_after(&root, &pks).await?,
+            false => None,
+        };
         // A DN is read as it is (the base search below fails clearly if it
         // is no account); any other form is resolved in the domain NC.
         let dn = match super::connection::NameForm::of(account) {
@@ -203,11 +294,57 @@ impl Directory {
             _ => self.resolve_account(account, &naming).await?.dn,
         };
         let (account_entry, groups) = self.read_account(&dn).await?;
-        let pks = naming.public_key_services();
+        let earlier = earlier.filter(|e| {
+            e.url == self.url() && e.raw.naming == naming && e.raw.account.dn == account_entry.dn
+        });
+        let mut pks_marker = None;
+        let kept = match earlier.map(|e| (e, reuse(e.markers.as_ref(), server.as_deref()))) {
+            Some((e, Reuse::Yes)) => Some(e),
+            Some((e, Reuse::IfPksMarkerIs(want))) => {
+                let now = self.change_marker(&pks).await?;
+                let same = now == want;
+                pks_marker = Some(now);
+                same.then_some(e)
+            }
+            Some((_, Reuse::No)) | None => None,
+        };
+        let (entries, markers, reused) = match kept {
+            Some(e) => (Arc::clone(&e.raw.entries), e.markers.clone(), true),
+            None => {
+                let pks_marker = match (pks_marker, markers) {
+                    (Some(m), _) => Some(m),
+                    (None, true) => Some(self.change_marker(&pks).await?),
+                    (None, false) => None,
+                };
+                let entries = self.read_public_key_services(&pks).await?;
+                let markers = pks_marker.map(|pks| PksMarkers { server, pks });
+                (Arc::new(entries), markers, false)
+            }
+        };
+        let raw = RawSnapshot {
+            naming,
+            account: account_entry,
+            groups,
+            entries,
+        };
+        let snapshot = raw.decode().map_err(|what| DirectoryError::Content {
+            url: self.url().to_string(),
+            what,
+        })?;
+        Ok(SnapshotRead {
+            snapshot,
+            raw,
+            markers,
+            reused,
+        })
+    }
+
+    /// Every PKI object under Public Key Services, in one paged search.
+    async fn read_public_key_services(&mut self, pks: &str) -> Result<Vec<Entry>, DirectoryError> {
         let mut attrs: Vec<&str> = vec!["*", "nTSecurityDescriptor"];
         attrs.extend(TEMPLATE_ATTRS);
         let entries = self
-            .search(&pks, Scope::Subtree, PKS_FILTER, &attrs, true)
+            .search(pks, Scope::Subtree, PKS_FILTER, &attrs, true)
             .await?;
         if entries.is_empty() {
             // An empty Public Key Services is never "no templates".
@@ -216,17 +353,7 @@ impl Directory {
                 what: format!("nothing readable under {pks}: check the bind account's rights"),
             });
         }
-        let raw = RawSnapshot {
-            naming,
-            account: account_entry,
-            groups,
-            entries,
-        };
-        let snap = raw.decode().map_err(|what| DirectoryError::Content {
-            url: self.url().to_string(),
-            what,
-        })?;
-        Ok((snap, raw))
+        Ok(entries)
     }
 
     /// The account part of a snapshot (the account, its token and the names
@@ -360,8 +487,9 @@ pub struct RawSnapshot {
     pub account: Entry,
     /// The entries of its groups (objectSid, sAMAccountName, cn).
     pub groups: Vec<Entry>,
-    /// Everything under Public Key Services.
-    pub entries: Vec<Entry>,
+    /// Everything under Public Key Services (shared with the saved snapshot
+    /// a later pulse reuses them from).
+    pub entries: Arc<Vec<Entry>>,
 }
 
 impl RawSnapshot {
@@ -384,7 +512,7 @@ impl RawSnapshot {
             warnings: Vec::new(),
             sid_names,
         };
-        for entry in &self.entries {
+        for entry in self.entries.iter() {
             classify(&mut snap, &pks, entry);
         }
         snap.templates
@@ -636,6 +764,47 @@ pub fn service_from_entry(e: &Entry) -> Result<EnrollmentService, AttrError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_earlier_read_stands_while_its_markers_do() {
+        let at = |server: Option<&str>| PksMarkers {
+            server: server.map(str::to_string),
+            pks: "7/20261207100000Z//csn1".into(),
+        };
+        let (usn, other) = (Some("dc01/500"), Some("dc01/501"));
+        let cases: &[(Option<PksMarkers>, Option<&str>, Reuse)] = &[
+            // Nothing written since: no search of Public Key Services at all.
+            (Some(at(usn)), usn, Reuse::Yes),
+            // Something written somewhere: its own marker decides.
+            (
+                Some(at(usn)),
+                other,
+                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
+            ),
+            // The server stopped showing its value, or never did.
+            (
+                Some(at(usn)),
+                None,
+                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
+            ),
+            (
+                Some(at(None)),
+                None,
+                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
+            ),
+            (
+                Some(at(None)),
+                usn,
+                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
+            ),
+            // A file from before the markers: read everything.
+            (None, usn, Reuse::No),
+            (None, None, Reuse::No),
+        ];
+        for (earlier, now, want) in cases {
+            assert_eq!(reuse(earlier.as_ref(), *now), *want, "{earlier:?} {now:?}");
+        }
+    }
 
     #[test]
     fn domain_root_and_parents() {

@@ -19,6 +19,7 @@ pub mod metrics;
 mod nss;
 pub mod observe;
 pub mod report;
+mod saved_snapshot;
 pub mod scep;
 pub mod system_trust;
 pub mod unenroll;
@@ -91,22 +92,27 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     );
     // The directory first: if it cannot be read, nothing is touched, not
     // even the store's recovery (no destructive step on partial knowledge).
-    let (snapshot, searches, account, saved) =
-        match read_directory(policy, named.as_deref(), now).await {
-            Ok(s) => s,
-            Err(e) => {
-                events::log(Event::PulseFailed, None, None, &e.to_string());
-                if !options.dry_run && policy.store.exists() {
-                    record_failed_pulse(
-                        policy,
-                        named.as_deref().unwrap_or("the Kerberos identity"),
-                        now,
-                        &e.to_string(),
-                    );
-                }
-                return Err(e.into());
+    let DirectoryRead {
+        snapshot,
+        searches,
+        account,
+        saved,
+        reused,
+    } = match read_directory(policy, named.as_deref(), now).await {
+        Ok(s) => s,
+        Err(e) => {
+            events::log(Event::PulseFailed, None, None, &e.to_string());
+            if !options.dry_run && policy.store.exists() {
+                record_failed_pulse(
+                    policy,
+                    named.as_deref().unwrap_or("the Kerberos identity"),
+                    now,
+                    &e.to_string(),
+                );
             }
-        };
+            return Err(e.into());
+        }
+    };
     // An account known only from the bind is named as the directory spells it.
     let account = match named {
         Some(_) => account,
@@ -127,6 +133,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         report.planned.extend(scep::planned(&scep_actions));
         report.next_wake = earliest(report.next_wake, scep_wake);
         report.directory_searches = searches;
+        report.directory_reused = reused;
         note_directory_problems(&observed, &mut report);
         return Ok(report);
     }
@@ -139,7 +146,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         .await
         .map_err(|e| PulseError::Setup(format!("waiting for the store lock: {e}")))??;
     let recovered = store.recover(&lock)?;
-    save_snapshot(&store, &lock, &saved);
+    saved_snapshot::save(&store, &lock, saved);
     let observed = Observation::new(
         policy,
         snapshot,
@@ -152,6 +159,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
     let (scep_actions, _) = observed.scep_plan(policy, now);
     report.planned.extend(scep::planned(&scep_actions));
     report.directory_searches = searches;
+    report.directory_reused = reused;
     note_directory_problems(&observed, &mut report);
     for r in recovered {
         report.note(Outcome::new(
@@ -294,26 +302,33 @@ fn note_directory_problems(observed: &Observation, report: &mut Report) {
     }
 }
 
-/// The snapshot, the number of LDAP searches it took, the account it is
-/// of (`named`, else the identity the bind authenticated), and its entries
-/// time-stamped `now` (for the store).
+/// What a pulse read of the directory.
+struct DirectoryRead {
+    snapshot: crate::directory::DirectorySnapshot,
+    /// The LDAP searches it took.
+    searches: usize,
+    /// The account it is of (the policy's, else the identity the bind
+    /// authenticated).
+    account: String,
+    /// Its entries, for the store.
+    saved: SavedSnapshot,
+    /// Whether Public Key Services was the saved snapshot's, not read again.
+    reused: bool,
+}
+
+/// Reads the directory for the account `named` (else the bind's identity),
+/// time-stamping its entries `now`. The store's saved snapshot is offered
+/// for reuse: while its markers stand, Public Key Services is not read again.
 async fn read_directory(
     policy: &Policy,
     named: Option<&str>,
     now: OffsetDateTime,
-) -> Result<
-    (
-        crate::directory::DirectorySnapshot,
-        usize,
-        String,
-        SavedSnapshot,
-    ),
-    DirectoryError,
-> {
+) -> Result<DirectoryRead, DirectoryError> {
+    let earlier = saved_snapshot::earlier(&policy.store);
     let mut dir = Directory::connect(&policy.directory).await?;
     let read = match dir.account_for(named) {
         Ok(account) => dir
-            .snapshot_with_entries(&account)
+            .snapshot_with_entries(&account, earlier.as_deref())
             .await
             .map(|s| (s, account)),
         Err(e) => Err(e),
@@ -321,75 +336,23 @@ async fn read_directory(
     let searches = dir.searches();
     let url = dir.url().to_string();
     dir.close().await;
-    let ((snapshot, raw), account) = read?;
-    let saved = SavedSnapshot {
-        taken_at: now,
-        url,
-        raw,
-    };
-    Ok((snapshot, searches, account, saved))
-}
-
-/// Keeps the snapshot in the store for `status` while the directory is
-/// unreachable. Not being able to is a warning: the pulse itself needs no
-/// copy, and the previous one stays (the write is atomic).
-/// Written only when its content changed, so that a no-op pulse writes
-/// nothing.
-///
-/// A process that pulses again (the worker) remembers, per store, which
-/// file it last wrote or found to be current ([`crate::store::FileStamp`])
-/// and the digest of the content it holds: when the file is still that
-/// one and the directory's entries have the same digest, neither the file
-/// is read nor the snapshot encoded. Anything else (another file in
-/// place, a change in the directory, a first pulse) compares the bytes.
-fn save_snapshot(store: &Store, lock: &crate::store::StoreLock, saved: &SavedSnapshot) {
-    let digest = saved.content_digest();
-    let root = store.root().to_path_buf();
-    let known = |stamp| (stamp, digest);
-    if let Some(stamp) = store.directory_snapshot_stamp()
-        && saved_memo(|memo| memo.get(&root) == Some(&known(stamp)))
-    {
-        return;
+    let (read, account) = read?;
+    if read.reused {
+        tracing::debug!("Public Key Services unchanged by its markers: not read again");
     }
-    let old = store.read_directory_snapshot().ok().flatten();
-    let written = match saved.to_json_unless_same(old.as_deref()) {
-        Ok(None) => Ok(()),
-        Ok(Some(bytes)) => store
-            .write_directory_snapshot(lock, &bytes)
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
-    // The store's lock is held: the file now in place is the one just
-    // compared or written.
-    let stamp = store.directory_snapshot_stamp();
-    saved_memo(|memo| match (&written, stamp) {
-        (Ok(()), Some(stamp)) => {
-            if memo.len() >= SAVED_MEMO_MAX && !memo.contains_key(&root) {
-                memo.clear();
-            }
-            memo.insert(root.clone(), known(stamp));
-        }
-        _ => {
-            memo.remove(&root);
-        }
-    });
-    if let Err(e) = written {
-        tracing::warn!("cannot keep the directory snapshot for offline status: {e}");
-    }
-}
-
-/// Stores remembered by [`save_snapshot`] (a worker has one; more are
-/// forgotten all at once rather than grow without bound).
-const SAVED_MEMO_MAX: usize = 4096;
-
-type SavedMemo = std::collections::HashMap<std::path::PathBuf, (crate::store::FileStamp, [u8; 32])>;
-
-fn saved_memo<T>(f: impl FnOnce(&mut SavedMemo) -> T) -> T {
-    static MEMO: std::sync::Mutex<Option<SavedMemo>> = std::sync::Mutex::new(None);
-    let mut memo = MEMO
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f(memo.get_or_insert_with(Default::default))
+    Ok(DirectoryRead {
+        snapshot: read.snapshot,
+        searches,
+        account,
+        // The markers vouch for reused entries as of now, as a read would.
+        saved: SavedSnapshot {
+            taken_at: now,
+            url,
+            markers: read.markers,
+            raw: read.raw,
+        },
+        reused: read.reused,
+    })
 }
 
 /// A pulse that could not read the directory still says so in the state

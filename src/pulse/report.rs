@@ -69,6 +69,10 @@ pub struct Report {
     pub next_wake: Option<OffsetDateTime>,
     /// LDAP searches the directory snapshot took.
     pub directory_searches: usize,
+    /// Whether Public Key Services was found unchanged by its markers and
+    /// not read again: its entries are then those of the store's saved
+    /// snapshot.
+    pub directory_reused: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +114,7 @@ impl Report {
             ok: true,
             next_wake: plan.next_wake,
             directory_searches: 0,
+            directory_reused: false,
         }
     }
 
