@@ -614,7 +614,14 @@ impl NoopPath {
                 s(filter),
                 s("modifyTimestamp uSNChanged entryCSN"),
             ],
-            NoopPath::ReadInFull => [s(pks), s("sub"), s(filter), s("* nTSecurityDescriptor")],
+            NoopPath::ReadInFull => [
+                s(pks),
+                s("sub"),
+                s(filter),
+                s(
+                    "* nTSecurityDescriptor msPKI-Enrollment-Servers modifyTimestamp uSNChanged entryCSN",
+                ),
+            ],
         }
     }
 }

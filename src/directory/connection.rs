@@ -629,25 +629,11 @@ impl Directory {
                 base,
                 Scope::Subtree,
                 super::snapshot::PKS_FILTER,
-                &["modifyTimestamp", "uSNChanged", "entryCSN"],
+                &MARKER_ATTRS,
                 true,
             )
             .await?;
-        let highest = |attr: &str| {
-            entries
-                .iter()
-                .filter_map(|e| e.strings(attr).ok())
-                .flatten()
-                .max_by(|a, b| (a.len(), a).cmp(&(b.len(), b)))
-                .unwrap_or_default()
-        };
-        Ok(format!(
-            "{}/{}/{}/{}",
-            entries.len(),
-            highest("modifyTimestamp"),
-            highest("uSNChanged"),
-            highest("entryCSN")
-        ))
+        Ok(change_marker_of(&entries))
     }
 
     /// The rootDSE (base search of the empty DN), with the server's change
@@ -1198,6 +1184,31 @@ fn non_dn_bind_hint(form: &NameForm) -> String {
          or DOMAIN\\name in a simple bind; a server that takes only DNs (OpenLDAP, the lab) \
          refuses every other form; a DN always works",
         form.describe()
+    )
+}
+
+/// What [`change_marker_of`] reads of each entry.
+pub const MARKER_ATTRS: [&str; 3] = ["modifyTimestamp", "uSNChanged", "entryCSN"];
+
+/// The change marker ([`Directory::change_marker`]) of `entries`, the result
+/// of a search of Public Key Services that asked for [`MARKER_ATTRS`]: a
+/// read of everything that asks for them too gives its own marker, exactly
+/// as a marker search made at that moment would.
+pub fn change_marker_of(entries: &[Entry]) -> String {
+    let highest = |attr: &str| {
+        entries
+            .iter()
+            .filter_map(|e| e.strings(attr).ok())
+            .flatten()
+            .max_by(|a, b| (a.len(), a).cmp(&(b.len(), b)))
+            .unwrap_or_default()
+    };
+    format!(
+        "{}/{}/{}/{}",
+        entries.len(),
+        highest("modifyTimestamp"),
+        highest("uSNChanged"),
+        highest("entryCSN")
     )
 }
 

@@ -10,13 +10,14 @@
 //!    NTAuth, AIA and CDP objects in one paged subtree search.
 //!
 //! Step 4 is the one whose cost grows with the template count. A reader that
-//! kept an earlier read of it (the pulse, in the store's saved snapshot)
-//! offers it, with the markers read just before it
-//! ([`PksMarkers`]): when the server's database-wide change value
-//! ([`super::server_marker`], from the rootDSE of step 1, or one base search)
-//! or else the change marker of Public Key Services
-//! ([`Directory::change_marker`]) has not moved since, the earlier entries
-//! are what the directory holds and step 4 is not made.
+//! keeps its reads (the pulse, in the store's saved snapshot) also gets the
+//! markers they were made at ([`PksMarkers`]): the server's database-wide
+//! change value ([`super::server_marker`]: AD's comes with the rootDSE of
+//! step 1, slapd's takes one base search), read before the rest, and the
+//! change marker of Public Key Services, computed from step 4's own entries.
+//! Offered such a read, a later one skips step 4 while the server's value
+//! has not moved, or else while the change marker (one search of three
+//! small attributes per object, [`Directory::change_marker`]) has not.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -297,27 +298,23 @@ impl Directory {
         let earlier = earlier.filter(|e| {
             e.url == self.url() && e.raw.naming == naming && e.raw.account.dn == account_entry.dn
         });
-        let mut pks_marker = None;
         let kept = match earlier.map(|e| (e, reuse(e.markers.as_ref(), server.as_deref()))) {
             Some((e, Reuse::Yes)) => Some(e),
             Some((e, Reuse::IfPksMarkerIs(want))) => {
-                let now = self.change_marker(&pks).await?;
-                let same = now == want;
-                pks_marker = Some(now);
-                same.then_some(e)
+                (self.change_marker(&pks).await? == want).then_some(e)
             }
             Some((_, Reuse::No)) | None => None,
         };
         let (entries, markers, reused) = match kept {
             Some(e) => (Arc::clone(&e.raw.entries), e.markers.clone(), true),
             None => {
-                let pks_marker = match (pks_marker, markers) {
-                    (Some(m), _) => Some(m),
-                    (None, true) => Some(self.change_marker(&pks).await?),
-                    (None, false) => None,
-                };
+                // The read's own marker (it asks for the marker's
+                // attributes): the same as a marker search made with it.
                 let entries = self.read_public_key_services(&pks).await?;
-                let markers = pks_marker.map(|pks| PksMarkers { server, pks });
+                let markers = markers.then(|| PksMarkers {
+                    server,
+                    pks: super::connection::change_marker_of(&entries),
+                });
                 (Arc::new(entries), markers, false)
             }
         };
@@ -339,10 +336,12 @@ impl Directory {
         })
     }
 
-    /// Every PKI object under Public Key Services, in one paged search.
+    /// Every PKI object under Public Key Services, in one paged search, with
+    /// the attributes of its change marker.
     async fn read_public_key_services(&mut self, pks: &str) -> Result<Vec<Entry>, DirectoryError> {
         let mut attrs: Vec<&str> = vec!["*", "nTSecurityDescriptor"];
         attrs.extend(TEMPLATE_ATTRS);
+        attrs.extend(super::connection::MARKER_ATTRS);
         let entries = self
             .search(pks, Scope::Subtree, PKS_FILTER, &attrs, true)
             .await?;
