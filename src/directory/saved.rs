@@ -18,6 +18,7 @@
 //! wrong shape, a bad base64 value, an unknown format or more than
 //! [`MAX_ENTRIES`] entries is an error naming the place, never a panic.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -47,9 +48,12 @@ pub struct SavedSnapshot {
     pub raw: RawSnapshot,
 }
 
+/// The file's shape. Reading borrows the file's strings where they need no
+/// unescaping (base64 values never do), so that parsing a large Public Key
+/// Services allocates for the decoded bytes, not for each value's text too.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileForm {
+struct FileForm<'a> {
     format: u32,
     #[serde(with = "time::serde::rfc3339")]
     taken_at: OffsetDateTime,
@@ -57,9 +61,12 @@ struct FileForm {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     markers: Option<MarkersForm>,
     naming: NamingForm,
-    account: EntryForm,
-    groups: Vec<EntryForm>,
-    entries: Vec<EntryForm>,
+    #[serde(borrow)]
+    account: EntryForm<'a>,
+    #[serde(borrow)]
+    groups: Vec<EntryForm<'a>>,
+    #[serde(borrow)]
+    entries: Vec<EntryForm<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -79,34 +86,41 @@ struct NamingForm {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EntryForm {
-    dn: String,
-    attributes: BTreeMap<String, Vec<String>>,
+struct EntryForm<'a> {
+    #[serde(borrow)]
+    dn: Cow<'a, str>,
+    #[serde(borrow)]
+    attributes: BTreeMap<Cow<'a, str>, Vec<Cow<'a, str>>>,
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-impl EntryForm {
-    fn of(e: &Entry) -> EntryForm {
+impl<'a> EntryForm<'a> {
+    fn of(e: &'a Entry) -> EntryForm<'a> {
         EntryForm {
-            dn: e.dn.clone(),
+            dn: Cow::Borrowed(&e.dn),
             attributes: e
                 .attributes()
-                .map(|(k, v)| (k.to_string(), v.iter().map(|b| b64().encode(b)).collect()))
+                .map(|(k, v)| {
+                    (
+                        Cow::Borrowed(k),
+                        v.iter().map(|b| Cow::Owned(b64().encode(b))).collect(),
+                    )
+                })
                 .collect(),
         }
     }
 
     fn entry(self, place: &str) -> Result<Entry, String> {
-        let mut entry = Entry::new(self.dn);
+        let mut entry = Entry::new(self.dn.into_owned());
         for (name, values) in self.attributes {
             let bytes = values
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    b64().decode(v).map_err(|e| {
+                    b64().decode(v.as_bytes()).map_err(|e| {
                         format!(
                             "{place} {}: attribute {name}: value {}: not base64 ({e})",
                             entry.dn,

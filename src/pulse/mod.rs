@@ -98,6 +98,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         account,
         saved,
         reused,
+        earlier,
     } = match read_directory(policy, named.as_deref(), now).await {
         Ok(s) => s,
         Err(e) => {
@@ -146,7 +147,7 @@ pub async fn pulse(policy: &Policy, options: PulseOptions) -> Result<Report, Pul
         .await
         .map_err(|e| PulseError::Setup(format!("waiting for the store lock: {e}")))??;
     let recovered = store.recover(&lock)?;
-    saved_snapshot::save(&store, &lock, saved);
+    saved_snapshot::save(&store, &lock, saved, earlier.as_ref());
     let observed = Observation::new(
         policy,
         snapshot,
@@ -314,6 +315,8 @@ struct DirectoryRead {
     saved: SavedSnapshot,
     /// Whether Public Key Services was the saved snapshot's, not read again.
     reused: bool,
+    /// The saved snapshot the read was offered (to write it only if changed).
+    earlier: Option<saved_snapshot::Known>,
 }
 
 /// Reads the directory for the account `named` (else the bind's identity),
@@ -328,7 +331,7 @@ async fn read_directory(
     let mut dir = Directory::connect(&policy.directory).await?;
     let read = match dir.account_for(named) {
         Ok(account) => dir
-            .snapshot_with_entries(&account, earlier.as_deref())
+            .snapshot_with_entries(&account, earlier.as_ref().map(|k| &*k.saved))
             .await
             .map(|s| (s, account)),
         Err(e) => Err(e),
@@ -352,6 +355,7 @@ async fn read_directory(
             raw: read.raw,
         },
         reused: read.reused,
+        earlier,
     })
 }
 

@@ -20,7 +20,14 @@ use crate::store::{FileStamp, Store, StoreLock};
 /// pulses for more forgets one to remember another, rather than grow).
 const REMEMBERED: usize = 64;
 
-type Memo = HashMap<PathBuf, (FileStamp, Arc<SavedSnapshot>)>;
+/// A version of a store's saved snapshot file and what it holds.
+#[derive(Clone)]
+pub(super) struct Known {
+    stamp: FileStamp,
+    pub saved: Arc<SavedSnapshot>,
+}
+
+type Memo = HashMap<PathBuf, Known>;
 
 fn memo<T>(f: impl FnOnce(&mut Memo) -> T) -> T {
     static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
@@ -28,7 +35,7 @@ fn memo<T>(f: impl FnOnce(&mut Memo) -> T) -> T {
     f(memo.get_or_insert_with(Default::default))
 }
 
-fn remember(root: &Path, stamp: FileStamp, saved: Arc<SavedSnapshot>) {
+fn remember(root: &Path, known: Known) {
     memo(|m| {
         if m.len() >= REMEMBERED
             && !m.contains_key(root)
@@ -36,7 +43,7 @@ fn remember(root: &Path, stamp: FileStamp, saved: Arc<SavedSnapshot>) {
         {
             m.remove(&other);
         }
-        m.insert(root.to_path_buf(), (stamp, saved));
+        m.insert(root.to_path_buf(), known);
     });
 }
 
@@ -49,18 +56,14 @@ fn forget(root: &Path) {
 /// place, and what is remembered of it is tied to the version (stamp) read.
 /// A file that cannot be read or parsed is no earlier read (the pulse reads
 /// the directory in full and writes a new one).
-pub(super) fn earlier(root: &Path) -> Option<Arc<SavedSnapshot>> {
+pub(super) fn earlier(root: &Path) -> Option<Known> {
     if !root.exists() {
         return None;
     }
     let store = Store::open(root).ok()?;
     let stamp = store.directory_snapshot_stamp()?;
-    if let Some(saved) = memo(|m| {
-        m.get(root)
-            .filter(|(s, _)| *s == stamp)
-            .map(|(_, saved)| Arc::clone(saved))
-    }) {
-        return Some(saved);
+    if let Some(known) = memo(|m| m.get(root).filter(|k| k.stamp == stamp).cloned()) {
+        return Some(known);
     }
     let bytes = store.read_directory_snapshot().ok()??;
     let saved = match SavedSnapshot::parse(&bytes) {
@@ -70,25 +73,27 @@ pub(super) fn earlier(root: &Path) -> Option<Arc<SavedSnapshot>> {
             return None;
         }
     };
-    // Remembered only if the file read is still the one stamped.
-    if store.directory_snapshot_stamp() == Some(stamp) {
-        remember(root, stamp, Arc::clone(&saved));
-    }
-    Some(saved)
+    // Known only if the file read is still the one stamped.
+    (store.directory_snapshot_stamp() == Some(stamp)).then(|| {
+        let known = Known { stamp, saved };
+        remember(root, known.clone());
+        known
+    })
 }
 
 /// Keeps `saved` in the store for `status` while the directory is
 /// unreachable, and for the next pulse's [`earlier`]. Not being able to is a
 /// warning: this pulse needs no copy, and the previous one stays (the write
-/// is atomic). Written only when its content changed.
-pub(super) fn save(store: &Store, lock: &StoreLock, saved: SavedSnapshot) {
+/// is atomic). Written only when its content changed: when `earlier` (what
+/// this pulse's [`earlier`] found) is still the file in place and holds the
+/// same, nothing is read or encoded.
+pub(super) fn save(store: &Store, lock: &StoreLock, saved: SavedSnapshot, earlier: Option<&Known>) {
     let root = store.root().to_path_buf();
-    if let Some(stamp) = store.directory_snapshot_stamp()
-        && memo(|m| {
-            m.get(&root)
-                .is_some_and(|(s, known)| *s == stamp && known.same_content(&saved))
-        })
+    if let (Some(stamp), Some(known)) = (store.directory_snapshot_stamp(), earlier)
+        && known.stamp == stamp
+        && known.saved.same_content(&saved)
     {
+        remember(&root, known.clone());
         return;
     }
     let old = store.read_directory_snapshot().ok().flatten();
@@ -102,7 +107,13 @@ pub(super) fn save(store: &Store, lock: &StoreLock, saved: SavedSnapshot) {
     // The store's lock is held: the file now in place is the one just
     // compared or written.
     match (&written, store.directory_snapshot_stamp()) {
-        (Ok(()), Some(stamp)) => remember(&root, stamp, Arc::new(saved)),
+        (Ok(()), Some(stamp)) => remember(
+            &root,
+            Known {
+                stamp,
+                saved: Arc::new(saved),
+            },
+        ),
         _ => forget(&root),
     }
     if let Err(e) = written {
