@@ -17,8 +17,10 @@ use crate::directory::saved::SavedSnapshot;
 use crate::store::{FileStamp, Store, StoreLock};
 
 /// Stores remembered at once (a worker has one or two; a process that
-/// pulses for more forgets one to remember another, rather than grow).
-const REMEMBERED: usize = 64;
+/// pulses for more forgets one to remember another, rather than grow: each
+/// holds a whole Public Key Services, some megabytes with hundreds of
+/// templates).
+const REMEMBERED: usize = 8;
 
 /// A version of a store's saved snapshot file and what it holds.
 #[derive(Clone)]
