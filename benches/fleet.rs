@@ -29,7 +29,11 @@
 //!    restarted with its clock there too (libfaketime): each renewal is a
 //!    CMS request signed by the host's old key, and the CA must agree that
 //!    it is due, or it refuses it;
-//! 3. a no-op wave (nothing due).
+//! 3. a no-op wave (nothing due);
+//!
+//! then no-op pulses of one host one at a time on each of the three ways a
+//! pulse finds Public Key Services (unchanged, after a write elsewhere, read
+//! in full), each against an `ldapsearch` of that pulse's largest search.
 //!
 //! Nothing a server sees is shared between hosts. After each issuing wave it
 //! checks that every issued certificate is recorded exactly once in the CA
