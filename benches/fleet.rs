@@ -658,18 +658,19 @@ fn ldapsearch_floor(fleet: &Fleet, path: NoopPath) -> (Duration, f64, f64) {
     let (c0, s0) = (children_cpu(), cpu_of(fleet.slapd_pid));
     let start = Instant::now();
     for _ in 0..FLOOR_ROUNDS {
-        let out = std::process::Command::new("ldapsearch")
-            .env("LDAPTLS_CACERT", &fleet.lab.tls_ca_file)
-            .args(["-LLL", "-ZZ", "-x", "-H", &fleet.lab.url, "-D", &dn, "-y"])
-            .arg(&secret)
-            .args(["-E", "pr=500/noprompt", "-b", &base, "-s", &scope, &filter])
-            .args(attrs.split(' '))
-            .output()
-            .expect("ldapsearch runs");
-        assert!(
-            out.status.success(),
-            "ldapsearch: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ldap_tool(
+            ldap_tool(fleet, "ldapsearch", &dn, &secret)
+                .args([
+                    "-LLL",
+                    "-E",
+                    "pr=500/noprompt",
+                    "-b",
+                    &base,
+                    "-s",
+                    &scope,
+                    &filter,
+                ])
+                .args(attrs.split(' ')),
         );
     }
     let wall = start.elapsed() / FLOOR_ROUNDS as u32;
@@ -689,25 +690,34 @@ fn write_elsewhere(fleet: &Fleet, round: usize) {
     );
     let file = fleet.lab.dir.join("elsewhere.ldif");
     std::fs::write(&file, ldif).expect("LDIF written");
-    let out = std::process::Command::new("ldapmodify")
-        .env("LDAPTLS_CACERT", &fleet.lab.tls_ca_file)
-        .args([
-            "-x",
-            "-ZZ",
-            "-H",
-            &fleet.lab.url,
-            "-D",
+    run_ldap_tool(
+        ldap_tool(
+            fleet,
+            "ldapmodify",
             &fleet.lab.admin_dn,
-            "-y",
-        ])
-        .arg(fleet.lab.dir.join("admin.secret"))
+            &fleet.lab.dir.join("admin.secret"),
+        )
         .arg("-f")
-        .arg(&file)
-        .output()
-        .expect("ldapmodify runs");
+        .arg(&file),
+    );
+}
+
+/// One of OpenLDAP's tools against the lab: StartTLS (verified against the
+/// lab's CA) and a simple bind as `dn` with the password in `secret`.
+fn ldap_tool(fleet: &Fleet, tool: &str, dn: &str, secret: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(tool);
+    cmd.env("LDAPTLS_CACERT", &fleet.lab.tls_ca_file)
+        .args(["-ZZ", "-x", "-H", &fleet.lab.url, "-D", dn, "-y"])
+        .arg(secret);
+    cmd
+}
+
+/// Runs `cmd` to its end; a failure stops the bench with its message.
+fn run_ldap_tool(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("the LDAP tool runs");
     assert!(
         out.status.success(),
-        "ldapmodify: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -49,25 +49,33 @@ impl Directory {
         under: &str,
     ) -> Result<ServerMarkerSource, DirectoryError> {
         let root = self.base_entry("", &[USN, DSA, "namingContexts"]).await?;
-        if let Some(root) = &root
-            && usn_marker(root)?.is_some()
+        let source = match &root {
+            Some(root) => self.source_in(root, under)?,
+            None => ServerMarkerSource::Unavailable,
+        };
+        if let ServerMarkerSource::ContextCsn { .. } = &source
+            && self.server_marker(&source).await?.is_none()
         {
+            return Ok(ServerMarkerSource::Unavailable);
+        }
+        Ok(source)
+    }
+
+    /// Where the server whose rootDSE is `root` (read with [`ROOT_ATTRS`]
+    /// and `namingContexts`) would show its change value for `under`: AD's
+    /// USN when the rootDSE has it, else the `contextCSN` of the naming
+    /// context holding `under` (not yet read, so perhaps absent).
+    fn source_in(&self, root: &Entry, under: &str) -> Result<ServerMarkerSource, DirectoryError> {
+        if usn_marker(root)?.is_some() {
             return Ok(ServerMarkerSource::HighestCommittedUsn);
         }
-        let contexts = match &root {
-            Some(root) => root
-                .strings("namingContexts")
-                .map_err(|e| self.content(e))?,
-            None => Vec::new(),
-        };
-        let Some(context) = naming_context_of(under, &contexts) else {
-            return Ok(ServerMarkerSource::Unavailable);
-        };
-        let source = ServerMarkerSource::ContextCsn {
-            naming_context: context.to_string(),
-        };
-        Ok(match self.server_marker(&source).await? {
-            Some(_) => source,
+        let contexts = root
+            .strings("namingContexts")
+            .map_err(|e| self.content(e))?;
+        Ok(match naming_context_of(under, &contexts) {
+            Some(context) => ServerMarkerSource::ContextCsn {
+                naming_context: context.to_string(),
+            },
             None => ServerMarkerSource::Unavailable,
         })
     }
@@ -105,19 +113,10 @@ impl Directory {
         root: &Entry,
         under: &str,
     ) -> Result<Option<String>, DirectoryError> {
-        if let Some(usn) = usn_marker(root)? {
-            return Ok(Some(usn));
+        match self.source_in(root, under)? {
+            ServerMarkerSource::HighestCommittedUsn => usn_marker(root),
+            source => self.server_marker(&source).await,
         }
-        let contexts = root
-            .strings("namingContexts")
-            .map_err(|e| self.content(e))?;
-        let Some(context) = naming_context_of(under, &contexts) else {
-            return Ok(None);
-        };
-        let source = ServerMarkerSource::ContextCsn {
-            naming_context: context.to_string(),
-        };
-        self.server_marker(&source).await
     }
 
     async fn base_entry(

@@ -766,36 +766,21 @@ mod tests {
 
     #[test]
     fn an_earlier_read_stands_while_its_markers_do() {
+        let pks = "7/20261207100000Z//csn1";
         let at = |server: Option<&str>| PksMarkers {
             server: server.map(str::to_string),
-            pks: "7/20261207100000Z//csn1".into(),
+            pks: pks.into(),
         };
         let (usn, other) = (Some("dc01/500"), Some("dc01/501"));
         let cases: &[(Option<PksMarkers>, Option<&str>, Reuse)] = &[
             // Nothing written since: no search of Public Key Services at all.
             (Some(at(usn)), usn, Reuse::Yes),
             // Something written somewhere: its own marker decides.
-            (
-                Some(at(usn)),
-                other,
-                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
-            ),
+            (Some(at(usn)), other, Reuse::IfPksMarkerIs(pks)),
             // The server stopped showing its value, or never did.
-            (
-                Some(at(usn)),
-                None,
-                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
-            ),
-            (
-                Some(at(None)),
-                None,
-                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
-            ),
-            (
-                Some(at(None)),
-                usn,
-                Reuse::IfPksMarkerIs("7/20261207100000Z//csn1"),
-            ),
+            (Some(at(usn)), None, Reuse::IfPksMarkerIs(pks)),
+            (Some(at(None)), None, Reuse::IfPksMarkerIs(pks)),
+            (Some(at(None)), usn, Reuse::IfPksMarkerIs(pks)),
             // A file from before the markers: read everything.
             (None, usn, Reuse::No),
             (None, None, Reuse::No),

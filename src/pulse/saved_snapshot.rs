@@ -59,10 +59,7 @@ fn forget(root: &Path) {
 /// A file that cannot be read or parsed is no earlier read (the pulse reads
 /// the directory in full and writes a new one).
 pub(super) fn earlier(root: &Path) -> Option<Known> {
-    if !root.exists() {
-        return None;
-    }
-    let store = Store::open(root).ok()?;
+    let store = Store::for_reading(root);
     let stamp = store.directory_snapshot_stamp()?;
     if let Some(known) = memo(|m| m.get(root).filter(|k| k.stamp == stamp).cloned()) {
         return Some(known);

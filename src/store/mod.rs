@@ -78,14 +78,7 @@ impl Store {
     /// link is refused ([`StoreError::Link`]) before anything is changed in
     /// or through it; only `root` itself, which the policy names, may be one.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        let store = Store {
-            layout: Layout {
-                root: root.to_path_buf(),
-            },
-            fs: Fs {
-                faults: Faults::from_env(),
-            },
-        };
+        let store = Store::for_reading(root);
         for dir in store.layout.dirs() {
             let links = if dir == store.layout.root {
                 fsutil::Links::Follow
@@ -95,6 +88,21 @@ impl Store {
             store.fs.ensure_dir(&dir, links)?;
         }
         Ok(store)
+    }
+
+    /// The store at `root` as it is, for reading before anything may be
+    /// touched (the saved directory snapshot, before the directory was
+    /// read): no folder is made or tightened, and a reader of a missing
+    /// part gets its error. Writers use [`Store::open`].
+    pub fn for_reading(root: &Path) -> Store {
+        Store {
+            layout: Layout {
+                root: root.to_path_buf(),
+            },
+            fs: Fs {
+                faults: Faults::from_env(),
+            },
+        }
     }
 
     /// The store's root folder.
